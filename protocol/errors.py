@@ -1,0 +1,49 @@
+"""The stable error codes of the protocol, with what each means.
+
+A code never changes meaning once published; ``PROTOCOL.md`` lists them all
+and a test keeps the two in step. Clients should branch on ``code``, never on
+``message``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+ERROR_CODES: Final[dict[str, str]] = {
+    # malformed input: the frame or body changed nothing, the socket stays open
+    "bad_json": "The frame or body is not valid JSON.",
+    "unknown_type": "The frame's `type` is not a message of this direction.",
+    "missing_field": "A required field is missing.",
+    "invalid_field": "A field has the wrong type or an invalid value.",
+    "out_of_range": "A number is outside its allowed range (coordinates, NaN, infinity).",
+    "unsupported_version": "None of the offered protocol versions is spoken by this server.",
+    # session
+    "hello_required": "The first frame on a worker socket must be `hello`.",
+    "already_hello": "`hello` was sent twice on one socket.",
+    "unauthorized": "The token is missing, malformed, expired or signed with another key.",
+    "forbidden": "The token is valid but not for this kind of client.",
+    "rate_limited": "Too many frames; slow down.",
+    # offers and jobs
+    "offer_not_found": "No such offer was ever made to this worker.",
+    "offer_expired": "The offer was made to this worker but is no longer open.",
+    "offer_taken": "Another worker accepted the order first.",
+    "order_cancelled": "The customer cancelled the order.",
+    "job_not_found": "This worker holds no job for that order.",
+    "illegal_step": "That progress step does not follow the job's current step.",
+    "offer_pending": "Answer the open offer before changing status.",
+    "active_job": "Finish or hand back the active jobs before pausing or going offline.",
+    "wrong_city": "The order or offer belongs to another city than the worker's.",
+    # orders (HTTP)
+    "order_not_found": "No such order, or it belongs to another customer.",
+    "not_cancellable": "The order can no longer be cancelled (service started or order ended).",
+    "idempotency_conflict": "This Idempotency-Key was used with a different body.",
+    "bad_request": "The request is malformed (for example a bad Idempotency-Key).",
+    # ours
+    "unavailable": "The server cannot reach its store; retry with backoff.",
+    "internal": "An unexpected server error; it has been logged.",
+}
+
+
+def message(code: str) -> str:
+    """The human-readable text for ``code``."""
+    return ERROR_CODES[code]

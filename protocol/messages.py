@@ -1,0 +1,327 @@
+"""Every message on the wire, as msgspec Structs.
+
+This module is the wire format and nothing else: it imports nothing from
+``server`` or ``simulator``. Worker apps, customer clients, the simulator and
+the load test all build their frames from these types.
+
+Conventions (documented in ``protocol/PROTOCOL.md``):
+
+- Frames are JSON objects with a ``type`` tag. Each direction has one tagged
+  union: :data:`WorkerMessage` (worker to server), :data:`ServerMessage`
+  (server to worker) and :data:`LiveMessage` (server to a customer following an
+  order).
+- Times are integers: milliseconds since the Unix epoch (UTC).
+- Any client message may carry an ``id`` chosen by the client; the server's
+  ``ack`` or ``error`` reply echoes it.
+- Schema evolution: new fields always get defaults, so old frames keep
+  decoding; a tag is never reused for a different message.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+
+# Redis geo sets (and Web Mercator maps) stop at +-85.05112878 degrees of latitude.
+Latitude = Annotated[float, Meta(ge=-85.05112878, le=85.05112878)]
+Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
+Millis = Annotated[int, Meta(ge=0)]
+ClientId = Annotated[str, Meta(max_length=64)]
+Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+Text = Annotated[str, Meta(max_length=500)]
+
+
+class OrderState(StrEnum):
+    """Where an order is in its lifecycle (see ``server/core/order_states.py``)."""
+
+    CREATED = "created"
+    DISPATCHING = "dispatching"
+    OFFERED = "offered"
+    ASSIGNED = "assigned"
+    ARRIVED = "arrived"
+    STARTED = "started"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    UNASSIGNED = "unassigned"
+
+
+class WorkerState(StrEnum):
+    """What a worker can be asked to do (see ``server/core/worker_states.py``)."""
+
+    OFFLINE = "offline"
+    PAUSED = "paused"
+    AVAILABLE = "available"
+    OFFERED = "offered"
+    ON_JOB = "on_job"
+
+
+class OfferMode(StrEnum):
+    """How an order is offered: to one worker at a time, or to the top K at once."""
+
+    SEQUENTIAL = "sequential"
+    BROADCAST = "broadcast"
+
+
+class Point(Struct, frozen=True):
+    """A place on the map, in WGS84 degrees."""
+
+    lat: Latitude
+    lng: Longitude
+
+
+# ---------------------------------------------------------------- worker -> server
+
+
+class Fix(Struct, frozen=True):
+    """One position sample from the worker's device."""
+
+    lat: Latitude
+    lng: Longitude
+    at: Millis
+    accuracy: Annotated[float, Meta(ge=0)] | None = None
+    heading: Annotated[float, Meta(ge=0, lt=360)] | None = None
+    speed: Annotated[float, Meta(ge=0)] | None = None
+
+
+class Hello(Struct, frozen=True, tag="hello"):
+    """First frame from a worker: protocol versions it speaks, and its token if
+    it did not send one at the handshake."""
+
+    versions: Annotated[list[int], Meta(min_length=1, max_length=16)]
+    id: ClientId | None = None
+    token: str | None = None
+    app: Text | None = None
+
+
+class LocationReported(Struct, frozen=True, tag="location"):
+    """One or more position samples, oldest first (at most 50 per frame)."""
+
+    points: Annotated[list[Fix], Meta(min_length=1, max_length=50)]
+    id: ClientId | None = None
+
+
+class ChangeStatus(Struct, frozen=True, tag="status"):
+    """The worker starts or ends a shift, or takes a break."""
+
+    status: Literal["available", "paused", "offline"]
+    id: ClientId | None = None
+
+
+class OfferReceived(Struct, frozen=True, tag="offer_received"):
+    """Delivery acknowledgement: the app has shown the offer to the worker."""
+
+    offer_id: str
+    id: ClientId | None = None
+
+
+class AcceptOffer(Struct, frozen=True, tag="accept"):
+    """The worker takes the order behind this offer."""
+
+    offer_id: str
+    id: ClientId | None = None
+
+
+class RejectOffer(Struct, frozen=True, tag="reject"):
+    """The worker declines the offer."""
+
+    offer_id: str
+    reason: Literal["busy", "too_far", "other"] = "other"
+    id: ClientId | None = None
+
+
+class ReportProgress(Struct, frozen=True, tag="progress"):
+    """The worker has reached the next service step of one of its jobs."""
+
+    order_id: str
+    step: Literal["arrived", "started", "completed"]
+    id: ClientId | None = None
+
+
+class Ping(Struct, frozen=True, tag="ping"):
+    """Keep-alive; answered with ``ack``."""
+
+    id: ClientId | None = None
+
+
+WorkerMessage = (
+    Hello
+    | LocationReported
+    | ChangeStatus
+    | OfferReceived
+    | AcceptOffer
+    | RejectOffer
+    | ReportProgress
+    | Ping
+)
+
+# ---------------------------------------------------------------- server -> worker
+
+
+class Job(Struct, frozen=True):
+    """An order assigned to the worker."""
+
+    order_id: str
+    state: OrderState
+    skill: str
+    pickup: Point
+    dropoff: Point | None = None
+    note: str | None = None
+
+
+class OfferMade(Struct, frozen=True, tag="offer"):
+    """An order offered to this worker until ``expires_at``. Answer with
+    ``offer_received`` at once, then ``accept`` or ``reject``."""
+
+    offer_id: str
+    order_id: str
+    skill: str
+    pickup: Point
+    distance_m: float
+    expires_at: Millis
+    sent_at: Millis
+    mode: OfferMode = OfferMode.SEQUENTIAL
+    dropoff: Point | None = None
+    note: str | None = None
+
+
+class Welcome(Struct, frozen=True, tag="welcome"):
+    """Reply to ``hello``: the chosen protocol version and the worker's state,
+    including an offer it still holds and the jobs it has."""
+
+    version: int
+    worker_id: str
+    city: str
+    state: WorkerState
+    node: str
+    offer: OfferMade | None = None
+    jobs: list[Job] = msgspec.field(default_factory=list)
+    id: ClientId | None = None
+
+
+class OfferWithdrawn(Struct, frozen=True, tag="offer_withdrawn"):
+    """An offer the worker held is gone: ``taken`` by another worker,
+    ``cancelled`` by the customer, or ``expired``."""
+
+    offer_id: str
+    order_id: str
+    reason: Literal["taken", "cancelled", "expired"]
+
+
+class JobCancelled(Struct, frozen=True, tag="job_cancelled"):
+    """The customer cancelled an order the worker had accepted."""
+
+    order_id: str
+    reason: Literal["customer"] = "customer"
+
+
+class Ack(Struct, frozen=True, tag="ack"):
+    """A client message was applied. ``job`` is set when an accept succeeded;
+    ``state`` is the worker's state after the change."""
+
+    id: ClientId | None = None
+    state: WorkerState | None = None
+    job: Job | None = None
+    server_time: Millis | None = None
+
+
+class Error(Struct, frozen=True, tag="error"):
+    """A client message was refused and changed nothing. ``code`` is stable
+    (see PROTOCOL.md); ``message`` is for people."""
+
+    code: str
+    message: str
+    id: ClientId | None = None
+
+
+ServerMessage = Welcome | OfferMade | OfferWithdrawn | JobCancelled | Ack | Error
+
+# ---------------------------------------------------------------- customers (HTTP)
+
+
+class CreateOrder(Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/orders``."""
+
+    city: Name
+    skill: Name
+    pickup: Point
+    dropoff: Point | None = None
+    mode: OfferMode | None = None
+    note: Text | None = None
+
+
+class OrderEvent(Struct, frozen=True):
+    """One step in an order's history. ``id`` orders events and is what a
+    client passes back as ``after`` to resume."""
+
+    id: str
+    type: str
+    at: Millis
+    state: OrderState
+    worker: str | None = None
+    offer_id: str | None = None
+    reason: str | None = None
+
+
+class Position(Struct, frozen=True):
+    """Where the assigned worker was last seen."""
+
+    worker: str
+    lat: float
+    lng: float
+    at: Millis
+
+
+class OrderView(Struct, frozen=True):
+    """An order as its customer sees it (``GET /v1/orders/{id}``)."""
+
+    id: str
+    city: str
+    skill: str
+    mode: OfferMode
+    state: OrderState
+    customer: str
+    pickup: Point
+    created_at: Millis
+    dropoff: Point | None = None
+    note: str | None = None
+    worker: str | None = None
+    position: Position | None = None
+    events: list[OrderEvent] = msgspec.field(default_factory=list)
+
+
+class HttpError(Struct, frozen=True):
+    """Body of every 4xx/5xx answer."""
+
+    code: str
+    message: str
+
+
+# ---------------------------------------------------------------- server -> customer (live)
+
+
+class Snapshot(Struct, frozen=True, tag="snapshot"):
+    """First frame on a live order socket: the order now, with the events the
+    client has not seen (all of them unless it sent ``after``)."""
+
+    order: OrderView
+
+
+class EventHappened(Struct, frozen=True, tag="event"):
+    """A new step in the order's history."""
+
+    event: OrderEvent
+
+
+class WorkerMoved(Struct, frozen=True, tag="position"):
+    """The assigned worker's latest position."""
+
+    position: Position
+
+
+LiveMessage = Snapshot | EventHappened | WorkerMoved | Error

@@ -1,0 +1,1 @@
+"""The dispatch server: pure core, Redis store, endpoints and background loops."""

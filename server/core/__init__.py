@@ -1,0 +1,6 @@
+"""The pure core: state machines, ranking and policies.
+
+Nothing in this package does I/O, reads the clock or draws random numbers
+(``server/core/ruff.toml`` bans the imports); time and randomness come in as
+arguments, so all of it is tested with plain synchronous pytest.
+"""

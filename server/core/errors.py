@@ -1,0 +1,43 @@
+"""Errors of the dispatch rules.
+
+::
+
+    DispatchError                 something about an order or worker was refused
+    ├── ClientError               the client's fault; carries a stable ``code``
+    │   └── IllegalTransition     an event that the state's table row lacks
+    └── ServerFault               ours: a broken invariant or an unreachable store
+
+Every ``ClientError.code`` is documented in ``protocol/PROTOCOL.md``.
+"""
+
+from __future__ import annotations
+
+
+class DispatchError(Exception):
+    """Base of every error the dispatch rules raise."""
+
+
+class ClientError(DispatchError):
+    """A request that the rules refuse; nothing was changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class IllegalTransition(ClientError):
+    """``event`` is not allowed in ``state`` for this kind of machine."""
+
+    def __init__(self, machine: str, state: str, event: str, code: str | None = None) -> None:
+        super().__init__(
+            code or "illegal_transition",
+            f"{machine}: {event!r} is not allowed in state {state!r}",
+        )
+        self.machine = machine
+        self.state = state
+        self.event = event
+
+
+class ServerFault(DispatchError):
+    """Our fault: the store is unreachable or an invariant broke."""

@@ -1,0 +1,91 @@
+"""The worker's dispatch state: one transition table, and the one function that reads it.
+
+Rule 1: everything that decides a worker's next state lives in this file; the
+Redis scripts get the table rendered into them (``server/store/scripts.py``).
+
+A worker is a candidate for offers only when ``available``. ``on_job`` means
+its jobs fill its capacity; a worker with room for more jobs (capacity > 1)
+goes back to ``available`` through ``free`` right after it accepts.
+
+::
+
+    offline ⇄ paused ⇄ available ─offer→ offered ─accept→ on_job ─free→ available
+       ▲__________________│  ▲                 │                ▲
+                             └─release─────────┘   (reject, expire, taken, cancelled)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final
+
+from protocol.messages import WorkerState
+
+from server.core.errors import IllegalTransition
+
+__all__ = [
+    "NEEDS_NO_JOBS",
+    "REFUSAL_CODES",
+    "STATUS_EVENTS",
+    "TRANSITIONS",
+    "WorkerEventType",
+    "WorkerState",
+    "next_state",
+]
+
+
+class WorkerEventType(StrEnum):
+    """What can happen to a worker."""
+
+    GO_AVAILABLE = "go_available"
+    PAUSE = "pause"
+    GO_OFFLINE = "go_offline"
+    OFFER = "offer"
+    RELEASE = "release"
+    ACCEPT = "accept"
+    FREE = "free"
+
+
+S = WorkerState
+E = WorkerEventType
+
+TRANSITIONS: Final[dict[WorkerState, dict[WorkerEventType, WorkerState]]] = {
+    S.OFFLINE: {E.GO_AVAILABLE: S.AVAILABLE, E.PAUSE: S.PAUSED, E.GO_OFFLINE: S.OFFLINE},
+    S.PAUSED: {E.GO_AVAILABLE: S.AVAILABLE, E.PAUSE: S.PAUSED, E.GO_OFFLINE: S.OFFLINE},
+    S.AVAILABLE: {
+        E.GO_AVAILABLE: S.AVAILABLE,
+        E.PAUSE: S.PAUSED,
+        E.GO_OFFLINE: S.OFFLINE,
+        E.OFFER: S.OFFERED,
+        E.FREE: S.AVAILABLE,
+    },
+    S.OFFERED: {E.RELEASE: S.AVAILABLE, E.ACCEPT: S.ON_JOB},
+    S.ON_JOB: {E.FREE: S.AVAILABLE},
+}
+
+# The status a worker asks for, as the event that gets it there.
+STATUS_EVENTS: Final[dict[str, WorkerEventType]] = {
+    "available": E.GO_AVAILABLE,
+    "paused": E.PAUSE,
+    "offline": E.GO_OFFLINE,
+}
+
+# Status changes that a worker holding a job may not make: its jobs must end first.
+NEEDS_NO_JOBS: Final[frozenset[WorkerEventType]] = frozenset({E.PAUSE, E.GO_OFFLINE})
+
+# Why a status change is refused, by the state that refuses it.
+REFUSAL_CODES: Final[dict[WorkerState, str]] = {
+    S.OFFERED: "offer_pending",
+    S.ON_JOB: "active_job",
+}
+
+
+def next_state(state: WorkerState, event: WorkerEventType, jobs: int = 0) -> WorkerState:
+    """The state after ``event`` for a worker holding ``jobs`` jobs; raises
+    :class:`IllegalTransition` if the table has no entry or the worker must end its jobs first."""
+    if jobs and event in NEEDS_NO_JOBS:
+        raise IllegalTransition("worker", state, event, "active_job")
+    try:
+        return TRANSITIONS[state][event]
+    except KeyError:
+        raise IllegalTransition("worker", state, event, REFUSAL_CODES.get(state)) from None

