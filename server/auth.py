@@ -100,5 +100,5 @@ def verify(secret: str, token: str | None, role: Role) -> Identity:
 def bearer(header: str | None) -> str | None:
     """The token in an ``Authorization: Bearer <token>`` header, if any."""
     if header and header[:7].lower() == "bearer ":
-        return header[7:].strip()
+        return header[7:].strip() or None
     return None

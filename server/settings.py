@@ -22,8 +22,9 @@ from msgspec import Meta
 
 from protocol.messages import OfferMode
 
-Positive = Annotated[float, Meta(gt=0)]
-PositiveInt = Annotated[int, Meta(gt=0)]
+# Bounded above so that inf and nan are refused too.
+Positive = Annotated[float, Meta(gt=0, le=1e6)]
+PositiveInt = Annotated[int, Meta(gt=0, le=10**9)]
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -55,8 +56,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         steps = self.radius_steps_km
         if not steps or any(b <= a for a, b in itertools.pairwise(steps)):
             raise ValueError("radius_steps_km must be a non-empty, strictly increasing list")
-        if steps[0] <= 0:
-            raise ValueError("radius_steps_km must be positive")
+        if not all(0 < step <= 20_000 for step in steps):  # also refuses nan and inf
+            raise ValueError("radius_steps_km must be between 0 and 20000 km")
 
     @property
     def node(self) -> str:

@@ -11,6 +11,7 @@ so a slow machine can scale them all at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -25,9 +26,10 @@ from typing import Any, TypeVar
 import httpx
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from protocol import codec
-from protocol.messages import Hello, OfferMade, ServerMessage, Welcome
+from protocol.messages import Hello, LiveMessage, OfferMade, ServerMessage, Welcome
 from server import auth
 from server.embedded_redis import EmbeddedRedis
 
@@ -236,8 +238,38 @@ class Customer:
                 return data
             await asyncio.sleep(0.02)
 
+    async def live(self, oid: str, after: str | None = None) -> LiveClient:
+        base = str(self.http.base_url).replace("http://", "ws://").rstrip("/")
+        query = f"?after={after}" if after else ""
+        ws = await connect(
+            f"{base}/v1/orders/{oid}/live{query}",
+            additional_headers={"Authorization": f"Bearer {self.token}"},
+        )
+        return LiveClient(ws)
+
     async def close(self) -> None:
         await self.http.aclose()
+
+
+class LiveClient:
+    """A customer following one order over the live WebSocket."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def next_frame(self, timeout: float = 5.0) -> LiveMessage:
+        raw = await asyncio.wait_for(self.ws.recv(), timeout * UNIT)
+        return codec.live_decoder.decode(raw)
+
+    async def closed(self, timeout: float = 5.0) -> int | None:
+        """Wait for the server to close the socket; return its close code."""
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.wait_for(self.ws.recv(), timeout * UNIT)
+        return self.ws.close_code
+
+    async def close(self) -> None:
+        await self.ws.close()
 
 
 def repo_root() -> Path:

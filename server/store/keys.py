@@ -17,9 +17,9 @@ OfferId = NewType("OfferId", str)
 WorkerId = NewType("WorkerId", str)
 City = NewType("City", str)
 
-CITY_PATTERN = re.compile(r"^[a-z0-9_-]{1,32}$")
-ORDER_PATTERN = re.compile(r"^([a-z0-9_-]{1,32})\.([0-9a-z]{8,40})$")
-OFFER_PATTERN = re.compile(r"^([a-z0-9_-]{1,32}\.[0-9a-z]{8,40})/([0-9]{1,9})$")
+CITY_PATTERN = re.compile(r"^[a-z0-9_-]{1,32}\Z")
+ORDER_PATTERN = re.compile(r"^([a-z0-9_-]{1,32})\.([0-9a-z]{8,40})\Z")
+OFFER_PATTERN = re.compile(r"^([a-z0-9_-]{1,32}\.[0-9a-z]{8,40})/([0-9]{1,9})\Z")
 
 CITIES = "d:cities"
 

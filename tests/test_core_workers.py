@@ -1,0 +1,115 @@
+"""The worker state machine (``server/core/worker_states.py``), over its whole table.
+
+Every (state, event) pair is tried, with and without jobs in hand; refusals
+carry the code that tells the worker why. Plain synchronous tests.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from server.core.errors import IllegalTransition
+from server.core.worker_states import (
+    NEEDS_NO_JOBS,
+    STATUS_EVENTS,
+    TRANSITIONS,
+    WorkerEventType,
+    WorkerState,
+    next_state,
+)
+
+S = WorkerState
+E = WorkerEventType
+
+LEGAL = [
+    pytest.param(state, event, after, id=f"{state}-{event}")
+    for state, row in TRANSITIONS.items()
+    for event, after in row.items()
+]
+ILLEGAL = [
+    pytest.param(state, event, id=f"{state}-{event}")
+    for state, event in itertools.product(WorkerState, WorkerEventType)
+    if event not in TRANSITIONS.get(state, {})
+]
+EXPECTED_REFUSAL = {S.OFFERED: "offer_pending", S.ON_JOB: "active_job"}
+
+
+def test_cross_product_is_split_between_legal_and_illegal() -> None:
+    """Every (state, event) pair is tested exactly once, as legal or as illegal."""
+    assert len(LEGAL) + len(ILLEGAL) == len(WorkerState) * len(WorkerEventType)
+    assert LEGAL
+    assert ILLEGAL
+
+
+def test_table_has_a_row_for_every_state() -> None:
+    """The transition table lists every worker state."""
+    assert set(TRANSITIONS) == set(WorkerState)
+
+
+@pytest.mark.parametrize(("state", "event", "after"), LEGAL)
+def test_legal_pair_gives_table_state(state: S, event: E, after: S) -> None:
+    """A pair in the table moves a worker without jobs to the table's next state."""
+    assert next_state(state, event) is after
+
+
+@pytest.mark.parametrize(("state", "event"), ILLEGAL)
+def test_illegal_pair_is_refused(state: S, event: E) -> None:
+    """A pair missing from the table raises IllegalTransition with the state's refusal code."""
+    with pytest.raises(IllegalTransition) as caught:
+        next_state(state, event)
+    error = caught.value
+    assert error.machine == "worker"
+    assert error.state == state
+    assert error.event == event
+    assert error.code == EXPECTED_REFUSAL.get(state, "illegal_transition")
+
+
+@pytest.mark.parametrize("event", sorted(NEEDS_NO_JOBS))
+@pytest.mark.parametrize("state", list(WorkerState))
+def test_worker_with_a_job_cannot_pause_or_go_offline(state: S, event: E) -> None:
+    """With a job in hand, pause and go_offline are refused with code active_job, in any state."""
+    with pytest.raises(IllegalTransition) as caught:
+        next_state(state, event, jobs=1)
+    assert caught.value.code == "active_job"
+    assert caught.value.machine == "worker"
+
+
+def test_needs_no_jobs_is_pause_and_go_offline() -> None:
+    """Exactly the two status changes that take a worker off duty need it to hold no jobs."""
+    assert {E.PAUSE, E.GO_OFFLINE} == NEEDS_NO_JOBS
+
+
+@pytest.mark.parametrize(
+    ("state", "event", "after"),
+    [p for p in LEGAL if p.values[1] not in NEEDS_NO_JOBS],
+)
+def test_jobs_do_not_change_other_transitions(state: S, event: E, after: S) -> None:
+    """A worker holding a job (capacity > 1) moves like one without for every other event."""
+    assert next_state(state, event, jobs=1) is after
+
+
+@pytest.mark.parametrize("event", [e for e in WorkerEventType if e not in TRANSITIONS[S.OFFERED]])
+def test_refusals_while_offered_say_offer_pending(event: E) -> None:
+    """A worker holding an offer is refused anything but accept/release with code offer_pending."""
+    with pytest.raises(IllegalTransition) as caught:
+        next_state(S.OFFERED, event)
+    assert caught.value.code == "offer_pending"
+
+
+def test_status_events_cover_the_three_statuses() -> None:
+    """A worker can ask to be available, paused or offline, and nothing else."""
+    assert set(STATUS_EVENTS) == {"available", "paused", "offline"}
+
+
+@pytest.mark.parametrize("status", sorted(STATUS_EVENTS))
+@pytest.mark.parametrize("state", [S.OFFLINE, S.PAUSED, S.AVAILABLE])
+def test_status_event_leads_to_that_status(state: S, status: str) -> None:
+    """From any off-job state, the event for a status puts the worker in that status."""
+    assert next_state(state, STATUS_EVENTS[status]) is WorkerState(status)
+
+
+def test_only_available_worker_can_take_an_offer() -> None:
+    """Offer is legal from available and from no other state."""
+    assert {s for s, row in TRANSITIONS.items() if E.OFFER in row} == {S.AVAILABLE}

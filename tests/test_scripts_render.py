@@ -1,0 +1,228 @@
+"""Rendering the core's rules into Lua (``server/store/scripts.py``) and key names
+(``server/store/keys.py``). Pure string work: no Redis is started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import resources
+
+import pytest
+
+from server.core import order_states, worker_states
+from server.store import keys, scripts
+
+CITY = keys.City("paris")
+
+
+def _sections() -> dict[str, str]:
+    """The rendered rules by Lua local name: ``{"ORDER_T": "{...}", ...}``."""
+    sections: dict[str, str] = {}
+    for chunk in ("\n" + scripts.rules()).split("\nlocal ")[1:]:
+        name, _, body = chunk.partition(" = ")
+        sections[name] = body
+    return sections
+
+
+def _row(table: str, state: str) -> str:
+    """The line of a rendered transition table that holds ``state``'s row."""
+    (line,) = [ln for ln in _sections()[table].splitlines() if ln.startswith(f"  ['{state}'] = ")]
+    return line
+
+
+def _hash_tag(key: str) -> str:
+    """The part of ``key`` that Redis Cluster hashes: the first non-empty ``{...}``, else all."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start >= 0 and end > start + 1 else key
+
+
+def test_rules_define_every_table() -> None:
+    """The rendered rules define each table the scripts read."""
+    assert set(_sections()) == {
+        "ORDER_T",
+        "WORKER_T",
+        "TERMINAL",
+        "RECORDED",
+        "CREATED_EVENT",
+        "NEEDS_NO_JOBS",
+        "REFUSAL",
+    }
+
+
+@pytest.mark.parametrize(
+    ("table", "transitions"),
+    [("ORDER_T", order_states.TRANSITIONS), ("WORKER_T", worker_states.TRANSITIONS)],
+)
+def test_rules_render_every_transition(table: str, transitions: dict[str, dict[str, str]]) -> None:
+    """Each state's Lua row holds exactly its table entries, event to next state."""
+    for state, row in transitions.items():
+        line = _row(table, state)
+        for event, after in row.items():
+            assert f"['{event}'] = '{after}'" in line
+        assert line.count("] = '") == len(row)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        *order_states.OrderState,
+        *order_states.OrderEventType,
+        *worker_states.WorkerState,
+        *worker_states.WorkerEventType,
+    ],
+)
+def test_rules_mention_every_state_and_event(name: str) -> None:
+    """Every state and event of both machines appears, quoted, in the rendered rules."""
+    assert f"'{name}'" in scripts.rules()
+
+
+def test_rules_render_the_other_tables() -> None:
+    """Terminal states, recorded names, jobs rule and refusal codes are rendered from the core."""
+    sections = _sections()
+    for state in order_states.TERMINAL:
+        assert f"['{state}'] = true" in sections["TERMINAL"]
+    for event, name in order_states.RECORDED_AS.items():
+        assert f"['{event}'] = '{name}'" in sections["RECORDED"]
+    assert sections["CREATED_EVENT"] == f"'{order_states.CREATED_EVENT}'"
+    for worker_event in worker_states.NEEDS_NO_JOBS:
+        assert f"['{worker_event}'] = true" in sections["NEEDS_NO_JOBS"]
+    for worker_state, code in worker_states.REFUSAL_CODES.items():
+        assert f"['{worker_state}'] = '{code}'" in sections["REFUSAL"]
+
+
+@pytest.mark.parametrize("name", [*scripts.SCRIPT_NAMES, "prelude"])
+def test_every_script_has_a_file(name: str) -> None:
+    """Each named script, and the shared prelude, is a packaged Lua file."""
+    assert (resources.files("server.store") / "lua" / f"{name}.lua").is_file()
+
+
+def test_every_lua_file_is_a_named_script() -> None:
+    """No Lua file lies unused: each is the prelude or a script in SCRIPT_NAMES."""
+    files = {
+        p.name.removesuffix(".lua")
+        for p in (resources.files("server.store") / "lua").iterdir()
+        if p.name.endswith(".lua")
+    }
+    assert files == {*scripts.SCRIPT_NAMES, "prelude"}
+
+
+@pytest.mark.parametrize("value", ["it's", 'say "hi"', "a]]b", "a b", "a\nb", ""])
+def test_lua_str_refuses_unsafe_values(value: str) -> None:
+    """A value that could break out of a Lua string literal is refused."""
+    with pytest.raises(ValueError, match="not a safe Lua"):
+        scripts._lua_str(value)
+
+
+def test_lua_str_quotes_identifiers() -> None:
+    """A plain identifier is rendered as a single-quoted Lua string."""
+    assert scripts._lua_str("give_up") == "'give_up'"
+
+
+@pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
+def test_source_is_rules_then_prelude_then_script(name: str) -> None:
+    """A script's source is the rendered rules, then the prelude, then its own text."""
+    lua = resources.files("server.store") / "lua"
+    expected = "\n".join(
+        [scripts.rules(), (lua / "prelude.lua").read_text(), (lua / f"{name}.lua").read_text()]
+    )
+    assert scripts.source(name).startswith(scripts.rules() + "\n")
+    assert scripts.source(name) == expected
+
+
+def test_sources_holds_every_script() -> None:
+    """sources() gives every named script's full source."""
+    assert scripts.sources() == {name: scripts.source(name) for name in scripts.SCRIPT_NAMES}
+
+
+# ---------------------------------------------------------------- keys
+
+
+def test_new_order_id_round_trips_its_city() -> None:
+    """A fresh order id names its city, and two fresh ids differ."""
+    oid = keys.new_order_id(CITY)
+    assert keys.city_of(oid) == CITY
+    assert oid != keys.new_order_id(CITY)
+
+
+@pytest.mark.parametrize("attempt", [0, 1, 42, 999_999_999])
+def test_offer_id_round_trips_its_order(attempt: int) -> None:
+    """An offer id names the order it was made for."""
+    oid = keys.new_order_id(CITY)
+    assert keys.order_of(keys.offer_id(oid, attempt)) == oid
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "paris",
+        "paris.",
+        ".0123456789abcdef",
+        "paris.short",
+        "Paris.0123456789abcdef",
+        "paris.0123456789ABCDEF",
+        "par is.0123456789abcdef",
+        "paris.0123456789abcdef/1",
+        "paris.0123456789abcdef.x",
+        "a" * 33 + ".0123456789abcdef",
+    ],
+)
+def test_malformed_order_id_has_no_city(text: str) -> None:
+    """A string that is not an order id (an offer id included) gives no city."""
+    assert keys.city_of(text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "paris.0123456789abcdef",
+        "paris.0123456789abcdef/",
+        "paris.0123456789abcdef/x",
+        "paris.0123456789abcdef/1234567890",
+        "paris.short/1",
+        "paris.0123456789abcdef/1/2",
+    ],
+)
+def test_malformed_offer_id_has_no_order(text: str) -> None:
+    """A string that is not an offer id (an order id included) gives no order."""
+    assert keys.order_of(text) is None
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        lambda: keys.city_of("paris.0123456789abcdef\n"),
+        lambda: keys.order_of("paris.0123456789abcdef/1\n"),
+        lambda: keys.CITY_PATTERN.match("paris\n"),
+    ],
+    ids=["city_of", "order_of", "CITY_PATTERN"],
+)
+def test_trailing_newline_is_not_an_id(check: Callable[[], object]) -> None:
+    """An id or city with a trailing newline is refused like any other malformed one."""
+    assert check() is None
+
+
+def test_every_key_of_an_order_shares_its_city_hash_tag() -> None:
+    """All keys a script touches for one order hash to the order's city (Redis Cluster slot)."""
+    oid = keys.new_order_id(CITY)
+    built = [
+        keys.order(oid),
+        keys.tried(oid),
+        keys.events(oid),
+        keys.timers(CITY),
+        keys.geo(CITY),
+        keys.seen(CITY),
+        keys.worker(CITY, "w1"),
+        keys.worker(CITY, "w{odd}"),
+    ]
+    assert {_hash_tag(k) for k in built} == {CITY}
+    assert len(set(built)) == len(built)
+
+
+def test_keys_of_different_cities_do_not_share_a_tag() -> None:
+    """Two cities' keys carry different hash tags."""
+    other = keys.City("lyon")
+    assert _hash_tag(keys.geo(CITY)) != _hash_tag(keys.geo(other))
+    assert _hash_tag(keys.order(keys.new_order_id(other))) == other

@@ -1,0 +1,391 @@
+"""Settings loading (``server/settings.py``) and signed tokens (``server/auth.py``).
+
+Synchronous tests: the environment is passed in as a mapping, the settings file
+is written to ``tmp_path``, and tokens are minted with a fixed ``now``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+from pathlib import Path
+
+import jwt
+import pytest
+
+from protocol.messages import OfferMode
+from server import auth, settings
+from server.settings import Settings, SettingsError
+
+# ---------------------------------------------------------------- settings
+
+# A non-default value for every field, as the environment spells it.
+FULL_ENV = {
+    "DISPATCH_HOST": "0.0.0.0",
+    "DISPATCH_PORT": "9001",
+    "REDIS_URL": "redis://cache:6380/2",
+    "DISPATCH_DATA_DIR": "/srv/redis",
+    "DISPATCH_NODE_ID": "node-a",
+    "DISPATCH_JWT_SECRET": "s" * 40,
+    "DISPATCH_TOKEN_TTL_S": "60",
+    "DISPATCH_OFFER_MODE": "broadcast",
+    "DISPATCH_OFFER_TIMEOUT_S": "2.5",
+    "DISPATCH_BROADCAST_SIZE": "5",
+    "DISPATCH_RADIUS_STEPS_KM": "0.5,1.5",
+    "DISPATCH_SEARCH_COUNT": "10",
+    "DISPATCH_MAX_DISPATCH_S": "30",
+    "DISPATCH_RETRY_INTERVAL_S": "1.5",
+    "DISPATCH_LOCATION_MAX_AGE_S": "10",
+    "DISPATCH_LOCATION_FLUSH_MS": "5",
+    "DISPATCH_SWEEP_INTERVAL_MS": "50",
+    "DISPATCH_LEASE_MS": "1000",
+    "DISPATCH_MAX_FRAME_BYTES": "1024",
+    "DISPATCH_IDEMPOTENCY_TTL_S": "60",
+    "DISPATCH_LOG_LEVEL": "debug",
+}
+FULL_SETTINGS = Settings(
+    host="0.0.0.0",
+    port=9001,
+    redis_url="redis://cache:6380/2",
+    data_dir="/srv/redis",
+    node_id="node-a",
+    jwt_secret="s" * 40,
+    token_ttl_s=60,
+    offer_mode=OfferMode.BROADCAST,
+    offer_timeout_s=2.5,
+    broadcast_size=5,
+    radius_steps_km=(0.5, 1.5),
+    search_count=10,
+    max_dispatch_s=30.0,
+    retry_interval_s=1.5,
+    location_max_age_s=10.0,
+    location_flush_ms=5,
+    sweep_interval_ms=50,
+    lease_ms=1000,
+    max_frame_bytes=1024,
+    idempotency_ttl_s=60,
+    log_level="debug",
+)
+
+
+def _toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "dispatch.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_env_or_file() -> None:
+    """With an empty environment and no file, the defaults apply."""
+    assert settings.load({}) == Settings()
+
+
+def test_full_env_sample_names_every_field() -> None:
+    """The environment sample below sets every field, so the next test covers them all."""
+    assert set(FULL_ENV) == set(settings.env_names().values())
+    assert all(
+        getattr(FULL_SETTINGS, f) != getattr(Settings(), f) for f in Settings.__struct_fields__
+    )
+
+
+def test_every_field_is_read_from_env() -> None:
+    """Each field is read from DISPATCH_<NAME> (REDIS_URL for redis_url), strings converted."""
+    assert settings.load(FULL_ENV) == FULL_SETTINGS
+
+
+def test_env_names() -> None:
+    """redis_url is read from REDIS_URL, every other field from DISPATCH_<NAME>."""
+    names = settings.env_names()
+    assert names["redis_url"] == "REDIS_URL"
+    assert names["offer_timeout_s"] == "DISPATCH_OFFER_TIMEOUT_S"
+
+
+def test_load_reads_process_environment_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an explicit mapping, load() reads os.environ."""
+    monkeypatch.delenv("DISPATCH_CONFIG", raising=False)
+    monkeypatch.setenv("DISPATCH_SEARCH_COUNT", "7")
+    assert settings.load().search_count == 7
+
+
+def test_file_is_read(tmp_path: Path) -> None:
+    """Values in the TOML file override the defaults."""
+    path = _toml(tmp_path, 'port = 9100\noffer_mode = "broadcast"\nradius_steps_km = [0.5, 2]\n')
+    loaded = settings.load({}, config_file=path)
+    assert loaded.port == 9100
+    assert loaded.offer_mode is OfferMode.BROADCAST
+    assert loaded.radius_steps_km == (0.5, 2.0)
+    assert loaded.host == Settings().host
+
+
+def test_file_named_by_dispatch_config(tmp_path: Path) -> None:
+    """DISPATCH_CONFIG names the settings file when no file is passed."""
+    path = _toml(tmp_path, "broadcast_size = 9\n")
+    assert settings.load({"DISPATCH_CONFIG": str(path)}).broadcast_size == 9
+
+
+def test_env_beats_file(tmp_path: Path) -> None:
+    """An environment variable overrides the same field in the file."""
+    path = _toml(tmp_path, "port = 9100\nlease_ms = 2000\n")
+    loaded = settings.load({"DISPATCH_PORT": "9200"}, config_file=path)
+    assert loaded.port == 9200
+    assert loaded.lease_ms == 2000
+
+
+def test_list_from_comma_string() -> None:
+    """A list field is a comma-separated string in the environment; blanks are ignored."""
+    loaded = settings.load({"DISPATCH_RADIUS_STEPS_KM": " 1, 2.5 ,4,"})
+    assert loaded.radius_steps_km == (1.0, 2.5, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "field"),
+    [
+        ("DISPATCH_PORT", "abc", "port"),
+        ("DISPATCH_PORT", "70000", "port"),
+        ("DISPATCH_OFFER_MODE", "round_robin", "offer_mode"),
+        ("DISPATCH_BROADCAST_SIZE", "0", "broadcast_size"),
+        ("DISPATCH_TOKEN_TTL_S", "1.5", "token_ttl_s"),
+        ("DISPATCH_OFFER_TIMEOUT_S", "0", "offer_timeout_s"),
+        ("DISPATCH_OFFER_TIMEOUT_S", "nan", "offer_timeout_s"),
+        ("DISPATCH_RADIUS_STEPS_KM", "a,2", "radius_steps_km"),
+    ],
+)
+def test_bad_env_value_names_the_field(name: str, value: str, field: str) -> None:
+    """A value of the wrong type or out of range raises SettingsError naming the field."""
+    with pytest.raises(SettingsError, match=field):
+        settings.load({name: value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DISPATCH_OFFER_TIMEOUT_S", "inf"),
+        ("DISPATCH_MAX_DISPATCH_S", "inf"),
+        ("DISPATCH_RADIUS_STEPS_KM", "nan"),
+        ("DISPATCH_RADIUS_STEPS_KM", "1,inf"),
+    ],
+)
+def test_non_finite_value_is_refused(name: str, value: str) -> None:
+    """A duration or radius of inf or nan is refused, not accepted as a number."""
+    with pytest.raises(SettingsError):
+        settings.load({name: value})
+
+
+def test_bad_file_value_names_the_field(tmp_path: Path) -> None:
+    """A wrong value in the file raises SettingsError naming the field."""
+    path = _toml(tmp_path, 'search_count = "many"\n')
+    with pytest.raises(SettingsError, match="search_count"):
+        settings.load({}, config_file=path)
+
+
+@pytest.mark.parametrize("steps", ["2,1", "1,1", "1,3,2", "", "-1,1"])
+def test_radius_steps_must_be_positive_and_increasing(steps: str) -> None:
+    """Radius steps that are empty, repeated, decreasing or not positive are refused."""
+    with pytest.raises(SettingsError, match="radius_steps_km"):
+        settings.load({"DISPATCH_RADIUS_STEPS_KM": steps})
+
+
+def test_radius_steps_in_file_must_increase(tmp_path: Path) -> None:
+    """Non-increasing radius steps in the file are refused too."""
+    path = _toml(tmp_path, "radius_steps_km = [3, 2]\n")
+    with pytest.raises(SettingsError, match="radius_steps_km"):
+        settings.load({}, config_file=path)
+
+
+def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
+    """A key the settings do not have (a typo) is refused, naming the key."""
+    path = _toml(tmp_path, "port = 9000\nofer_timeout_s = 3\n")
+    with pytest.raises(SettingsError, match="ofer_timeout_s"):
+        settings.load({}, config_file=path)
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    """A settings file that cannot be read raises SettingsError naming it."""
+    path = tmp_path / "absent.toml"
+    with pytest.raises(SettingsError, match=r"absent\.toml"):
+        settings.load({}, config_file=path)
+
+
+def test_malformed_toml_is_refused(tmp_path: Path) -> None:
+    """A settings file that is not TOML raises SettingsError."""
+    path = _toml(tmp_path, "port = = 1\n")
+    with pytest.raises(SettingsError, match=r"dispatch\.toml"):
+        settings.load({}, config_file=path)
+
+
+# ---------------------------------------------------------------- auth
+
+# 64 bytes: long enough for HS512, so PyJWT never warns (warnings are errors here).
+SECRET = "0123456789abcdef" * 4
+NOW = time.time()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _forged(alg: str, claims: dict[str, object], secret: str = SECRET) -> str:
+    """A token whose header says ``alg``, signed with HMAC-SHA256 (or unsigned for ``none``)."""
+    header = _b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    signing_input = f"{header}.{body}".encode()
+    signature = (
+        b"" if alg == "none" else hmac.digest(secret.encode(), signing_input, hashlib.sha256)
+    )
+    return f"{header}.{body}.{_b64(signature)}"
+
+
+def _claims(**extra: object) -> dict[str, object]:
+    return {"sub": "c1", "role": "customer", "iat": int(NOW), "exp": int(NOW) + 60, **extra}
+
+
+def _worker_token(**fields: object) -> str:
+    claims = {"sub": "w1", "role": "worker", "iat": int(NOW), "exp": int(NOW) + 60}
+    claims.update(fields)
+    return jwt.encode(claims, SECRET, algorithm="HS256")
+
+
+def test_worker_token_round_trip() -> None:
+    """A minted worker token verifies to its subject, city, skills and capacity."""
+    token = auth.mint(
+        SECRET, "worker", "w1", ttl_s=60, city="paris", skills=["plumbing", "locks"], capacity=2
+    )
+    assert auth.verify(SECRET, token, "worker") == auth.Identity(
+        "w1", "worker", "paris", ("plumbing", "locks"), 2
+    )
+
+
+def test_customer_token_round_trip() -> None:
+    """A minted customer token verifies to its subject and role."""
+    token = auth.mint(SECRET, "customer", "c1", ttl_s=60)
+    assert auth.verify(SECRET, token, "customer") == auth.Identity("c1", "customer")
+
+
+def test_minted_token_expires_after_ttl() -> None:
+    """mint() sets exp to issue time plus ttl_s, both from ``now``."""
+    token = auth.mint(SECRET, "customer", "c1", ttl_s=90, now=1_000_000.7)
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
+    assert (claims["iat"], claims["exp"]) == (1_000_000, 1_000_090)
+
+
+def test_expired_token_is_refused() -> None:
+    """A token past its exp is refused as unauthorized."""
+    token = auth.mint(SECRET, "customer", "c1", ttl_s=60, now=NOW - 3600)
+    with pytest.raises(auth.Unauthorized, match="expired") as caught:
+        auth.verify(SECRET, token, "customer")
+    assert caught.value.code == "unauthorized"
+
+
+def test_wrong_secret_is_refused() -> None:
+    """A token signed with another secret is refused."""
+    token = auth.mint("fedcba9876543210" * 4, "customer", "c1", ttl_s=60)
+    with pytest.raises(auth.Unauthorized):
+        auth.verify(SECRET, token, "customer")
+
+
+def test_forged_hs256_helper_makes_valid_tokens() -> None:
+    """The forging helper's HS256 tokens verify, so the refusals below are about the alg alone."""
+    assert auth.verify(SECRET, _forged("HS256", _claims()), "customer").subject == "c1"
+
+
+@pytest.mark.parametrize("alg", ["none", "HS384", "HS512", "RS256", "ES256", "PS256"])
+def test_only_hs256_is_accepted(alg: str) -> None:
+    """A header naming any algorithm but HS256 is refused, even with a valid HMAC-SHA256 MAC."""
+    with pytest.raises(auth.Unauthorized) as caught:
+        auth.verify(SECRET, _forged(alg, _claims()), "customer")
+    assert caught.value.code == "unauthorized"
+
+
+def test_genuine_hs384_token_is_refused() -> None:
+    """A token properly signed with HS384 and the right secret is refused: the alg is pinned."""
+    token = jwt.encode(_claims(), SECRET, algorithm="HS384")
+    with pytest.raises(auth.Unauthorized):
+        auth.verify(SECRET, token, "customer")
+
+
+@pytest.mark.parametrize("claim", ["exp", "sub", "role"])
+def test_required_claim_missing_is_refused(claim: str) -> None:
+    """A token without exp, sub or role is refused."""
+    claims = _claims()
+    del claims[claim]
+    with pytest.raises(auth.Unauthorized):
+        auth.verify(SECRET, jwt.encode(claims, SECRET, algorithm="HS256"), "customer")
+
+
+@pytest.mark.parametrize("token", [None, ""])
+def test_missing_token_is_refused(token: str | None) -> None:
+    """No token at all is refused as unauthorized."""
+    with pytest.raises(auth.Unauthorized, match="missing"):
+        auth.verify(SECRET, token, "customer")
+
+
+@pytest.mark.parametrize("token", ["garbage", "a.b.c", "a.b"])
+def test_malformed_token_is_refused(token: str) -> None:
+    """A string that is not a JWT is refused as unauthorized."""
+    with pytest.raises(auth.Unauthorized):
+        auth.verify(SECRET, token, "customer")
+
+
+@pytest.mark.parametrize(("role", "wanted"), [("worker", "customer"), ("customer", "worker")])
+def test_role_mismatch_is_forbidden(role: auth.Role, wanted: auth.Role) -> None:
+    """A valid token for the other role raises Forbidden with code forbidden."""
+    token = auth.mint(SECRET, role, "x1", ttl_s=60, city="paris")
+    with pytest.raises(auth.Forbidden) as caught:
+        auth.verify(SECRET, token, wanted)
+    assert caught.value.code == "forbidden"
+
+
+@pytest.mark.parametrize("city", ["", "Paris", "new york", "a" * 33, "paris/1", 7])
+def test_worker_token_needs_a_valid_city(city: object) -> None:
+    """A worker token whose city is empty, badly formed or not a string is refused."""
+    with pytest.raises(auth.Unauthorized, match="city"):
+        auth.verify(SECRET, _worker_token(city=city), "worker")
+
+
+def test_worker_token_without_city_is_refused() -> None:
+    """A worker token with no city claim at all is refused."""
+    with pytest.raises(auth.Unauthorized, match="city"):
+        auth.verify(SECRET, _worker_token(), "worker")
+
+
+@pytest.mark.parametrize(
+    ("fields", "why"),
+    [
+        ({"skills": "plumbing"}, "skills"),
+        ({"skills": ["Plumbing"]}, "skills"),
+        ({"capacity": 0}, "capacity"),
+        ({"capacity": 17}, "capacity"),
+        ({"capacity": "2"}, "capacity"),
+    ],
+)
+def test_worker_token_needs_valid_skills_and_capacity(fields: dict[str, object], why: str) -> None:
+    """A worker token with malformed skills or a capacity outside 1-16 is refused."""
+    with pytest.raises(auth.Unauthorized, match=why):
+        auth.verify(SECRET, _worker_token(city="paris", **fields), "worker")
+
+
+@pytest.mark.parametrize("subject", ["a" * 65, "w1,w2"])
+def test_subject_must_be_short_and_comma_free(subject: str) -> None:
+    """A subject longer than 64 characters or holding a comma is refused."""
+    with pytest.raises(auth.Unauthorized):
+        auth.verify(SECRET, _forged("HS256", _claims(sub=subject)), "customer")
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [
+        ("Bearer abc.def.ghi", "abc.def.ghi"),
+        ("bearer abc", "abc"),
+        ("BEARER   abc  ", "abc"),
+        ("Basic dXNlcjpwYXNz", None),
+        ("Bearerabc", None),
+        ("abc", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_bearer_header_parsing(header: str | None, token: str | None) -> None:
+    """bearer() takes the token from a case-insensitive 'Bearer <token>' header, else None."""
+    assert auth.bearer(header) == token
