@@ -11,6 +11,8 @@ Decoding raises :class:`msgspec.DecodeError` for input that is not JSON and
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from protocol.messages import (
@@ -22,6 +24,8 @@ from protocol.messages import (
     ServerMessage,
     WorkerMessage,
 )
+
+_OUT_OF_RANGE = re.compile(r"Expected `(float|int)` [<>]|out of range")
 
 encoder = msgspec.json.Encoder()
 encode = encoder.encode
@@ -44,6 +48,6 @@ def error_code(exc: msgspec.DecodeError) -> str:
         return "unknown_type"
     if "missing required field" in text:
         return "missing_field"
-    if "Expected `float` <=" in text or "Expected `float` >=" in text or "out of range" in text:
+    if _OUT_OF_RANGE.search(text):
         return "out_of_range"
     return "invalid_field"

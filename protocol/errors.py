@@ -22,17 +22,16 @@ ERROR_CODES: Final[dict[str, str]] = {
     "already_hello": "`hello` was sent twice on one socket.",
     "unauthorized": "The token is missing, malformed, expired or signed with another key.",
     "forbidden": "The token is valid but not for this kind of client.",
-    "rate_limited": "Too many frames; slow down.",
     # offers and jobs
     "offer_not_found": "No such offer was ever made to this worker.",
     "offer_expired": "The offer was made to this worker but is no longer open.",
     "offer_taken": "Another worker accepted the order first.",
     "order_cancelled": "The customer cancelled the order.",
     "job_not_found": "This worker holds no job for that order.",
+    "illegal_transition": "The request is not allowed in the current state.",
     "illegal_step": "That progress step does not follow the job's current step.",
     "offer_pending": "Answer the open offer before changing status.",
     "active_job": "Finish or hand back the active jobs before pausing or going offline.",
-    "wrong_city": "The order or offer belongs to another city than the worker's.",
     # orders (HTTP)
     "order_not_found": "No such order, or it belongs to another customer.",
     "not_cancellable": "The order can no longer be cancelled (service started or order ended).",

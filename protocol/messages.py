@@ -33,7 +33,7 @@ Latitude = Annotated[float, Meta(ge=-85.05112878, le=85.05112878)]
 Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
 Millis = Annotated[int, Meta(ge=0)]
 ClientId = Annotated[str, Meta(max_length=64)]
-Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}$")]
+Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}\Z")]
 Text = Annotated[str, Meta(max_length=500)]
 
 
@@ -95,7 +95,7 @@ class Hello(Struct, frozen=True, tag="hello"):
 
     versions: Annotated[list[int], Meta(min_length=1, max_length=16)]
     id: ClientId | None = None
-    token: str | None = None
+    token: Annotated[str, Meta(max_length=4096)] | None = None
     app: Text | None = None
 
 
@@ -182,7 +182,7 @@ class OfferMade(Struct, frozen=True, tag="offer"):
     order_id: str
     skill: str
     pickup: Point
-    distance_m: float
+    distance_m: Annotated[float, Meta(ge=0)]
     expires_at: Millis
     sent_at: Millis
     mode: OfferMode = OfferMode.SEQUENTIAL

@@ -56,5 +56,6 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={
             ClientError: orders_http.client_error,
             StoreUnavailable: orders_http.store_unavailable,
+            Exception: orders_http.internal_error,
         },
     )

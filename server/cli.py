@@ -80,8 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.set_defaults(func=_serve)
 
-    token = sub.add_parser("token", help="mint a development token",
-                           description="Print a signed token (HS256, DISPATCH_JWT_SECRET).")  # fmt: skip
+    token = sub.add_parser(
+        "token",
+        help="mint a development token",
+        description="Print a signed token (HS256, with DISPATCH_JWT_SECRET).",
+    )
     token.add_argument("role", choices=["worker", "customer"])
     token.add_argument("subject", help="the worker's or customer's id")
     token.add_argument("--city", default="metro", help="worker's city (default metro)")

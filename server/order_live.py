@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from protocol import codec
-from protocol.messages import EventHappened, OrderEvent, Snapshot
+from protocol.messages import Error, EventHappened, OrderEvent, Snapshot
 from server import auth
 from server.core.errors import ClientError
 from server.core.order_states import TERMINAL
@@ -24,7 +25,10 @@ from server.runtime import Runtime
 from server.store.keys import OrderId
 from server.store.redis_store import StoreUnavailable
 
+CLOSE_BAD_REQUEST = 4400
 CLOSE_NOT_FOUND = 4404
+CLOSE_STORE_LOST = 1011
+EVENT_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}\Z")
 
 
 def stream_id(event_id: str) -> tuple[int, int]:
@@ -45,14 +49,25 @@ async def live_endpoint(ws: WebSocket) -> None:
     oid = OrderId(ws.path_params["order_id"])
     after = ws.query_params.get("after") or None
     await ws.accept()
+    if after is not None and not EVENT_ID.match(after):
+        await _close_with(ws, "bad_request", "after must be an event id", CLOSE_BAD_REQUEST)
+        return
     queue: asyncio.Queue[bytes] = asyncio.Queue()
-    await rt.hub.watch(oid, queue.put_nowait)
     try:
+        await rt.hub.watch(oid, queue.put_nowait)
         await _follow(ws, rt, oid, me.subject, after, queue)
-    except (WebSocketDisconnect, StoreUnavailable):
+    except WebSocketDisconnect:
         pass
+    except StoreUnavailable as exc:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await _close_with(ws, "unavailable", str(exc), CLOSE_STORE_LOST)
     finally:
         await rt.hub.unwatch(oid, queue.put_nowait)
+
+
+async def _close_with(ws: WebSocket, code: str, text: str, close_code: int) -> None:
+    await ws.send_text(codec.encode(Error(code=code, message=text)).decode())
+    await ws.close(close_code)
 
 
 async def _follow(
@@ -62,10 +77,7 @@ async def _follow(
     try:
         view = await rt.dispatcher.view(oid, customer, after)
     except ClientError as exc:
-        from protocol.messages import Error
-
-        await ws.send_text(codec.encode(Error(code=exc.code, message=exc.message)).decode())
-        await ws.close(CLOSE_NOT_FOUND)
+        await _close_with(ws, exc.code, exc.message, CLOSE_NOT_FOUND)
         return
     await ws.send_text(codec.encode(Snapshot(order=view)).decode())
     last = view.events[-1].id if view.events else after

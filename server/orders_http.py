@@ -8,6 +8,7 @@ so a retry after any failure finds (or finishes creating) the same order.
 
 from __future__ import annotations
 
+import logging
 import re
 
 import msgspec
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from protocol import codec
+from protocol.errors import message
 from protocol.messages import HttpError
 from server import auth
 from server.core.errors import ClientError
@@ -23,6 +25,8 @@ from server.runtime import Runtime
 from server.store import keys
 from server.store.keys import OrderId
 from server.store.redis_store import Refused
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,64}$")
 
@@ -102,6 +106,12 @@ async def cancel_order(request: Request) -> Response:
 async def client_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ClientError)
     return error_response(exc)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    code = "internal"
+    return json_response(HttpError(code=code, message=message(code)), 500)
 
 
 async def store_unavailable(request: Request, exc: Exception) -> Response:

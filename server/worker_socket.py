@@ -52,6 +52,7 @@ HELLO_TIMEOUT_S = 10.0
 CLOSE_REPLACED = 4000
 CLOSE_BAD_VERSION = 4400
 CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
 
 
 class WorkerSession:
@@ -172,8 +173,10 @@ class WorkerSession:
             try:
                 self.identity = auth.verify(self.rt.settings.jwt_secret, hello.token, "worker")
             except ClientError as exc:
-                await self._close_with(Error(code=exc.code, message=exc.message, id=hello.id),
-                                       CLOSE_UNAUTHORIZED)  # fmt: skip
+                close = CLOSE_FORBIDDEN if exc.code == "forbidden" else CLOSE_UNAUTHORIZED
+                await self._close_with(
+                    Error(code=exc.code, message=exc.message, id=hello.id), close
+                )
                 return False
         me = self.identity
         self.rt.hub.attach(me.subject, self)
@@ -245,7 +248,7 @@ class WorkerSession:
                 return Ack(id=msg.id, state=WorkerState(state))
             case OfferReceived():
                 rt.stats["offers_acknowledged"] += 1
-                return Ack(id=msg.id) if msg.id else None
+                return Ack(id=msg.id)
             case Ping():
                 return Ack(id=msg.id, server_time=rt.dispatcher.now())
             case Hello():

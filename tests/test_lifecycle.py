@@ -104,7 +104,7 @@ async def test_timeout_moves_to_next_worker(
 async def test_nobody_near_ends_unassigned_and_customer_is_told(
     server: ServerProcess, customer: Customer, city: str
 ) -> None:
-    """With no worker in range the order retries, then ends unassigned, seen live by the customer."""
+    """With nobody in range the order retries, ends unassigned, and the customer sees it live."""
     far = await WorkerClient.connect(server.ws_url, "far", city, lat=52.70, lng=13.40)
     oid = (await customer.create(city)).json()["id"]
     live = await customer.live(oid)

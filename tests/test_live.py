@@ -9,7 +9,7 @@ from tests.support import Customer, ServerProcess, WorkerClient
 async def test_live_snapshot_events_positions_and_close(
     server: ServerProcess, customer: Customer, city: str
 ) -> None:
-    """The live socket sends the snapshot, each later event once, positions, then closes with 1000."""
+    """The live socket sends a snapshot, each later event once, positions, then closes (1000)."""
     w = await WorkerClient.connect(server.ws_url, "w", city)
     oid = (await customer.create(city)).json()["id"]
     offer = await w.offer()

@@ -76,7 +76,7 @@ async def worker_state(store: Store, city: str, wid: str) -> str:
 
 
 async def test_accept_before_timeout_wins(store: Store, clock: Clock) -> None:
-    """An accept that reaches Redis before the expiry tick assigns the order; the tick then does nothing."""
+    """An accept reaching Redis before the expiry tick assigns; the tick then does nothing."""
     city = unique_city()
     await add_workers(store, city, "a", "b")
     d = dispatcher(store, clock)
@@ -130,7 +130,7 @@ async def test_accept_before_cancel(store: Store, clock: Clock) -> None:
 
 
 async def test_two_accepts_of_one_broadcast(store: Store, clock: Clock) -> None:
-    """Of two workers accepting one broadcast offer, the first wins and the second gets offer_taken."""
+    """Two accepts of one broadcast offer: the first wins, the second gets offer_taken."""
     city = unique_city()
     await add_workers(store, city, "a", "b", "c")
     d = dispatcher(store, clock)
@@ -163,7 +163,7 @@ async def test_reject_of_expired_offer_changes_nothing(store: Store, clock: Cloc
 
 
 async def test_accept_with_foreign_or_stale_offer_id(store: Store, clock: Clock) -> None:
-    """An offer id never made to this worker is offer_not_found; an old attempt's id is offer_expired."""
+    """An offer never made to this worker is offer_not_found; an old attempt is offer_expired."""
     city = unique_city()
     await add_workers(store, city, "a", "b")
     d = dispatcher(store, clock)

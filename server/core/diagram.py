@@ -8,11 +8,16 @@ comments; ``tests/test_docs.py`` fails when they drift from the tables, and
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TypeVar
 
 from server.core import order_states, worker_states
 
 
-def mermaid(table: Mapping[str, Mapping[str, str]], start: str, terminal: frozenset[str]) -> str:
+S = TypeVar("S", bound=str)
+E = TypeVar("E", bound=str)
+
+
+def mermaid(table: Mapping[S, Mapping[E, S]], start: str, terminal: frozenset[S]) -> str:
     """A ``stateDiagram-v2`` with one arrow per (state, event) entry of ``table``."""
     lines = ["stateDiagram-v2", f"    [*] --> {start}"]
     for state, row in table.items():
@@ -44,4 +49,3 @@ def render_into(text: str) -> str:
         _, _, tail = rest.partition(end)
         text = f"{head}{begin}\n```mermaid\n{body}\n```\n{end}{tail}"
     return text
-
