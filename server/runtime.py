@@ -42,7 +42,7 @@ class Runtime:
         url = self.settings.redis_url
         if not url:
             self._embedded = EmbeddedRedis(self.settings.data_dir)
-            url = await asyncio.to_thread(self._embedded.start)
+            url = self._embedded.start()  # main thread: see embedded_redis
         self.redis = aioredis.from_url(url, max_connections=256)
         self.store = Store(self.redis)
         version = await self.store.server_version()
