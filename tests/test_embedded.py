@@ -18,7 +18,7 @@ async def redis_gone(path: Path, timeout: float = 5.0) -> bool:
     deadline = loop.time() + timeout * UNIT
     while loop.time() < deadline:
         try:
-            reader, writer = await asyncio.open_unix_connection(str(path))
+            _reader, writer = await asyncio.open_unix_connection(str(path))
         except OSError:
             return True
         writer.close()

@@ -12,7 +12,6 @@ from typing import TypeVar
 
 from server.core import order_states, worker_states
 
-
 S = TypeVar("S", bound=str)
 E = TypeVar("E", bound=str)
 
