@@ -41,7 +41,7 @@ from server.core.worker_states import STATUS_EVENTS
 from server.settings import Settings
 from server.store import keys
 from server.store.keys import OfferId, OrderId, WorkerId
-from server.store.redis_store import Accepted, Refused, Store, Tick
+from server.store.redis_store import Accepted, Refused, Store, StoreUnavailable, Tick
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +105,19 @@ class Dispatcher:
 
     def dispatch_soon(self, oid: OrderId) -> None:
         """Dispatch ``oid`` in the background (its timer is leased to this node)."""
-        task = asyncio.get_running_loop().create_task(self.dispatch(oid))
+        task = asyncio.get_running_loop().create_task(self.dispatch_logged(oid))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def dispatch_logged(self, oid: OrderId) -> None:
+        """:meth:`dispatch`, logging a failure: the order's lease runs out and
+        a sweeper (this node's or another's) tries again."""
+        try:
+            await self.dispatch(oid)
+        except StoreUnavailable as exc:
+            log.warning("dispatch of %s failed, will be retried: %s", oid, exc)
+        except Exception:
+            log.exception("dispatch of %s failed, will be retried", oid)
 
     async def dispatch(self, oid: OrderId) -> None:
         """Tick the order, and offer it or schedule its next search."""
@@ -159,7 +169,7 @@ class Dispatcher:
             now = self.now()
             due = await self.store.claim_due(city, now, self.lease_until(now), limit)
             claimed += len(due)
-            await asyncio.gather(*(self.dispatch(oid) for oid in due))
+            await asyncio.gather(*(self.dispatch_logged(oid) for oid in due))
         return claimed
 
     # ------------------------------------------------------------ worker actions

@@ -109,6 +109,7 @@ class Store:
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(text) for name, text in sources().items()
         }
+        self._cities: set[str] = set()
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[object]) -> object:
         async with _translated():
@@ -130,8 +131,7 @@ class Store:
     ) -> bool:
         city = keys.city_of(oid) or ""
         flat = [x for pair in fields.items() for x in pair]
-        async with _translated():
-            await self.redis.sadd(keys.CITIES, city)
+        await self._know_city(city)
         result = await self._run(
             "create_order", [keys.order(oid), keys.timers(city)], [oid, now, lease_until, *flat]
         )
@@ -140,6 +140,13 @@ class Store:
     async def claim_due(self, city: str, now: int, lease_until: int, limit: int) -> list[OrderId]:
         result = await self._run("claim_due", [keys.timers(city)], [now, lease_until, limit])
         return [OrderId(_s(x)) for x in cast(list[object], result)]
+
+    async def _know_city(self, city: str) -> None:
+        """Add ``city`` to the set the sweepers walk (once per process)."""
+        if city not in self._cities:
+            async with _translated():
+                await self.redis.sadd(keys.CITIES, city)
+            self._cities.add(city)
 
     async def cities(self) -> list[City]:
         async with _translated():
@@ -284,8 +291,7 @@ class Store:
     async def connect(
         self, city: str, wid: WorkerId, node: str, skills: Sequence[str], capacity: int
     ) -> WorkerRecord:
-        async with _translated():
-            await self.redis.sadd(keys.CITIES, city)
+        await self._know_city(city)
         marks = "," + ",".join(skills) + ","
         result = cast(
             list[object],
@@ -351,10 +357,17 @@ class Store:
         return [_event(entry_id, fields or {}) for entry_id, fields in entries or []]
 
     async def order_view(self, oid: OrderId, after: str | None = None) -> OrderView | None:
-        fields = await self.order_fields(oid)
+        """The order with its events after ``after`` (all if None): one round trip,
+        two when a worker is assigned (its position)."""
+        async with _translated():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(keys.order(oid))
+            pipe.xrange(keys.events(oid), min=f"({after}" if after else "-")
+            raw, entries = await pipe.execute()
+        fields = {_s(k): _s(v) for k, v in raw.items()}
         if not fields:
             return None
-        events = await self.events(oid, after)
+        events = [_event(entry_id, f or {}) for entry_id, f in entries or []]
         worker = fields.get("worker") or None
         position = await self.position(fields["city"], worker) if worker else None
         return view_from_fields(oid, fields, events, position)
