@@ -68,7 +68,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
-def _parser() -> argparse.ArgumentParser:
+CORE_COMMANDS = ("serve", "token")
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; the simulator and bench subcommands (heavier
+    imports) are left out when ``command`` is a core one."""
     parser = argparse.ArgumentParser(
         prog="dispatch", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
     )
@@ -99,18 +104,23 @@ def _parser() -> argparse.ArgumentParser:
                           "simulated fleet through real orders, print what happened.")  # fmt: skip
     demo.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     demo.add_argument("--scenario", default="demo", help="simulator scenario (default demo)")
+    demo.add_argument(
+        "--report",
+        default="demo-report.json",
+        help="where to keep the simulator's JSON report (default demo-report.json)",
+    )
     demo.set_defaults(func=_demo)
 
-    _add_optional(sub)
+    if command not in CORE_COMMANDS:
+        _add_tools(sub)
     return parser
 
 
-def _add_optional(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Subcommands that live in other packages (simulator, benchmark)."""
-    try:
-        from simulator import cli as sim_cli
-    except ImportError:
-        return
+def _add_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Subcommands whose code lives in the simulator and load-test packages."""
+    from loadtest import bench
+    from simulator import cli as sim_cli
+
     sim = sub.add_parser(
         "simulate",
         help="drive a simulated fleet against a running server",
@@ -118,10 +128,19 @@ def _add_optional(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     sim_cli.add_arguments(sim)
     sim.set_defaults(func=sim_cli.run)
+    bench_parser = sub.add_parser(
+        "bench",
+        help="measure the server against the bare stack's limits",
+        description="Measure location ingest, dispatch latency and idle memory, side by side "
+        "with a bare websockets server, on this machine.",
+    )
+    bench.add_arguments(bench_parser)
+    bench_parser.set_defaults(func=bench.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(argv[0] if argv else None).parse_args(argv)
     return int(args.func(args))
 
 

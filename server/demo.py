@@ -9,6 +9,7 @@ simulator's report, and stops everything. It ends by itself.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -18,6 +19,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
+from typing import Any
 
 READY_TIMEOUT_S = 30.0
 
@@ -71,9 +74,43 @@ def run_demo(args: argparse.Namespace) -> int:
             _wait_healthy(url, proc)
             parser = argparse.ArgumentParser(prog="dispatch demo")
             sim_cli.add_arguments(parser)
+            report = Path(data_dir) / "report.json"
             sim_args = parser.parse_args(
-                ["--scenario", args.scenario, "--url", url, "--secret", secret]
-            )
-            return sim_cli.run(sim_args)
+                ["--scenario", args.scenario, "--url", url, "--secret", secret,
+                 "--report", str(report)]
+            )  # fmt: skip
+            status = sim_cli.run(sim_args)
         finally:
             _stop(proc)
+        if report.exists():
+            data = json.loads(report.read_text())
+            kept = Path(args.report)
+            kept.write_text(report.read_text())
+            sys.stdout.write(summary(data) + f"\nfull report: {kept}\n")
+        return status
+
+
+def _ms(stats: dict[str, float]) -> str:
+    return f"p50 {stats.get('p50', 0):.1f} ms, p99 {stats.get('p99', 0):.1f} ms"
+
+
+def summary(report: dict[str, Any]) -> str:
+    """A few lines a person reads after the demo."""
+    orders, lat = report["orders"], report["latency_ms"]
+    offers, workers = report["offers"], report["workers"]
+    return "\n".join([
+        "",
+        f"demo finished in {report['elapsed_s']:.0f} s with {workers['connects']} workers",
+        f"orders: {orders['created']} created, {orders['completed']} completed, "
+        f"{orders['cancelled']} cancelled, {orders['unassigned']} unassigned, "
+        f"{orders['still_open']} still open",
+        f"offers: {offers['received']} received by workers, {offers['accepted']} accepted "
+        f"(answer rate {offers['answer_rate']:.0%}), mean pickup distance "
+        f"{offers['mean_pickup_distance_m']:.0f} m",
+        f"order created -> offer on the worker's phone: {_ms(lat['created_to_offer'])}",
+        f"offer sent -> received: {_ms(lat['offer_delivery'])}",
+        f"time to assign (includes the simulated workers' answer delay): "
+        f"{_ms(lat['time_to_assign'])}",
+        f"accept -> customer notified live: {_ms(lat['assign_to_notified'])}",
+        f"errors: {report['errors'] or 'none'}",
+    ])  # fmt: skip

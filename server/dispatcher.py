@@ -162,6 +162,13 @@ class Dispatcher:
             self.offers_made += 1
         return made, detail
 
+    async def forget_stale(self) -> int:
+        """Drop positions too old to make a worker a candidate, in every city."""
+        before = self.now() - int(self.settings.location_max_age_s * 1000)
+        return sum(
+            [await self.store.forget_stale(city, before) for city in await self.store.cities()]
+        )
+
     async def sweep(self, limit: int = 200) -> int:
         """Claim and tick every due order in every city; how many were due."""
         claimed = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import Counter
 from typing import Any
@@ -26,6 +27,7 @@ from server.store.redis_store import Store, StoreUnavailable
 log = logging.getLogger(__name__)
 
 MIN_REDIS = (6, 2, 0)
+FORGET_STALE_EVERY_S = 5.0
 
 
 class Runtime:
@@ -43,7 +45,10 @@ class Runtime:
         if not url:
             self._embedded = EmbeddedRedis(self.settings.data_dir)
             url = self._embedded.start()  # main thread: see embedded_redis
-        self.redis = aioredis.from_url(url, max_connections=256)
+        # A blocking pool: a burst (10k workers reconnecting) waits for a
+        # connection instead of failing with MaxConnectionsError.
+        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.store = Store(self.redis)
         version = await self.store.server_version()
         if version < MIN_REDIS:
@@ -61,9 +66,12 @@ class Runtime:
 
     async def _sweep_forever(self) -> None:
         interval = self.settings.sweep_interval_ms / 1000
-        while True:
+        forget_every = max(1, int(FORGET_STALE_EVERY_S / interval))
+        for round_ in itertools.count():
             try:
                 await self.dispatcher.sweep()
+                if round_ % forget_every == 0:
+                    await self.dispatcher.forget_stale()
             except StoreUnavailable as exc:
                 log.warning("sweeper: %s", exc)
             except Exception:

@@ -53,6 +53,7 @@ CLOSE_REPLACED = 4000
 CLOSE_BAD_VERSION = 4400
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_STORE_LOST = 1011
 
 
 class WorkerSession:
@@ -115,6 +116,11 @@ class WorkerSession:
             await self._session()
         except WebSocketDisconnect:
             pass
+        except StoreUnavailable as exc:
+            log.warning("worker session ended, store unavailable: %s", exc)
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                code = "unavailable"
+                await self._close_with(Error(code=code, message=message(code)), CLOSE_STORE_LOST)
         finally:
             await self._end()
 
@@ -237,7 +243,8 @@ class WorkerSession:
                 self.jobs.add(oid)
                 job = Job(order_id=oid, state=OrderState(acc.order_state), skill=acc.skill,
                           pickup=acc.pickup, dropoff=acc.dropoff, note=acc.note)  # fmt: skip
-                return Ack(id=msg.id, state=WorkerState(acc.worker_state), job=job)
+                return Ack(id=msg.id, state=WorkerState(acc.worker_state), job=job,
+                           server_time=rt.dispatcher.now())  # fmt: skip
             case RejectOffer(offer_id=offer, reason=reason):
                 state = await rt.dispatcher.reject(wid, me.city, offer, reason)
                 return Ack(id=msg.id, state=WorkerState(state))

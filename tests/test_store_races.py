@@ -247,3 +247,23 @@ async def test_status_change_refused_with_offer_or_job(store: Store, clock: Cloc
     with pytest.raises(Refused) as err:
         await d.set_status(WorkerId("a"), city, "paused")
     assert err.value.code == "active_job"
+
+
+async def test_disconnected_worker_is_no_candidate(store: Store, clock: Clock) -> None:
+    """A worker whose socket closed is not offered orders, though it stays available."""
+    city = unique_city()
+    await add_workers(store, city, "gone", "here")
+    await store.disconnect(city, WorkerId("gone"), "node-x")
+    d = dispatcher(store, clock)
+    oid = await new_order(d, city)
+    assert (await store.order_fields(oid))["holders"] == "here"
+
+
+async def test_forget_stale_drops_only_old_positions(store: Store) -> None:
+    """Positions older than the cut-off leave the geo set; fresh ones stay."""
+    city = unique_city()
+    await add_workers(store, city, "old", "new")
+    await store.write_positions([Fix(city, "old", 13.40, 52.52, T0 - 60_000)])
+    assert await store.forget_stale(city, T0 - 30_000) == 1
+    assert await store.position(city, "old") is None
+    assert await store.position(city, "new") is not None

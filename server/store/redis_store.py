@@ -302,7 +302,14 @@ class Store:
         return WorkerRecord(_s(result[0]), frame if isinstance(frame, bytes) else b"", jobs)
 
     async def disconnect(self, city: str, wid: WorkerId, node: str) -> None:
-        await self._run("disconnect", [keys.worker(city, wid)], [node])
+        await self._run(
+            "disconnect", [keys.worker(city, wid), keys.geo(city), keys.seen(city)], [node, wid]
+        )
+
+    async def forget_stale(self, city: str, before: int, limit: int = 1000) -> int:
+        """Drop up to ``limit`` positions last seen before ``before`` (ms)."""
+        result = await self._run("forget_stale", [keys.geo(city), keys.seen(city)], [before, limit])
+        return int(cast(int, result))
 
     async def write_positions(self, fixes: Sequence[Fix]) -> None:
         """Write a batch of positions: one GEOADD and one ZADD per city."""

@@ -31,6 +31,7 @@ SCRIPT_NAMES = (
     "set_status",
     "connect",
     "disconnect",
+    "forget_stale",
 )
 
 

@@ -1,0 +1,110 @@
+"""The fleet: who each simulated worker is, and the random draws that drive it.
+
+:func:`build_fleet` turns the scenario into one :class:`WorkerProfile` per
+worker (skills, vehicle, speed, start position, token). Every worker has its
+own :class:`random.Random` seeded from the scenario seed, the process index
+and the worker's number, so a run is reproducible worker by worker however
+the fleet is split over processes. :class:`World` bundles what every worker
+of one process shares (clock, scheduler, metrics, order book, city).
+
+Imports only ``simulator`` modules and the standard library.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from simulator.city import City
+from simulator.movement import Grid, Node
+from simulator.orders import OrderBook
+from simulator.scenario import SimConfig, Skill
+from simulator.scheduler import Scheduler
+from simulator.stats import Metrics
+from simulator.tokens import worker_token
+
+KMH = 1000.0 / 3600.0
+
+
+def rng_for(seed: int, proc: int, kind: str, number: int) -> random.Random:
+    """An independent, reproducible random stream for one actor of one process."""
+    return random.Random(f"{seed}/{proc}/{kind}/{number}")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerProfile:
+    """One simulated worker: fixed for the whole run."""
+
+    number: int
+    worker_id: str
+    token: str
+    skills: tuple[str, ...]
+    vehicle: str
+    speed_mps: float
+    start: Node
+    seed: str
+
+
+@dataclass(slots=True)
+class World:
+    """What the workers and customers of one process share."""
+
+    config: SimConfig
+    city_name: str
+    city: City
+    grid: Grid
+    scheduler: Scheduler
+    metrics: Metrics
+    book: OrderBook
+    ws_base: str
+    stopping: bool = False
+
+    def skill(self, name: str) -> Skill | None:
+        """The scenario's settings for a skill, if it has any."""
+        return self.config.skills.get(name)
+
+
+def build_fleet(
+    config: SimConfig, proc: int, count: int, city_name: str, city: City, grid: Grid
+) -> list[WorkerProfile]:
+    """The profiles of this process's ``count`` workers."""
+    ttl = config.duration_s + config.grace_s + 3600
+    skills = sorted(config.skills)
+    vehicles = sorted(config.workers.vehicles.items())
+    profiles = []
+    for n in range(count):
+        rng = rng_for(config.seed, proc, "worker", n)
+        have = [s for s in skills if rng.random() < config.skills[s].worker_share]
+        if not have:
+            weights = [config.skills[s].worker_share + 1e-9 for s in skills]
+            have = rng.choices(skills, weights=weights)
+        name, vehicle = rng.choices(vehicles, weights=[v.share for _, v in vehicles])[0]
+        speed = rng.uniform(*vehicle.speed_kmh) * KMH * config.speed_factor
+        worker_id = f"{city_name}-w{n:05d}"
+        token = worker_token(config.secret, worker_id, city_name, have, ttl)
+        start = grid.node(*city.sample(rng))
+        seed = f"{config.seed}/{proc}/behaviour/{n}"
+        profiles.append(WorkerProfile(n, worker_id, token, tuple(have), name, speed, start, seed))
+    return profiles
+
+
+def response_delay(config: SimConfig, rng: random.Random) -> float:
+    """Seconds a worker takes to answer an offer: lognormal around the median, capped."""
+    d = config.workers.response_delay
+    return min(rng.lognormvariate(math.log(d.median_s), d.sigma), d.max_s)
+
+
+def span(rng: random.Random, bounds: tuple[float, float]) -> float:
+    """A uniform draw from a ``[min, max]`` scenario range."""
+    return rng.uniform(bounds[0], bounds[1])
+
+
+def dropoff_node(grid: Grid, pickup: Node, km: tuple[float, float], rng: random.Random) -> Node:
+    """A drop-off intersection at roughly ``km`` (Manhattan) from the pickup, inside the grid."""
+    blocks = max(1, round(span(rng, km) * 1000.0 / grid.block_m))
+    di = rng.randint(-blocks, blocks)
+    dj = (blocks - abs(di)) * rng.choice((-1, 1))
+    i = min(max(pickup[0] + di, grid.i_range[0]), grid.i_range[1])
+    j = min(max(pickup[1] + dj, grid.j_range[0]), grid.j_range[1])
+    return i, j
