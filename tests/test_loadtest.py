@@ -1,0 +1,68 @@
+"""The locust load test, run for a few seconds against a real server.
+
+Locust runs as a subprocess (it is built on gevent and patches the standard
+library, which must not happen inside pytest) with 6 workers and 2 customers
+in a city of their own, and writes its final statistics as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import SECRET, UNIT, ServerProcess, repo_root, unique_city
+
+EXCHANGES = {
+    ("WS", "connect"),
+    ("WS", "hello"),
+    ("WS", "status"),
+    ("WS", "location"),
+    ("WS", "offer"),
+    ("WS", "accept"),
+    ("WS", "progress"),
+    ("WS", "assigned"),
+    ("POST", "POST /v1/orders"),
+    ("GET", "GET /v1/orders/[id]"),
+    ("POST", "POST /v1/orders/[id]/cancel"),
+}
+RUN_S = 10
+
+
+def run_locust(server: ServerProcess, out: Path) -> list[dict[str, Any]]:
+    env = {
+        **os.environ,
+        "DISPATCH_JWT_SECRET": SECRET,
+        "LOADTEST_CITY": unique_city(),
+        "LOADTEST_CANCEL_SHARE": "0.25",  # some cancels in ~40 orders, all but surely
+    }
+    args = [
+        sys.executable, "-m", "locust", "-f", str(repo_root() / "loadtest" / "locustfile.py"),
+        "--headless", "--users", "8", "--spawn-rate", "8", "--run-time", f"{RUN_S}s",
+        "--stop-timeout", "5", "--host", server.url, "--only-summary",
+        "--json-file", str(out), "--loglevel", "WARNING",
+    ]  # fmt: skip
+    done = subprocess.run(
+        args, env=env, cwd=repo_root(), capture_output=True, text=True, timeout=(RUN_S + 50) * UNIT
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    stats: list[dict[str, Any]] = json.loads(out.with_suffix(".json").read_text())
+    return stats
+
+
+@pytest.mark.slow
+def test_locust_drives_every_exchange_without_failures(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """6 worker and 2 customer users for 10 s: each exchange happens, and none fails."""
+    stats = run_locust(server, tmp_path / "locust")
+    seen = {(s["method"], s["name"]): s for s in stats}
+    missing = {e for e in EXCHANGES if seen.get(e, {}).get("num_requests", 0) == 0}
+    assert not missing, f"no requests for {sorted(missing)}; got {sorted(seen)}"
+    failed = {k: s["num_failures"] for k, s in seen.items() if s["num_failures"]}
+    assert not failed, failed
