@@ -48,7 +48,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/orders/{order_id}", orders_http.get_order),
         Route("/v1/orders/{order_id}/cancel", orders_http.cancel_order, methods=["POST"]),
         WebSocketRoute("/v1/orders/{order_id}/live", order_live.live_endpoint),
-        WebSocketRoute("/v1/worker", worker_socket.worker_endpoint),
+        WebSocketRoute("/v1/worker", worker_socket.WorkerEndpoint()),
     ]
     return Starlette(
         routes=routes,

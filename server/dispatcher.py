@@ -77,8 +77,11 @@ class Dispatcher:
 
     # ------------------------------------------------------------ orders
 
-    async def create_order(self, oid: OrderId, customer: str, body: CreateOrder) -> bool:
-        """Create the order (False if it exists: an idempotent retry) and start dispatching."""
+    async def create_order(
+        self, oid: OrderId, customer: str, body: CreateOrder
+    ) -> OrderView | None:
+        """Create the order and start dispatching it; its view as created, or
+        None if it existed already (an idempotent retry)."""
         now = self.now()
         fields = {
             "id": oid, "city": body.city, "skill": body.skill, "customer": customer,
@@ -88,7 +91,7 @@ class Dispatcher:
         if body.dropoff:
             fields.update(dlat=repr(body.dropoff.lat), dlng=repr(body.dropoff.lng))
         created = await self.store.create_order(oid, fields, now, self.lease_until(now))
-        if created:
+        if created is not None:
             self.dispatch_soon(oid)
         return created
 
@@ -124,7 +127,7 @@ class Dispatcher:
         for _ in range(3):  # again only if every chosen worker was taken meanwhile
             now = self.now()
             tick = await self.store.tick(
-                oid, now, self.radius_steps_m[-1], self.settings.search_count,
+                oid, now, self.radius_steps_m, self.settings.search_count,
                 now - int(self.settings.location_max_age_s * 1000), self.lease_until(now),
             )  # fmt: skip
             if tick.action != "search":

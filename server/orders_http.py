@@ -82,8 +82,9 @@ async def create_order(request: Request) -> Response:
         if bound_fp != mine:
             raise Refused("idempotency_conflict", "this Idempotency-Key was used for another order")
     created = await rt.dispatcher.create_order(oid, me.subject, body)
-    view = await rt.dispatcher.view(oid, me.subject)
-    return json_response(view, 201 if created else 200)
+    if created is not None:
+        return json_response(created, 201)
+    return json_response(await rt.dispatcher.view(oid, me.subject), 200)
 
 
 async def get_order(request: Request) -> Response:

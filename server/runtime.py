@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import itertools
 import logging
 from collections import Counter
@@ -28,6 +29,21 @@ log = logging.getLogger(__name__)
 
 MIN_REDIS = (6, 2, 0)
 FORGET_STALE_EVERY_S = 5.0
+
+
+# Measured with `dispatch bench` at 10,000 connections (about 1.5 M tracked
+# objects): with the default thresholds the collector took ~46% of the CPU and
+# full collections paused the loop for up to 550 ms. Young collections every
+# 50,000 allocations, and full ones rarely, cut CPU per report from 40 to 32 us
+# and ingest lag p99 from 10 s to under 100 ms.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Move start-up objects out of the collector's sight and collect less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class Runtime:
@@ -62,6 +78,7 @@ class Runtime:
             asyncio.create_task(self.ingest.run(), name="ingest"),
             asyncio.create_task(self._sweep_forever(), name="sweeper"),
         ]
+        tune_gc()
         log.info("node %s up (redis %s)", self.node, ".".join(map(str, version)))
 
     async def _sweep_forever(self) -> None:

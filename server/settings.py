@@ -41,7 +41,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     offer_timeout_s: Positive = 15.0
     broadcast_size: PositiveInt = 3
     radius_steps_km: tuple[float, ...] = (1.0, 2.0, 3.0, 5.0)
-    search_count: PositiveInt = 50
+    search_count: PositiveInt = 10
     max_dispatch_s: Positive = 120.0
     retry_interval_s: Positive = 5.0
     location_max_age_s: Positive = 30.0

@@ -62,7 +62,7 @@ async def add_workers(
 async def new_order(d: Dispatcher, city: str, mode: OfferMode = OfferMode.SEQUENTIAL) -> OrderId:
     oid = new_order_id(City(city))
     body = CreateOrder(city=city, skill="delivery", pickup=Point(lat=52.52, lng=13.40), mode=mode)
-    assert await d.create_order(oid, "cust", body)
+    assert await d.create_order(oid, "cust", body) is not None
     await d.drain()
     return oid
 
@@ -189,8 +189,8 @@ async def test_two_nodes_dispatching_one_order(store: Store, clock: Clock) -> No
     oid = await new_order(d1, city)
     clock.ms += 11_000  # the offer to "a" expires; both nodes claim the order at once
     now = clock.ms
-    t1 = await store.tick(oid, now, 5000, 50, now - 60_000, now + 5000)
-    t2 = await store.tick(oid, now, 5000, 50, now - 60_000, now + 5000)
+    t1 = await store.tick(oid, now, [5000], 50, now - 60_000, now + 5000)
+    t2 = await store.tick(oid, now, [5000], 50, now - 60_000, now + 5000)
     assert t1.dv == t2.dv and [c.worker_id for c in t2.candidates] == ["b"]
     made1, _ = await d1._offer(oid, t1, list(t1.candidates), now)
     made2, why = await d2._offer(oid, t2, list(t2.candidates), now)
@@ -267,3 +267,27 @@ async def test_forget_stale_drops_only_old_positions(store: Store) -> None:
     assert await store.forget_stale(city, T0 - 30_000) == 1
     assert await store.position(city, "old") is None
     assert await store.position(city, "new") is not None
+
+
+async def test_search_looks_past_busy_nearest_workers(store: Store, clock: Clock) -> None:
+    """When the nearest workers are all busy, the search reaches the free one behind them."""
+    city = unique_city()
+    await add_workers(store, city, "b1", "b2", "b3", "b4", "b5", "free")
+    for wid in ("b1", "b2", "b3", "b4", "b5"):
+        await store.set_status(city, WorkerId(wid), "pause")
+    d = dispatcher(store, clock, search_count=1)
+    oid = await new_order(d, city)
+    assert (await store.order_fields(oid))["holders"] == "free"
+
+
+async def test_nearer_ring_wins_over_more_candidates(store: Store, clock: Clock) -> None:
+    """A worker in the first radius step is chosen; the search does not widen past it."""
+    city = unique_city()
+    await add_workers(store, city, "near", "far")
+    await store.write_positions([Fix(city, "far", 13.40, 52.535, T0)])  # ~1.7 km
+    d = dispatcher(store, clock, offer_mode=OfferMode.BROADCAST)
+    oid = new_order_id(City(city))
+    await d.create_order(oid, "cust", CreateOrder(city=city, skill="delivery",
+                         pickup=Point(lat=52.52, lng=13.40)))  # fmt: skip
+    await d.drain()
+    assert (await store.order_fields(oid))["holders"] == "near"

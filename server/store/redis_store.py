@@ -128,14 +128,18 @@ class Store:
 
     async def create_order(
         self, oid: OrderId, fields: dict[str, str], now: int, lease_until: int
-    ) -> bool:
+    ) -> OrderView | None:
+        """Create the order; its view as created, or None if it existed already."""
         city = keys.city_of(oid) or ""
         flat = [x for pair in fields.items() for x in pair]
         await self._know_city(city)
         result = await self._run(
             "create_order", [keys.order(oid), keys.timers(city)], [oid, now, lease_until, *flat]
         )
-        return result == 1
+        if not isinstance(result, list):
+            return None
+        events = [_event(entry[0], _pairs(entry[1])) for entry in result]
+        return view_from_fields(oid, {**fields, "state": events[-1].state}, events, None)
 
     async def claim_due(self, city: str, now: int, lease_until: int, limit: int) -> list[OrderId]:
         result = await self._run("claim_due", [keys.timers(city)], [now, lease_until, limit])
@@ -154,8 +158,16 @@ class Store:
         return sorted(City(_s(m)) for m in members)
 
     async def tick(
-        self, oid: OrderId, now: int, radius_m: float, count: int, stale_before: int, lease: int
+        self,
+        oid: OrderId,
+        now: int,
+        radius_steps_m: Sequence[float],
+        want: int,
+        stale_before: int,
+        lease: int,
     ) -> Tick:
+        """Expire a due offer, then find up to ``want`` candidates in the
+        smallest radius step that holds any, nearest first."""
         city = keys.city_of(oid) or ""
         result = cast(
             list[object],
@@ -168,7 +180,7 @@ class Store:
                     keys.seen(city),
                     keys.tried(oid),
                 ],
-                [oid, now, radius_m, count, stale_before, lease],
+                [oid, now, ",".join(f"{r:g}" for r in radius_steps_m), want, stale_before, lease],
             ),
         )
         action = _s(result[0])
@@ -402,6 +414,11 @@ class Store:
             _, current = await pipe.execute()
         fp, _, bound = _s(current).partition(" ")
         return fp, OrderId(bound)
+
+
+def _pairs(flat: list[object]) -> dict[bytes | str, bytes | str]:
+    """A flat [k1, v1, k2, v2, ...] reply as a dict."""
+    return {cast(bytes, flat[i]): cast(bytes, flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
 def _event(entry_id: object, fields: Mapping[bytes | str, bytes | str]) -> OrderEvent:

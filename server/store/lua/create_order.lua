@@ -1,6 +1,7 @@
 -- Create an order and start dispatching it, unless it exists already.
 -- KEYS: order, timers.  ARGV: order id, now, lease until, then field/value pairs.
--- Returns 1 if created, 0 if the order was there already (an idempotent retry).
+-- Returns the new order's events (id, field/value list) as XRANGE does, or 0 if
+-- the order was there already (an idempotent retry).
 local okey, timers = KEYS[1], KEYS[2]
 local oid, now, lease = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', okey) == 1 then return 0 end
@@ -10,4 +11,4 @@ redis.call('HSET', okey, 'state', 'created', 'dv', 0, unpack(fields))
 emit(okey, oid, CREATED_EVENT, 'created', now, nil)
 order_step(okey, oid, 'dispatch', now, nil)
 redis.call('ZADD', timers, lease, oid)
-return 1
+return redis.call('XRANGE', okey .. ':ev', '-', '+')
