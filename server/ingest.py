@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from protocol.codec import encode
 from protocol.messages import Position, WorkerMoved
 from server.store import keys
-from server.store.redis_store import Fix, Store, StoreUnavailable
+from server.store.redis_store import Spot, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class LocationIngest:
     def __init__(self, store: Store, flush_ms: int) -> None:
         self.store = store
         self.flush_s = flush_ms / 1000
-        self._latest: dict[tuple[str, str], Fix] = {}
+        self._latest: dict[str, dict[str, Spot]] = {}  # city -> worker -> latest spot
         self._moves: dict[str, bytes] = {}
         self._oldest: float | None = None
         self._after_write: list[Callable[[], None]] = []
@@ -51,18 +51,21 @@ class LocationIngest:
         self,
         city: str,
         worker_id: str,
-        fix: Fix,
+        spot: Spot,
         jobs: Iterable[str],
         on_written: Callable[[], None] | None = None,
     ) -> None:
         """Take one position; it reaches Redis within about one flush interval,
         after which ``on_written`` (if given) is called."""
         self.reports += 1
-        if self._oldest is None:
-            self._oldest = time.monotonic()
-        self._latest[(city, worker_id)] = fix
+        batch = self._latest.get(city)
+        if batch is None:
+            batch = self._latest[city] = {}
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+        batch[worker_id] = spot
         for order_id in jobs:
-            position = Position(worker=worker_id, lat=fix.lat, lng=fix.lng, at=fix.at)
+            position = Position(worker=worker_id, lat=spot[1], lng=spot[0], at=spot[2])
             self._moves[order_id] = encode(WorkerMoved(position=position))
         if on_written is not None:
             self._after_write.append(on_written)
@@ -71,7 +74,7 @@ class LocationIngest:
         """Write what is buffered now."""
         if not self._latest and not self._moves:
             return
-        batch, moves, oldest = list(self._latest.values()), self._moves, self._oldest
+        batch, moves, oldest = self._latest, self._moves, self._oldest
         callbacks = self._after_write
         self._latest, self._moves, self._oldest, self._after_write = {}, {}, None, []
         try:
@@ -82,9 +85,9 @@ class LocationIngest:
                     (keys.order_channel(oid), payload) for oid, payload in moves.items()
                 )
         except StoreUnavailable as exc:
-            log.warning("dropped %d positions: %s", len(batch), exc)
+            log.warning("dropped positions of %d cities: %s", len(batch), exc)
             return
-        self.written += len(batch)
+        self.written += sum(map(len, batch.values()))
         for callback in callbacks:
             callback()
         if oldest is not None:

@@ -45,7 +45,7 @@ from server.core.errors import ClientError
 from server.core.order_states import TERMINAL
 from server.runtime import Runtime
 from server.store.keys import OrderId, WorkerId
-from server.store.redis_store import Fix, StoreUnavailable, view_from_fields
+from server.store.redis_store import StoreUnavailable, view_from_fields
 
 log = logging.getLogger(__name__)
 
@@ -140,8 +140,9 @@ class WorkerSession:
             msg = await receive()
             if msg["type"] != "websocket.receive":
                 return
+            data = msg.get("text")
             try:
-                decoded = decode(msg.get("text") or msg.get("bytes") or b"")
+                decoded = decode(data if data is not None else msg.get("bytes", b""))
             except msgspec.DecodeError as exc:
                 self.reply(Error(code=codec.error_code(exc), message=str(exc)))
                 continue
@@ -155,9 +156,8 @@ class WorkerSession:
         me = self.identity
         assert me is not None
         last = msg.points[-1]
-        fix = Fix(me.city, me.subject, last.lng, last.lat, last.at)
         ack = partial(self.send, codec.encode(Ack(id=msg.id))) if msg.id else None
-        self.rt.ingest.report(me.city, me.subject, fix, self.jobs, ack)
+        self.rt.ingest.report(me.city, me.subject, (last.lng, last.lat, last.at), self.jobs, ack)
 
     async def _hello(self) -> bool:
         while True:

@@ -15,7 +15,7 @@ from protocol.messages import CreateOrder, OfferMode, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store.keys import City, OrderId, WorkerId, new_order_id
-from server.store.redis_store import Fix, Refused, Store
+from server.store.redis_store import Refused, Store
 from tests.support import unique_city
 
 T0 = 1_800_000_000_000  # ms
@@ -51,12 +51,12 @@ def dispatcher(store: Store, clock: Clock, **kw: object) -> Dispatcher:
 async def add_workers(
     store: Store, city: str, *wids: str, skills: tuple[str, ...] = ("delivery",)
 ) -> None:
-    fixes = []
+    spots = {}
     for i, wid in enumerate(wids):
         await store.connect(city, WorkerId(wid), "node-x", skills, 1)
         await store.set_status(city, WorkerId(wid), "go_available")
-        fixes.append(Fix(city, wid, 13.40, 52.52 + 0.001 * (i + 1), T0))
-    await store.write_positions(fixes)
+        spots[wid] = (13.40, 52.52 + 0.001 * (i + 1), T0)
+    await store.write_positions({city: spots})
 
 
 async def new_order(d: Dispatcher, city: str, mode: OfferMode = OfferMode.SEQUENTIAL) -> OrderId:
@@ -228,7 +228,7 @@ async def test_stale_and_unskilled_workers_are_not_candidates(store: Store, cloc
     await add_workers(store, city, "plumber", skills=("plumbing",))
     await add_workers(store, city, "stale")
     await add_workers(store, city, "fresh")
-    await store.write_positions([Fix(city, "stale", 13.40, 52.5201, T0 - 120_000)])
+    await store.write_positions({city: {"stale": (13.40, 52.5201, T0 - 120_000)}})
     d = dispatcher(store, clock)
     oid = await new_order(d, city)
     assert (await store.order_fields(oid))["holders"] == "fresh"
@@ -263,7 +263,7 @@ async def test_forget_stale_drops_only_old_positions(store: Store) -> None:
     """Positions older than the cut-off leave the geo set; fresh ones stay."""
     city = unique_city()
     await add_workers(store, city, "old", "new")
-    await store.write_positions([Fix(city, "old", 13.40, 52.52, T0 - 60_000)])
+    await store.write_positions({city: {"old": (13.40, 52.52, T0 - 60_000)}})
     assert await store.forget_stale(city, T0 - 30_000) == 1
     assert await store.position(city, "old") is None
     assert await store.position(city, "new") is not None
@@ -284,7 +284,7 @@ async def test_nearer_ring_wins_over_more_candidates(store: Store, clock: Clock)
     """A worker in the first radius step is chosen; the search does not widen past it."""
     city = unique_city()
     await add_workers(store, city, "near", "far")
-    await store.write_positions([Fix(city, "far", 13.40, 52.535, T0)])  # ~1.7 km
+    await store.write_positions({city: {"far": (13.40, 52.535, T0)}})  # ~1.7 km
     d = dispatcher(store, clock, offer_mode=OfferMode.BROADCAST)
     oid = new_order_id(City(city))
     await d.create_order(oid, "cust", CreateOrder(city=city, skill="delivery",
