@@ -23,6 +23,7 @@ from server.embedded_redis import EmbeddedRedis
 from server.hub import Hub
 from server.ingest import LocationIngest
 from server.settings import Settings
+from server.store.mux import Mux
 from server.store.redis_store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class Runtime:
         # connection instead of failing with MaxConnectionsError.
         pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
         self.redis = aioredis.Redis(connection_pool=pool)
-        self.store = Store(self.redis)
+        self.store = Store(self.redis, Mux(url))
         version = await self.store.server_version()
         if version < MIN_REDIS:
             raise StoreUnavailable(f"Redis {version} is too old: 6.2 or newer is needed")
@@ -103,6 +104,7 @@ class Runtime:
                 await task
         await self.dispatcher.drain()
         await self.hub.close()
+        self.store.mux.close()
         await self.redis.aclose()
         if self._embedded:
             await asyncio.to_thread(self._embedded.stop)

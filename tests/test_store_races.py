@@ -15,6 +15,7 @@ from protocol.messages import CreateOrder, OfferMode, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store.keys import City, OrderId, WorkerId, new_order_id
+from server.store.mux import Mux
 from server.store.redis_store import Refused, Store
 from tests.support import unique_city
 
@@ -34,7 +35,9 @@ class Clock:
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Store]:
     client = aioredis.from_url(redis_url)
-    yield Store(client)
+    store = Store(client, Mux(redis_url))
+    yield store
+    store.mux.close()
     await client.aclose()
 
 

@@ -8,6 +8,7 @@ Deciding *what* to do is the dispatcher's job (``server/dispatcher.py``).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import NamedTuple, cast
@@ -15,7 +16,6 @@ from typing import NamedTuple, cast
 import hiredis
 import msgspec
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from protocol.errors import message
@@ -24,6 +24,7 @@ from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
 from server.store import keys
 from server.store.keys import City, OfferId, OrderId, WorkerId
+from server.store.mux import Mux, MuxClosed, ReplyError
 from server.store.scripts import sources
 
 
@@ -98,18 +99,30 @@ def _refusal(result: list[object]) -> Refused:
 
 
 class Store:
-    """Scripts and reads over one Redis connection pool."""
+    """Scripts over one multiplexed connection; reads and batches over a pool."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, mux: Mux) -> None:
         self.redis = redis
-        self._scripts: dict[str, AsyncScript] = {
-            name: redis.register_script(text) for name, text in sources().items()
+        self.mux = mux
+        self._sources = sources()
+        self._shas = {
+            name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._sources.items()
         }
         self._cities: set[str] = set()
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[object]) -> object:
-        async with _translated():
-            return await self._scripts[name](keys=list(keys_), args=list(args))  # type: ignore[arg-type]
+        """Run script ``name`` on the multiplexed connection (loading it if Redis lost it)."""
+        command = ("EVALSHA", self._shas[name], len(keys_), *keys_, *args)
+        try:
+            reply = await self.mux.call(*command)
+            if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+                await self.mux.call("SCRIPT", "LOAD", self._sources[name])
+                reply = await self.mux.call(*command)
+        except (MuxClosed, OSError) as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        if isinstance(reply, ReplyError):
+            raise StoreUnavailable(f"redis script {name} failed: {reply}")
+        return reply
 
     async def ping(self) -> None:
         async with _translated():

@@ -1,0 +1,75 @@
+"""The multiplexed Redis connection, against a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from server.store.keys import WorkerId
+from server.store.mux import Mux, MuxClosed, ReplyError
+from server.store.redis_store import Store, StoreUnavailable
+from tests.support import unique_city
+
+
+async def test_many_concurrent_calls_get_their_own_replies(redis_url: str) -> None:
+    """Hundreds of pipelined calls in flight each get the reply to their own command."""
+    mux = Mux(redis_url)
+    replies = await asyncio.gather(*(mux.call("ECHO", f"m{i}") for i in range(500)))
+    assert replies == [f"m{i}".encode() for i in range(500)]
+    mux.close()
+
+
+async def test_cancelled_caller_does_not_shift_replies(redis_url: str) -> None:
+    """A caller cancelled while waiting leaves the replies of later callers in place."""
+    mux = Mux(redis_url)
+    slow = asyncio.ensure_future(mux.call("BLPOP", "mux-test-empty-list", "0.2"))
+    await asyncio.sleep(0.01)
+    slow.cancel()
+    assert await mux.call("ECHO", "after") == b"after"
+    mux.close()
+
+
+async def test_error_reply_is_returned(redis_url: str) -> None:
+    """A Redis error comes back as a ReplyError value, and the connection stays usable."""
+    mux = Mux(redis_url)
+    reply = await mux.call("NOSUCHCOMMAND")
+    assert isinstance(reply, ReplyError)
+    assert await mux.call("PING") == b"PONG"
+    mux.close()
+
+
+async def test_reconnects_after_the_connection_is_killed(redis_url: str) -> None:
+    """When Redis drops the connection, waiting calls fail and the next call reconnects."""
+    mux = Mux(redis_url)
+    my_id = await mux.call("CLIENT", "ID")
+    admin = aioredis.from_url(redis_url)
+    await admin.client_kill_filter(_id=my_id)
+    with pytest.raises(MuxClosed):
+        for _ in range(100):  # the close reaches us within a few calls
+            await mux.call("PING")
+    assert await mux.call("PING") == b"PONG"
+    await admin.aclose()
+    mux.close()
+
+
+async def test_store_reloads_scripts_redis_forgot(redis_url: str) -> None:
+    """After SCRIPT FLUSH the store loads the script again and the call succeeds."""
+    client = aioredis.from_url(redis_url)
+    store = Store(client, Mux(redis_url))
+    city = unique_city()
+    await store.connect(city, WorkerId("w"), "n", ("delivery",), 1)
+    await client.script_flush()
+    assert await store.set_status(city, WorkerId("w"), "go_available") == "available"
+    store.mux.close()
+    await client.aclose()
+
+
+async def test_unreachable_redis_is_store_unavailable() -> None:
+    """A Redis that cannot be reached surfaces as StoreUnavailable from the store."""
+    client = aioredis.from_url("redis://127.0.0.1:1")
+    store = Store(client, Mux("redis://127.0.0.1:1"))
+    with pytest.raises(StoreUnavailable):
+        await store.set_status("x", WorkerId("w"), "go_available")
+    await client.aclose()
