@@ -39,7 +39,7 @@ from server.core import policy, ranking
 from server.core.order_states import PROGRESS_EVENTS
 from server.core.worker_states import STATUS_EVENTS
 from server.settings import Settings
-from server.store import keys
+from server.store import keys, records
 from server.store.keys import OfferId, OrderId, WorkerId
 from server.store.redis_store import Accepted, Refused, Store, StoreUnavailable, Tick
 
@@ -83,13 +83,8 @@ class Dispatcher:
         """Create the order and start dispatching it; its view as created, or
         None if it existed already (an idempotent retry)."""
         now = self.now()
-        fields = {
-            "id": oid, "city": body.city, "skill": body.skill, "customer": customer,
-            "mode": (body.mode or self.settings.offer_mode).value, "created": str(now),
-            "plat": repr(body.pickup.lat), "plng": repr(body.pickup.lng), "note": body.note or "",
-        }  # fmt: skip
-        if body.dropoff:
-            fields.update(dlat=repr(body.dropoff.lat), dlng=repr(body.dropoff.lng))
+        mode = body.mode or self.settings.offer_mode
+        fields = records.order_fields(oid, customer, body, mode, now)
         created = await self.store.create_order(oid, fields, now, self.lease_until(now))
         if created is not None:
             self.dispatch_soon(oid)

@@ -44,8 +44,9 @@ from server import auth
 from server.core.errors import ClientError
 from server.core.order_states import TERMINAL
 from server.runtime import Runtime
-from server.store.keys import OrderId, WorkerId
-from server.store.redis_store import StoreUnavailable, view_from_fields
+from server.store.keys import WorkerId
+from server.store.records import job
+from server.store.redis_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ class WorkerSession:
         offer = (
             msgspec.json.decode(record.offer_frame, type=OfferMade) if record.offer_frame else None
         )
-        jobs = [_job(OrderId(f["id"]), f) for f in await self.rt.store.jobs(record.jobs)]
+        jobs = [job(fields) for fields in await self.rt.store.jobs(record.jobs)]
         welcome = Welcome(
             version=max(versions), worker_id=me.subject, city=me.city,
             state=WorkerState(record.state), node=self.rt.node, offer=offer, jobs=jobs, id=hello.id,
@@ -278,12 +279,6 @@ class WorkerSession:
             case Hello():
                 return Error(code="already_hello", message=message("already_hello"), id=msg.id)
         return None  # pragma: no cover - the union is exhausted above
-
-
-def _job(oid: OrderId, fields: dict[str, str]) -> Job:
-    view = view_from_fields(oid, fields, [], None)
-    return Job(order_id=oid, state=view.state, skill=view.skill, pickup=view.pickup,
-               dropoff=view.dropoff, note=view.note)  # fmt: skip
 
 
 class WorkerEndpoint:

@@ -14,17 +14,17 @@ from contextlib import asynccontextmanager
 from typing import NamedTuple, cast
 
 import hiredis
-import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from protocol.errors import message
-from protocol.messages import OfferMode, OrderEvent, OrderState, OrderView, Point, Position
+from protocol.messages import OfferMode, OrderEvent, OrderView, Point, Position
 from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
 from server.store import keys
 from server.store.keys import City, OfferId, OrderId, WorkerId
 from server.store.mux import Mux, MuxClosed, ReplyError
+from server.store.records import event, pairs, point, text, view_from_fields
 from server.store.scripts import sources
 
 
@@ -83,18 +83,8 @@ async def _translated() -> AsyncIterator[None]:
         raise StoreUnavailable(f"redis: {exc}") from exc
 
 
-def _s(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _point(lat: object, lng: object) -> Point | None:
-    if lat in (None, b"", "") or lng in (None, b"", ""):
-        return None
-    return Point(lat=float(_s(lat)), lng=float(_s(lng)))
-
-
 def _refusal(result: list[object]) -> Refused:
-    code = _s(result[1])
+    code = text(result[1])
     return Refused(code, message(code))
 
 
@@ -124,6 +114,14 @@ class Store:
             raise StoreUnavailable(f"redis script {name} failed: {reply}")
         return reply
 
+    async def _step(self, name: str, keys_: Sequence[str], args: Sequence[object]) -> list[str]:
+        """Run a compare-and-set script that answers ``{1, ...}`` or ``{0, code}``;
+        return the ``...`` part, or raise :class:`Refused` with the code."""
+        result = cast(list[object], await self._run(name, keys_, args))
+        if result[0] != 1:
+            raise _refusal(result)
+        return [text(x) for x in result[1:]]
+
     async def ping(self) -> None:
         async with _translated():
             await self.redis.ping()
@@ -147,12 +145,12 @@ class Store:
         )
         if not isinstance(result, list):
             return None
-        events = [_event(entry[0], _pairs(entry[1])) for entry in result]
+        events = [event(entry[0], pairs(entry[1])) for entry in result]
         return view_from_fields(oid, {**fields, "state": events[-1].state}, events, None)
 
     async def claim_due(self, city: str, now: int, lease_until: int, limit: int) -> list[OrderId]:
         result = await self._run("claim_due", [keys.timers(city)], [now, lease_until, limit])
-        return [OrderId(_s(x)) for x in cast(list[object], result)]
+        return [OrderId(text(x)) for x in cast(list[object], result)]
 
     async def _know_city(self, city: str) -> None:
         """Add ``city`` to the set the sweepers walk (once per process)."""
@@ -164,7 +162,7 @@ class Store:
     async def cities(self) -> list[City]:
         async with _translated():
             members = await self.redis.smembers(keys.CITIES)
-        return sorted(City(_s(m)) for m in members)
+        return sorted(City(text(m)) for m in members)
 
     async def tick(
         self,
@@ -192,17 +190,17 @@ class Store:
                 [oid, now, ",".join(f"{r:g}" for r in radius_steps_m), want, stale_before, lease],
             ),
         )
-        action = _s(result[0])
+        action = text(result[0])
         if action != "search":
             return Tick(action)
-        r = [_s(x) for x in result]
+        r = [text(x) for x in result]
         flat = r[10:]
         candidates = tuple(
             Candidate(WorkerId(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)
         )
         return Tick(
-            "search", int(r[1]), r[2], r[3], OfferMode(r[4]), _point(r[5], r[6]),
-            _point(r[7], r[8]), r[9] or None, candidates,
+            "search", int(r[1]), r[2], r[3], OfferMode(r[4]), point(r[5], r[6]),
+            point(r[7], r[8]), r[9] or None, candidates,
         )  # fmt: skip
 
     async def offer(
@@ -225,7 +223,7 @@ class Store:
                 [oid, dv, offer, expires_at, now, *flat],
             ),
         )
-        return result[0] == 1, [_s(x) for x in result[1:]]
+        return result[0] == 1, [text(x) for x in result[1:]]
 
     async def settle(self, oid: OrderId, dv: str, now: int, retry_at: int | None) -> str:
         city = keys.city_of(oid) or ""
@@ -234,80 +232,51 @@ class Store:
             [keys.order(oid), keys.timers(city)],
             [oid, dv, now, "" if retry_at is None else retry_at],
         )
-        return _s(result)
+        return text(result)
 
     async def accept(self, offer: OfferId, wid: WorkerId, city: str, now: int) -> Accepted:
         oid = keys.order_of(offer) or OrderId("")
-        result = cast(
-            list[object],
-            await self._run(
-                "accept",
-                [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
-                [oid, offer, wid, now],
-            ),
+        r = await self._step(
+            "accept",
+            [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
+            [oid, offer, wid, now],
         )
-        if result[0] != 1:
-            raise _refusal(result)
-        r = [_s(x) for x in result]
-        return Accepted(
-            r[1],
-            r[8],
-            r[2],
-            Point(lat=float(r[3]), lng=float(r[4])),
-            _point(r[5], r[6]),
-            r[7] or None,
-        )
+        pickup = Point(lat=float(r[2]), lng=float(r[3]))
+        return Accepted(r[0], r[7], r[1], pickup, point(r[4], r[5]), r[6] or None)
 
     async def reject(
         self, offer: OfferId, wid: WorkerId, city: str, now: int, reason: str, lease: int
     ) -> tuple[str, bool]:
         """Reject; returns (worker state, whether the order needs dispatching now)."""
         oid = keys.order_of(offer) or OrderId("")
-        result = cast(
-            list[object],
-            await self._run(
-                "reject",
-                [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
-                [oid, offer, wid, now, reason, lease],
-            ),
+        state, next_step = await self._step(
+            "reject",
+            [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
+            [oid, offer, wid, now, reason, lease],
         )
-        if result[0] != 1:
-            raise _refusal(result)
-        return _s(result[1]), _s(result[2]) == "redispatch"
+        return state, next_step == "redispatch"
 
     async def cancel(self, oid: OrderId, customer: str, now: int) -> str:
         city = keys.city_of(oid) or ""
-        result = cast(
-            list[object],
-            await self._run("cancel", [keys.order(oid), keys.timers(city)], [oid, customer, now]),
+        (state,) = await self._step(
+            "cancel", [keys.order(oid), keys.timers(city)], [oid, customer, now]
         )
-        if result[0] != 1:
-            raise _refusal(result)
-        return _s(result[1])
+        return state
 
     async def progress(
         self, oid: OrderId, wid: WorkerId, city: str, event: str, now: int
     ) -> tuple[str, str]:
         """Apply a service step; returns (order state, worker state)."""
-        result = cast(
-            list[object],
-            await self._run(
-                "progress", [keys.order(oid), keys.worker(city, wid)], [oid, wid, event, now]
-            ),
+        order_state, worker_state = await self._step(
+            "progress", [keys.order(oid), keys.worker(city, wid)], [oid, wid, event, now]
         )
-        if result[0] != 1:
-            raise _refusal(result)
-        return _s(result[1]), _s(result[2])
+        return order_state, worker_state
 
     # ------------------------------------------------------------ workers
 
     async def set_status(self, city: str, wid: WorkerId, event: str) -> str:
-        result = cast(
-            list[object], await self._run("set_status", [keys.worker(city, wid)], [event])
-        )
-        if result[0] != 1:
-            raise _refusal(result)
-        return _s(result[1])
+        (state,) = await self._step("set_status", [keys.worker(city, wid)], [event])
+        return state
 
     async def connect(
         self, city: str, wid: WorkerId, node: str, skills: Sequence[str], capacity: int
@@ -319,8 +288,8 @@ class Store:
             await self._run("connect", [keys.worker(city, wid)], [wid, node, marks, capacity]),
         )
         frame = result[1]
-        jobs = tuple(OrderId(j) for j in _s(result[2]).split(",") if j)
-        return WorkerRecord(_s(result[0]), frame if isinstance(frame, bytes) else b"", jobs)
+        jobs = tuple(OrderId(j) for j in text(result[2]).split(",") if j)
+        return WorkerRecord(text(result[0]), frame if isinstance(frame, bytes) else b"", jobs)
 
     async def disconnect(self, city: str, wid: WorkerId, node: str) -> None:
         await self._run(
@@ -396,13 +365,13 @@ class Store:
     async def order_fields(self, oid: OrderId) -> dict[str, str]:
         async with _translated():
             raw = await self.redis.hgetall(keys.order(oid))
-        return {_s(k): _s(v) for k, v in raw.items()}
+        return {text(k): text(v) for k, v in raw.items()}
 
     async def events(self, oid: OrderId, after: str | None = None) -> list[OrderEvent]:
         start = f"({after}" if after else "-"
         async with _translated():
             entries = await self.redis.xrange(keys.events(oid), min=start)
-        return [_event(entry_id, fields or {}) for entry_id, fields in entries or []]
+        return [event(entry_id, fields or {}) for entry_id, fields in entries or []]
 
     async def order_view(self, oid: OrderId, after: str | None = None) -> OrderView | None:
         """The order with its events after ``after`` (all if None): one round trip,
@@ -412,10 +381,10 @@ class Store:
             pipe.hgetall(keys.order(oid))
             pipe.xrange(keys.events(oid), min=f"({after}" if after else "-")
             raw, entries = await pipe.execute()
-        fields = {_s(k): _s(v) for k, v in raw.items()}
+        fields = {text(k): text(v) for k, v in raw.items()}
         if not fields:
             return None
-        events = [_event(entry_id, f or {}) for entry_id, f in entries or []]
+        events = [event(entry_id, f or {}) for entry_id, f in entries or []]
         worker = fields.get("worker") or None
         position = await self.position(fields["city"], worker) if worker else None
         return view_from_fields(oid, fields, events, position)
@@ -426,7 +395,7 @@ class Store:
             for oid in oids:
                 pipe.hgetall(keys.order(oid))
             rows = await pipe.execute()
-        return [{_s(k): _s(v) for k, v in row.items()} for row in rows if row]
+        return [{text(k): text(v) for k, v in row.items()} for row in rows if row]
 
     # ------------------------------------------------------------ idempotency
 
@@ -441,41 +410,5 @@ class Store:
             pipe.set(name, value, nx=True, ex=ttl_s)
             pipe.get(name)
             _, current = await pipe.execute()
-        fp, _, bound = _s(current).partition(" ")
+        fp, _, bound = text(current).partition(" ")
         return fp, OrderId(bound)
-
-
-def _pairs(flat: list[object]) -> dict[bytes | str, bytes | str]:
-    """A flat [k1, v1, k2, v2, ...] reply as a dict."""
-    return {cast(bytes, flat[i]): cast(bytes, flat[i + 1]) for i in range(0, len(flat), 2)}
-
-
-def _event(entry_id: object, fields: Mapping[bytes | str, bytes | str]) -> OrderEvent:
-    f = {_s(k): _s(v) for k, v in fields.items()}
-    return msgspec.convert({"id": _s(entry_id), **f, "at": int(f["at"])}, OrderEvent, strict=False)
-
-
-def view_from_fields(
-    oid: OrderId,
-    fields: dict[str, str],
-    events: list[OrderEvent],
-    position: Position | None,
-) -> OrderView:
-    """An :class:`OrderView` from an order hash's fields."""
-    pickup = _point(fields["plat"], fields["plng"])
-    assert pickup is not None
-    return OrderView(
-        id=oid,
-        city=fields["city"],
-        skill=fields["skill"],
-        mode=OfferMode(fields["mode"]),
-        state=OrderState(fields["state"]),
-        customer=fields["customer"],
-        pickup=pickup,
-        created_at=int(fields["created"]),
-        dropoff=_point(fields.get("dlat"), fields.get("dlng")),
-        note=fields.get("note") or None,
-        worker=fields.get("worker") or None,
-        position=position,
-        events=events,
-    )

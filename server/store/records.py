@@ -1,0 +1,96 @@
+"""Redis records as protocol types: order hashes and event streams to
+:class:`OrderView`, :class:`OrderEvent` and :class:`Job`.
+
+How an order is laid out in its hash (field names) is known here and in the
+Lua scripts, nowhere else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import cast
+
+import msgspec
+
+from protocol.messages import (
+    CreateOrder,
+    Job,
+    OfferMode,
+    OrderEvent,
+    OrderState,
+    OrderView,
+    Point,
+    Position,
+)
+
+
+def text(value: object) -> str:
+    """A reply value as text."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def point(lat: object, lng: object) -> Point | None:
+    """A point from two hash values, or None if either is missing."""
+    if lat in (None, b"", "") or lng in (None, b"", ""):
+        return None
+    return Point(lat=float(text(lat)), lng=float(text(lng)))
+
+
+def pairs(flat: list[object]) -> dict[bytes | str, bytes | str]:
+    """A flat [k1, v1, k2, v2, ...] reply as a dict."""
+    return {cast(bytes, flat[i]): cast(bytes, flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+def event(entry_id: object, fields: Mapping[bytes | str, bytes | str]) -> OrderEvent:
+    """An order event from a stream entry."""
+    f = {text(k): text(v) for k, v in fields.items()}
+    return msgspec.convert(
+        {"id": text(entry_id), **f, "at": int(f["at"])}, OrderEvent, strict=False
+    )
+
+
+def order_fields(
+    oid: str, customer: str, body: CreateOrder, mode: OfferMode, now: int
+) -> dict[str, str]:
+    """A new order's hash fields."""
+    fields = {
+        "id": oid, "city": body.city, "skill": body.skill, "customer": customer,
+        "mode": mode.value, "created": str(now), "plat": repr(body.pickup.lat),
+        "plng": repr(body.pickup.lng), "note": body.note or "",
+    }  # fmt: skip
+    if body.dropoff:
+        fields.update(dlat=repr(body.dropoff.lat), dlng=repr(body.dropoff.lng))
+    return fields
+
+
+def view_from_fields(
+    oid: str,
+    fields: dict[str, str],
+    events: list[OrderEvent],
+    position: Position | None,
+) -> OrderView:
+    """An :class:`OrderView` from an order hash's fields."""
+    pickup = point(fields["plat"], fields["plng"])
+    assert pickup is not None
+    return OrderView(
+        id=oid,
+        city=fields["city"],
+        skill=fields["skill"],
+        mode=OfferMode(fields["mode"]),
+        state=OrderState(fields["state"]),
+        customer=fields["customer"],
+        pickup=pickup,
+        created_at=int(fields["created"]),
+        dropoff=point(fields.get("dlat"), fields.get("dlng")),
+        note=fields.get("note") or None,
+        worker=fields.get("worker") or None,
+        position=position,
+        events=events,
+    )
+
+
+def job(fields: dict[str, str]) -> Job:
+    """The :class:`Job` a worker sees for an order hash."""
+    view = view_from_fields(fields["id"], fields, [], None)
+    return Job(order_id=view.id, state=view.state, skill=view.skill, pickup=view.pickup,
+               dropoff=view.dropoff, note=view.note)  # fmt: skip
