@@ -1,14 +1,17 @@
-"""The benchmark's four measurements, each against fresh server processes.
+"""The benchmark's five measurements, each against fresh server processes.
 
 1. ``bare``: the bare websockets server (``loadtest.bare_server``) under the
    ingest load: CPU per message, the floor for the stack.
-2. ``ingest``: ``dispatch serve`` with the same connections and the same
+2. ``uvicorn``: a raw ASGI app on uvicorn with the server's settings
+   (``loadtest.uvicorn_floor``) that decodes and counts, under the same load:
+   the floor with uvicorn's ASGI WebSocket layer in it.
+3. ``ingest``: ``dispatch serve`` with the same connections and the same
    location rate: reports per second it keeps up with, CPU per report, and
    ``/metrics`` ingest lag. If it cannot keep up, a second run on a fresh
    server at 85% of what it managed shows the lag at a load it sustains.
-3. ``dispatch``: orders at a fixed rate to a fleet that reports every few
+4. ``dispatch``: orders at a fixed rate to a fleet that reports every few
    seconds and accepts everything (``loadtest.bench_orders``).
-4. ``idle``: resident memory per connected, silent worker.
+5. ``idle``: resident memory per connected, silent worker.
 
 Every phase returns a flat dict of JSON-ready figures.
 """
@@ -34,20 +37,22 @@ from loadtest.bench_orders import DispatchDriver
 SUSTAIN_SHARES = (0.85, 0.7)
 KEPT_UP_ACK_MS = 1000.0  # a sampled location's ack later than this: a backlog is growing
 
-# ---------------------------------------------------------------- 1 and 2: ingest
+# ---------------------------------------------------------------- 1 to 3: ingest
 
 
-async def bare_phase(plan: Plan) -> Figures:
-    """The bare websockets server under the ingest load."""
-    say(f"bare: starting, {plan.connections} connections, {plan.location_rate}/s")
-    child = await procs.start_bare(log=plan.workdir / "bare-server.log")
+async def floor_phase(plan: Plan, kind: str) -> Figures:
+    """A floor server under the ingest load: ``bare`` (the bare websockets
+    server) or ``uvicorn`` (the raw ASGI app on uvicorn). Neither wants a
+    ``hello``: the fleet connects and sends locations straight away."""
+    say(f"{kind}: starting, {plan.connections} connections, {plan.location_rate}/s")
+    child = await procs.start_floor(kind, log=plan.workdir / f"{kind}-server.log")
     stats = FleetStats()
-    fleet = make_fleet(plan.connections, ["bare"], Area(), stats)
+    fleet = make_fleet(plan.connections, [kind], Area(), stats)
     try:
         rss0 = child.rss()
-        figures = await connect(plan, fleet, child.port, "bare", hello=False)
+        figures = await connect(plan, fleet, child.port, kind, hello=False)
         figures["rss_per_conn_kib"] = round((child.rss() - rss0) / 1024 / len(fleet), 2)
-        window = Window(plan, "bare", child, None, lambda m: int(m["messages"]))
+        window = Window(plan, kind, child, None, lambda m: int(m["messages"]))
         figures.update(await _paced(plan, window, fleet, 0, plan.location_rate))
         return figures
     finally:
@@ -131,7 +136,7 @@ async def _paced(
     return figures
 
 
-# ---------------------------------------------------------------- 3: dispatch
+# ---------------------------------------------------------------- 4: dispatch
 
 
 async def dispatch_phase(plan: Plan, redis: procs.RedisServer | None) -> Figures:
@@ -203,7 +208,7 @@ async def _orders(window: Window, fleet: Sequence[BenchWorker], driver: Dispatch
     }
 
 
-# ---------------------------------------------------------------- 4: idle
+# ---------------------------------------------------------------- 5: idle
 
 
 async def idle_phase(plan: Plan) -> Figures:

@@ -1,8 +1,10 @@
-"""The benchmark's subprocesses: a redis-server, ``dispatch serve``, the bare server.
+"""The benchmark's subprocesses: a redis-server, ``dispatch serve``, the floor servers.
 
 Each is started on 127.0.0.1 (Redis on a Unix socket in a temporary
 directory), waited for until it answers, measured through ``psutil`` (CPU
 time, resident memory) and stopped: SIGTERM, then SIGKILL if it lingers.
+The floor servers are the bare ``websockets`` one (``loadtest.bare_server``)
+and the raw ASGI app on uvicorn (``loadtest.uvicorn_floor``).
 The dispatch server is only ever a subprocess here; nothing of ``server`` is
 imported.
 """
@@ -239,10 +241,14 @@ async def start_dispatch(
     return child
 
 
-async def start_bare(log: Path | None = None) -> HttpChild:
-    """The bare websockets server (``loadtest.bare_server``) on a free port."""
+FLOORS = {"bare": "loadtest.bare_server", "uvicorn": "loadtest.uvicorn_floor"}
+
+
+async def start_floor(kind: str, log: Path | None = None) -> HttpChild:
+    """A floor server on a free port: ``bare`` (the bare websockets server) or
+    ``uvicorn`` (the raw ASGI app on uvicorn); both count at ``/metrics``."""
     port = free_port()
-    args = [sys.executable, "-m", "loadtest.bare_server", "--port", str(port)]
-    child = HttpChild("bare server", args, port, log=log)
+    args = [sys.executable, "-m", FLOORS[kind], "--port", str(port)]
+    child = HttpChild(f"{kind} floor server", args, port, log=log)
     await child.wait_ready("/metrics")
     return child
