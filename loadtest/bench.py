@@ -60,8 +60,14 @@ SIZES = ("connections", "location_rate", "dispatch_workers", "order_rate", "idle
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The bench's options, for ``dispatch bench`` and ``python -m loadtest.bench``."""
     parser.add_argument("--quick", action="store_true", help="scaled-down load, about a minute")
-    parser.add_argument("--out", default="bench-results.json", help="JSON file for every figure")
-    parser.add_argument("--phases", default=",".join(PHASES), help="comma-separated subset")
+    parser.add_argument(
+        "--out", default="bench-results.json", help="JSON file for every figure (%(default)s)"
+    )
+    parser.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated subset of {','.join(PHASES)} (default: all)",
+    )
     parser.add_argument("--connections", type=int, help="ingest connections (10,000)")
     parser.add_argument("--location-rate", type=int, help="location reports/s (25,000)")
     parser.add_argument("--dispatch-workers", type=int, help="workers for dispatch (10,000)")
@@ -259,6 +265,12 @@ async def _main(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point for ``dispatch bench``."""
+    unknown = set(args.phases.split(",")) - set(PHASES) - {""}
+    if unknown:
+        sys.stderr.write(
+            f"dispatch bench: unknown phases {sorted(unknown)}; choose from {PHASES}\n"
+        )
+        return 2
     return uvloop.run(_main(args))
 
 
