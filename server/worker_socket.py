@@ -74,6 +74,7 @@ class WorkerSession:
         self._outbox: collections.deque[bytes] = collections.deque()
         self._held = True
         self._writer: asyncio.Task[None] | None = None
+        self._closing: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ outgoing
 
@@ -87,7 +88,7 @@ class WorkerSession:
 
     def replaced(self) -> None:
         """The worker connected again elsewhere on this node: close this socket."""
-        asyncio.get_running_loop().create_task(self.ws.close(CLOSE_REPLACED))
+        self._closing = asyncio.get_running_loop().create_task(self.ws.close(CLOSE_REPLACED))
 
     def send(self, frame: bytes) -> None:
         self._outbox.append(frame)
