@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -10,7 +11,7 @@ import redis.asyncio as aioredis
 from server.store.keys import WorkerId
 from server.store.mux import Mux, MuxClosed, ReplyError
 from server.store.redis_store import Store, StoreUnavailable
-from tests.support import unique_city
+from tests.support import RedisProcess, unique_city
 
 
 async def test_many_concurrent_calls_get_their_own_replies(redis_url: str) -> None:
@@ -73,3 +74,22 @@ async def test_unreachable_redis_is_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         await store.set_status("x", WorkerId("w"), "go_available")
     await client.aclose()
+
+
+async def test_password_and_database_from_the_url(redis_url: str, tmp_path: Path) -> None:
+    """A URL's password and database number are used: AUTH, then SELECT."""
+    secured = RedisProcess(tmp_path, appendonly=False)
+    secured_url = secured.start()
+    admin = aioredis.from_url(secured_url)
+    await admin.config_set("requirepass", "s3cret")
+    path = secured_url.removeprefix("unix://")
+    mux = Mux(f"unix://:s3cret@{path}?db=3")
+    await mux.call("SET", "k", "v")
+    assert await mux.call("GET", "k") == b"v"
+    assert await admin.get("k") is None  # it went to database 3, not 0
+    locked = Mux(f"unix://{path}")
+    with pytest.raises(StoreUnavailable):
+        await Store(admin, locked).set_status("x", WorkerId("w"), "go_available")
+    mux.close()
+    await admin.aclose()
+    secured.stop()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ssl
 from typing import Any, cast
 
 import hiredis
@@ -59,12 +60,14 @@ class _Protocol(asyncio.Protocol):
 
 
 class Mux:
-    """A pipelined connection to the Redis at ``url`` (``redis://`` or ``unix://``)."""
+    """A pipelined connection to the Redis at ``url`` (``redis://``, ``rediss://`` or
+    ``unix://``; user, password and database number are honoured)."""
 
     def __init__(self, url: str) -> None:
         self.options = parse_url(url)
-        if self.options.get("connection_class") is SSLConnection:
-            raise ValueError("TLS Redis URLs are not supported by the multiplexed connection")
+        # rediss:// gets TLS with the system's trust store and host name checks.
+        tls = self.options.get("connection_class") is SSLConnection
+        self._ssl = ssl.create_default_context() if tls else None
         self._protocol: _Protocol | None = None
         self._lock = asyncio.Lock()
 
@@ -74,7 +77,7 @@ class Mux:
             _, protocol = await loop.create_unix_connection(_Protocol, self.options["path"])
         else:
             host, port = self.options.get("host", "localhost"), self.options.get("port", 6379)
-            _, protocol = await loop.create_connection(_Protocol, host, port)
+            _, protocol = await loop.create_connection(_Protocol, host, port, ssl=self._ssl)
         for command in self._setup_commands():
             reply = await self._send(protocol, command)
             if isinstance(reply, ReplyError):
