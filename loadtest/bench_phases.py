@@ -71,6 +71,9 @@ async def ingest_phase(plan: Plan, redis: procs.RedisServer | None) -> Figures:
         if figures.get("sustained", figures)["kept_up"]:
             break
         rate = int(took * share / 500) * 500
+        if rate <= 0:
+            say("ingest: the server stored no reports at all; see its log")
+            break
         say(f"ingest: it did not keep up; again at {rate:,}/s on a fresh server")
         figures["sustained"] = await _ingest_run(plan, redis, rate, f"ingest-{rate}")
     return figures
