@@ -77,10 +77,29 @@ def _worker_fields(claims: dict[str, object]) -> tuple[str, tuple[str, ...], int
     return city, tuple(skills), capacity
 
 
+# Tokens verified lately, with their expiry: a customer client sends the same
+# token with every request, and checking the signature each time was ~2.5% of
+# the server's CPU at 500 orders/s. Bounded; the oldest entries go first.
+_VERIFIED: dict[tuple[str, str, str], tuple[Identity, float]] = {}
+_VERIFIED_MAX = 4096
+
+
 def verify(secret: str, token: str | None, role: Role) -> Identity:
     """The identity in ``token``, which must be valid and for ``role``."""
     if not token:
         raise Unauthorized("missing")
+    key = (secret, token, role)
+    hit = _VERIFIED.get(key)
+    if hit is not None and hit[1] > time.time():
+        return hit[0]
+    identity, expires = _verify(secret, token, role)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        del _VERIFIED[next(iter(_VERIFIED))]
+    _VERIFIED[key] = (identity, expires)
+    return identity
+
+
+def _verify(secret: str, token: str, role: Role) -> tuple[Identity, float]:
     try:
         claims = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "role"]}
@@ -92,9 +111,10 @@ def verify(secret: str, token: str | None, role: Role) -> Identity:
         raise Unauthorized("'sub' must be a string of 1-64 characters without commas")
     if claims["role"] != role:
         raise Forbidden(str(claims["role"]), role)
+    expires = float(claims["exp"])
     if role == "customer":
-        return Identity(subject, role)
-    return Identity(subject, role, *_worker_fields(claims))
+        return Identity(subject, role), expires
+    return Identity(subject, role, *_worker_fields(claims)), expires
 
 
 def bearer(header: str | None) -> str | None:

@@ -389,3 +389,32 @@ def test_subject_must_be_short_and_comma_free(subject: str) -> None:
 def test_bearer_header_parsing(header: str | None, token: str | None) -> None:
     """bearer() takes the token from a case-insensitive 'Bearer <token>' header, else None."""
     assert auth.bearer(header) == token
+
+
+def test_cached_verification_still_honours_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token verified once is not trusted from the cache after its expiry."""
+    from server import auth as auth_mod
+
+    token = auth_mod.mint(SECRET, "customer", "c-cache", ttl_s=60)
+    assert auth_mod.verify(SECRET, token, "customer").subject == "c-cache"
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 120)
+
+    def refuse(*args: object) -> object:
+        raise auth_mod.Unauthorized("expired")
+
+    monkeypatch.setattr(auth_mod, "_verify", refuse)
+    with pytest.raises(auth_mod.Unauthorized):
+        auth_mod.verify(SECRET, token, "customer")
+
+
+def test_cache_is_per_secret_and_role() -> None:
+    """A token cached under one secret or role is not accepted under another."""
+    from server import auth as auth_mod
+
+    token = auth_mod.mint(SECRET, "customer", "c-key", ttl_s=60)
+    auth_mod.verify(SECRET, token, "customer")
+    with pytest.raises(auth_mod.Unauthorized):
+        auth_mod.verify("another-secret-that-is-long-enough-xx", token, "customer")
+    with pytest.raises(auth_mod.Forbidden):
+        auth_mod.verify(SECRET, token, "worker")

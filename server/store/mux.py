@@ -39,6 +39,13 @@ class _Protocol(asyncio.Protocol):
         self.waiting: collections.deque[asyncio.Future[Reply]] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.error: Exception | None = None
+        self.outgoing: list[bytes] = []
+
+    def flush(self) -> None:
+        """Write every command queued in this loop iteration with one system call."""
+        if self.transport is not None and self.outgoing:
+            self.transport.write(b"".join(self.outgoing))
+        self.outgoing.clear()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
@@ -95,10 +102,14 @@ class Mux:
 
     @staticmethod
     def _send(protocol: _Protocol, command: tuple[Any, ...]) -> asyncio.Future[Reply]:
+        """Queue ``command``; the commands of one loop iteration leave in one write."""
         if protocol.transport is None:
             raise protocol.error or MuxClosed("not connected")
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        protocol.transport.write(hiredis.pack_command(command))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
+        if not protocol.outgoing:
+            loop.call_soon(protocol.flush)
+        protocol.outgoing.append(hiredis.pack_command(command))
         protocol.waiting.append(future)
         return future
 
