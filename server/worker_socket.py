@@ -250,9 +250,6 @@ class WorkerSession:
         assert me is not None
         wid, rt = WorkerId(me.subject), self.rt
         match msg:
-            case LocationReported():
-                self._locate(msg)
-                return None
             case ChangeStatus(status=status):
                 state = await rt.dispatcher.set_status(wid, me.city, status)
                 return Ack(id=msg.id, state=WorkerState(state))
@@ -279,7 +276,7 @@ class WorkerSession:
                 return Ack(id=msg.id, server_time=rt.dispatcher.now())
             case Hello():
                 return Error(code="already_hello", message=message("already_hello"), id=msg.id)
-        return None  # pragma: no cover - the union is exhausted above
+        return None  # location frames never get here: _session takes them on its hot path
 
 
 class WorkerEndpoint:

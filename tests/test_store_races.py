@@ -221,7 +221,9 @@ async def test_no_worker_ends_unassigned(store: Store, clock: Clock) -> None:
     assert await state_of(store, oid) == "dispatching"
     clock.ms += 61_000
     await d.dispatch(oid)
-    events = await store.events(oid)
+    view = await store.order_view(oid)
+    assert view is not None
+    events = view.events
     assert events[-1].type == "unassigned" and events[-1].reason == "no_worker"
 
 

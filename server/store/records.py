@@ -36,6 +36,11 @@ def point(lat: object, lng: object) -> Point | None:
     return Point(lat=float(text(lat)), lng=float(text(lng)))
 
 
+def decoded(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    """A hash (or stream entry) reply as text keys and values."""
+    return {text(k): text(v) for k, v in raw.items()}
+
+
 def pairs(flat: list[object]) -> dict[bytes | str, bytes | str]:
     """A flat [k1, v1, k2, v2, ...] reply as a dict."""
     return {cast(bytes, flat[i]): cast(bytes, flat[i + 1]) for i in range(0, len(flat), 2)}
@@ -43,7 +48,7 @@ def pairs(flat: list[object]) -> dict[bytes | str, bytes | str]:
 
 def event(entry_id: object, fields: Mapping[bytes | str, bytes | str]) -> OrderEvent:
     """An order event from a stream entry."""
-    f = {text(k): text(v) for k, v in fields.items()}
+    f = decoded(fields)
     return msgspec.convert(
         {"id": text(entry_id), **f, "at": int(f["at"])}, OrderEvent, strict=False
     )

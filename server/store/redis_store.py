@@ -18,13 +18,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from protocol.errors import message
-from protocol.messages import OfferMode, OrderEvent, OrderView, Point, Position
+from protocol.messages import OfferMode, OrderView, Point, Position
 from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
 from server.store import keys
 from server.store.keys import City, OfferId, OrderId, WorkerId
 from server.store.mux import Mux, MuxClosed, ReplyError
-from server.store.records import event, pairs, point, text, view_from_fields
+from server.store.records import decoded, event, pairs, point, text, view_from_fields
 from server.store.scripts import sources
 
 
@@ -365,13 +365,7 @@ class Store:
     async def order_fields(self, oid: OrderId) -> dict[str, str]:
         async with _translated():
             raw = await self.redis.hgetall(keys.order(oid))
-        return {text(k): text(v) for k, v in raw.items()}
-
-    async def events(self, oid: OrderId, after: str | None = None) -> list[OrderEvent]:
-        start = f"({after}" if after else "-"
-        async with _translated():
-            entries = await self.redis.xrange(keys.events(oid), min=start)
-        return [event(entry_id, fields or {}) for entry_id, fields in entries or []]
+        return decoded(raw)
 
     async def order_view(self, oid: OrderId, after: str | None = None) -> OrderView | None:
         """The order with its events after ``after`` (all if None): one round trip,
@@ -381,7 +375,7 @@ class Store:
             pipe.hgetall(keys.order(oid))
             pipe.xrange(keys.events(oid), min=f"({after}" if after else "-")
             raw, entries = await pipe.execute()
-        fields = {text(k): text(v) for k, v in raw.items()}
+        fields = decoded(raw)
         if not fields:
             return None
         events = [event(entry_id, f or {}) for entry_id, f in entries or []]
@@ -395,7 +389,7 @@ class Store:
             for oid in oids:
                 pipe.hgetall(keys.order(oid))
             rows = await pipe.execute()
-        return [{text(k): text(v) for k, v in row.items()} for row in rows if row]
+        return [decoded(row) for row in rows if row]
 
     # ------------------------------------------------------------ idempotency
 
