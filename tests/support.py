@@ -29,7 +29,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from protocol import codec
-from protocol.messages import Hello, LiveMessage, OfferMade, ServerMessage, Welcome
+from protocol.messages import Ack, Hello, LiveMessage, OfferMade, ServerMessage, Welcome
 from server import auth
 from server.embedded_redis import EmbeddedRedis
 
@@ -183,6 +183,13 @@ class WorkerClient:
 
     async def offer(self, timeout: float = 5.0) -> OfferMade:
         return await self.expect(OfferMade, timeout)
+
+    async def accept_next(self, timeout: float = 5.0) -> str:
+        """Wait for the next offer, accept it, and return its order id."""
+        offer = await self.offer(timeout)
+        ack = await self.request({"type": "accept", "offer_id": offer.offer_id})
+        assert isinstance(ack, Ack) and ack.job is not None, ack
+        return offer.order_id
 
     async def silent(self, seconds: float) -> list[ServerMessage]:
         """Frames that arrive within ``seconds`` (to show none of a kind came)."""

@@ -71,8 +71,7 @@ async def test_sigkill_keeps_the_job(server: ServerProcess, redis_url: str, city
     w = await WorkerClient.connect(doomed.ws_url, "w", city)
     customer = Customer(server.url)
     oid = (await customer.create(city)).json()["id"]
-    offer = await w.offer()
-    await w.request({"type": "accept", "offer_id": offer.offer_id})
+    assert await w.accept_next() == oid
     doomed.kill()
     back = await WorkerClient.connect(server.ws_url, "w", city, status=None)
     assert back.welcome.state == "on_job"

@@ -140,8 +140,7 @@ async def test_going_offline_during_a_job_is_refused(
     """A worker on a job cannot go offline; the job stays and completes normally."""
     a = await WorkerClient.connect(server.ws_url, "a", city)
     oid = (await customer.create(city)).json()["id"]
-    offer = await a.offer()
-    await a.request({"type": "accept", "offer_id": offer.offer_id})
+    assert await a.accept_next() == oid
     refused = await a.request({"type": "status", "status": "offline"})
     assert isinstance(refused, Error) and refused.code == "active_job"
     for step in ("arrived", "started", "completed"):
@@ -157,8 +156,7 @@ async def test_customer_cancel_tells_the_assigned_worker(
     """Cancelling an assigned order sends job_cancelled to its worker and frees it."""
     a = await WorkerClient.connect(server.ws_url, "a", city)
     oid = (await customer.create(city)).json()["id"]
-    offer = await a.offer()
-    await a.request({"type": "accept", "offer_id": offer.offer_id})
+    assert await a.accept_next() == oid
     r = await customer.http.post(f"/v1/orders/{oid}/cancel")
     assert r.status_code == 200 and r.json()["state"] == "cancelled"
     cancelled = await a.expect(JobCancelled)

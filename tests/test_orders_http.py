@@ -110,8 +110,7 @@ async def test_view_shows_assigned_worker_position(
     """Once assigned, the order shows its worker and the worker's last position."""
     w = await WorkerClient.connect(server.ws_url, "w", city, lat=52.5205, lng=13.4012)
     oid = (await customer.create(city)).json()["id"]
-    offer = await w.offer()
-    await w.request({"type": "accept", "offer_id": offer.offer_id})
+    assert await w.accept_next() == oid
     await w.move(52.5210, 13.4015)
     data = await customer.order(oid)
     assert data["worker"] == "w" and abs(data["position"]["lat"] - 52.5210) < 1e-5
