@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from server import order_live, orders_http, worker_socket
+from server.api import order_live, orders_http, worker_socket
 from server.core.errors import ClientError
 from server.runtime import Runtime
 from server.settings import Settings

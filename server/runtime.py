@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from server.dispatcher import Dispatcher
 from server.embedded_redis import EmbeddedRedis
 from server.hub import Hub
-from server.ingest import LocationIngest
+from server.loops.ingest import LocationIngest
 from server.settings import Settings
 from server.store.mux import Mux
 from server.store.redis_store import Store, StoreUnavailable
