@@ -84,8 +84,9 @@ async def _ingest_run(
 ) -> Figures:
     say(f"{label}: starting, {plan.connections} workers, {rate:,}/s")
     child = await procs.start_dispatch(
-        plan.redis_url, plan.secret, server_env(plan, label), plan.workdir / f"{label}-server.log"
-    )
+        plan.redis_url, plan.secret, [label], server_env(plan, label),
+        plan.workdir / f"{label}-server.log",
+    )  # fmt: skip
     stats = FleetStats()
     fleet = make_fleet(plan.connections, [label], Area(), stats)
     try:
@@ -150,6 +151,7 @@ async def dispatch_phase(plan: Plan, redis: procs.RedisServer | None) -> Figures
     child = await procs.start_dispatch(
         plan.redis_url,
         plan.secret,
+        cities,
         server_env(plan, "dispatch"),
         plan.workdir / "dispatch-server.log",
     )
@@ -218,8 +220,9 @@ async def idle_phase(plan: Plan) -> Figures:
     """Resident memory per connected worker that says ``hello`` and nothing more."""
     say(f"idle: starting, {plan.idle_connections} connections")
     child = await procs.start_dispatch(
-        plan.redis_url, plan.secret, server_env(plan, "idle"), plan.workdir / "idle-server.log"
-    )
+        plan.redis_url, plan.secret, ["idle"], server_env(plan, "idle"),
+        plan.workdir / "idle-server.log",
+    )  # fmt: skip
     fleet = make_fleet(plan.idle_connections, ["idle"], Area(), FleetStats(), seed=3)
     try:
         await asyncio.sleep(0.5)

@@ -79,9 +79,12 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
     return int(parts[1]), body, fields.get("connection", "").lower() != "close"
 
 
-async def get(host: str, port: int, path: str, timeout_s: float = 10.0) -> tuple[int, bytes]:
-    """One GET on a fresh connection (for /metrics and /healthz)."""
-    pool = HttpPool(host, port)
+async def get(
+    host: str, port: int, path: str, timeout_s: float = 10.0,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[int, bytes]:  # fmt: skip
+    """One GET on a fresh connection (for /metrics and /readyz)."""
+    pool = HttpPool(host, port, dict(headers or {}))
     try:
         return await pool.request("GET", path, timeout_s=timeout_s)
     finally:

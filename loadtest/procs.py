@@ -22,7 +22,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +194,7 @@ class HttpChild(Child):
     ) -> None:  # fmt: skip
         super().__init__(name, args, env, log)
         self.port = port
+        self.metrics_token = ""
 
     async def wait_ready(self, path: str, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -210,7 +211,9 @@ class HttpChild(Child):
         raise RuntimeError(f"{self.name} did not become ready")
 
     async def metrics(self) -> dict[str, Any]:
-        status, body = await httpconn.get(HOST, self.port, "/metrics", timeout_s=30.0)
+        headers = {"Authorization": f"Bearer {self.metrics_token}"} if self.metrics_token else {}
+        status, body = await httpconn.get(HOST, self.port, "/metrics", timeout_s=30.0,
+                                          headers=headers)  # fmt: skip
         if status != 200:
             raise RuntimeError(f"{self.name} /metrics answered {status}")
         data: dict[str, Any] = json.loads(body)
@@ -225,19 +228,32 @@ def dispatch_command() -> list[str]:
     )
 
 
+# The bench measures the server's capacity, not its per-client limits: one
+# bench customer creates every order, and a bench worker may report faster
+# than a phone would.
+UNLIMITED = {
+    "DISPATCH_ORDER_RATE_PER_S": "100000", "DISPATCH_ORDER_BURST": "1000000",
+    "DISPATCH_LOCATION_RATE_PER_S": "1000", "DISPATCH_FRAME_RATE_PER_S": "1000",
+    "DISPATCH_MAX_CONNECTIONS": "200000",
+}  # fmt: skip
+METRICS_TOKEN = secrets.token_urlsafe(24)
+
+
 async def start_dispatch(
-    redis_url: str, secret: str, extra_env: Mapping[str, str] | None = None,
+    redis_url: str, secret: str, cities: Sequence[str], extra_env: Mapping[str, str] | None = None,
     log: Path | None = None,
 ) -> HttpChild:  # fmt: skip
-    """A ``dispatch serve`` node on a free port, ready to serve."""
+    """A ``dispatch serve`` node on a free port serving ``cities``, ready to serve."""
     port = free_port()
     env = {
         **os.environ, "REDIS_URL": redis_url, "DISPATCH_JWT_SECRET": secret,
         "DISPATCH_PORT": str(port), "DISPATCH_HOST": HOST, "DISPATCH_LOG_LEVEL": "warning",
-        "DISPATCH_NODE_ID": f"bench-{secrets.token_hex(3)}", **(extra_env or {}),
+        "DISPATCH_NODE_ID": f"bench-{secrets.token_hex(3)}", "DISPATCH_CITIES": ",".join(cities),
+        "DISPATCH_METRICS_TOKEN": METRICS_TOKEN, **UNLIMITED, **(extra_env or {}),
     }  # fmt: skip
     child = HttpChild("dispatch serve", dispatch_command(), port, env, log)
-    await child.wait_ready("/healthz")
+    child.metrics_token = METRICS_TOKEN
+    await child.wait_ready("/readyz")
     return child
 
 

@@ -6,12 +6,15 @@ go through these module-level instances.
 
 Decoding raises :class:`msgspec.DecodeError` for input that is not JSON and
 :class:`msgspec.ValidationError` (a subclass) for JSON of the wrong shape; use
-:func:`error_code` to turn either into the protocol's stable error code.
+:func:`error_code` to turn either into the protocol's stable error code. Use
+:func:`decode` on input from outside: it also turns JSON nested too deeply to
+decode (msgspec raises ``RecursionError``) into a ``DecodeError``.
 """
 
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 import msgspec
 
@@ -25,6 +28,8 @@ from protocol.messages import (
     WorkerMessage,
 )
 
+T = TypeVar("T")
+
 _OUT_OF_RANGE = re.compile(r"Expected `(float|int)` [<>]|out of range")
 
 encoder = msgspec.json.Encoder()
@@ -37,6 +42,31 @@ create_order_decoder = msgspec.json.Decoder(CreateOrder)
 order_view_decoder = msgspec.json.Decoder(OrderView)
 order_event_decoder = msgspec.json.Decoder(OrderEvent)
 http_error_decoder = msgspec.json.Decoder(HttpError)
+
+
+class _Id(msgspec.Struct):
+    id: str | None = None
+
+
+_id_decoder = msgspec.json.Decoder(_Id)
+
+
+def decode(decoder: msgspec.json.Decoder[T], data: str | bytes) -> T:
+    """``decoder.decode(data)``, with too-deep nesting reported as a ``DecodeError``."""
+    try:
+        return decoder.decode(data)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
+
+
+def readable_id(data: str | bytes) -> str | None:
+    """The client's ``id`` of a frame that failed to decode, if it is a JSON object
+    with a string ``id`` of at most 64 characters; else None."""
+    try:
+        found = _id_decoder.decode(data).id
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return found if found is not None and len(found) <= 64 else None
 
 
 def error_code(exc: msgspec.DecodeError) -> str:

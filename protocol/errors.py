@@ -7,6 +7,7 @@ and a test keeps the two in step. Clients should branch on ``code``, never on
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import Final
 
 ERROR_CODES: Final[dict[str, str]] = {
@@ -17,18 +18,21 @@ ERROR_CODES: Final[dict[str, str]] = {
     "invalid_field": "A field has the wrong type or an invalid value.",
     "out_of_range": "A number is outside its allowed range (coordinates, NaN, infinity).",
     "unsupported_version": "None of the offered protocol versions is spoken by this server.",
+    "binary_frame": "Frames must be text frames holding JSON; a binary frame changes nothing.",
+    "bad_fix_time": "A fix's `at` is too far from the server's clock (ahead or behind).",
+    "rate_limited": "Too many frames or requests; slow down and retry later.",
     # session
     "hello_required": "The first frame on a worker socket must be `hello`.",
     "already_hello": "`hello` was sent twice on one socket.",
     "unauthorized": "The token is missing, malformed, expired or signed with another key.",
     "forbidden": "The token is valid but not for this kind of client.",
+    "unknown_city": "This deployment does not serve that city.",
     # offers and jobs
     "offer_not_found": "No such offer was ever made to this worker.",
     "offer_expired": "The offer was made to this worker but is no longer open.",
     "offer_taken": "Another worker accepted the order first.",
     "order_cancelled": "The customer cancelled the order.",
     "job_not_found": "This worker holds no job for that order.",
-    "illegal_transition": "The request is not allowed in the current state.",
     "illegal_step": "That progress step does not follow the job's current step.",
     "offer_pending": "Answer the open offer before changing status.",
     "active_job": "Finish or hand back the active jobs before pausing or going offline.",
@@ -37,6 +41,8 @@ ERROR_CODES: Final[dict[str, str]] = {
     "not_cancellable": "The order can no longer be cancelled (service started or order ended).",
     "idempotency_conflict": "This Idempotency-Key was used with a different body.",
     "bad_request": "The request is malformed (for example a bad Idempotency-Key).",
+    "too_large": "The request body is larger than the server accepts.",
+    "request_timeout": "The request body did not arrive in time.",
     # ours
     "unavailable": "The server cannot reach its store; retry with backoff.",
     "internal": "An unexpected server error; it has been logged.",
@@ -46,3 +52,19 @@ ERROR_CODES: Final[dict[str, str]] = {
 def message(code: str) -> str:
     """The human-readable text for ``code``."""
     return ERROR_CODES[code]
+
+
+class Close(IntEnum):
+    """The WebSocket close codes the server uses (``PROTOCOL.md`` §15)."""
+
+    DONE = 1000  # live socket: the order ended and its last event was sent
+    POLICY = 1008  # rate limits exceeded over and over, or a frame on a read-only socket
+    TOO_BIG = 1009  # a frame over the size limit
+    STORE_LOST = 1011  # the node lost its store
+    RESTART = 1012  # the node is shutting down
+    SLOW_READER = 4008  # the client did not read what the server sent fast enough
+    BAD_REQUEST = 4400  # worker: unsupported_version; live: bad_request
+    UNAUTHORIZED = 4401  # worker: bad token in hello, or no hello in time
+    FORBIDDEN = 4403  # worker: token for another role, or a city this deployment does not serve
+    NOT_FOUND = 4404  # live: order_not_found
+    REPLACED = 4409  # worker: a newer connection of the same worker took over

@@ -25,6 +25,8 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from protocol.ids import Name, OfferIdText, OrderIdText
+
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
 
@@ -33,7 +35,6 @@ Latitude = Annotated[float, Meta(ge=-85.05112878, le=85.05112878)]
 Longitude = Annotated[float, Meta(ge=-180.0, le=180.0)]
 Millis = Annotated[int, Meta(ge=0)]
 ClientId = Annotated[str, Meta(max_length=64)]
-Name = Annotated[str, Meta(pattern=r"^[a-z0-9_-]{1,32}\Z")]
 Text = Annotated[str, Meta(max_length=500)]
 
 
@@ -116,21 +117,21 @@ class ChangeStatus(Struct, frozen=True, tag="status"):
 class OfferReceived(Struct, frozen=True, tag="offer_received"):
     """Delivery acknowledgement: the app has shown the offer to the worker."""
 
-    offer_id: str
+    offer_id: OfferIdText
     id: ClientId | None = None
 
 
 class AcceptOffer(Struct, frozen=True, tag="accept"):
     """The worker takes the order behind this offer."""
 
-    offer_id: str
+    offer_id: OfferIdText
     id: ClientId | None = None
 
 
 class RejectOffer(Struct, frozen=True, tag="reject"):
     """The worker declines the offer."""
 
-    offer_id: str
+    offer_id: OfferIdText
     reason: Literal["busy", "too_far", "other"] = "other"
     id: ClientId | None = None
 
@@ -138,7 +139,7 @@ class RejectOffer(Struct, frozen=True, tag="reject"):
 class ReportProgress(Struct, frozen=True, tag="progress"):
     """The worker has reached the next service step of one of its jobs."""
 
-    order_id: str
+    order_id: OrderIdText
     step: Literal["arrived", "started", "completed"]
     id: ClientId | None = None
 
@@ -257,7 +258,8 @@ class CreateOrder(Struct, frozen=True, forbid_unknown_fields=True):
 
 class OrderEvent(Struct, frozen=True):
     """One step in an order's history. ``id`` orders events and is what a
-    client passes back as ``after`` to resume."""
+    client passes back as ``after`` to resume. ``worker`` names the one worker
+    concerned; ``workers`` lists an offer's holders (``offered``, ``expired``)."""
 
     id: str
     type: str
@@ -266,6 +268,7 @@ class OrderEvent(Struct, frozen=True):
     worker: str | None = None
     offer_id: str | None = None
     reason: str | None = None
+    workers: list[str] | None = None
 
 
 class Position(Struct, frozen=True):
@@ -275,6 +278,7 @@ class Position(Struct, frozen=True):
     lat: float
     lng: float
     at: Millis
+    seen_at: Millis | None = None
 
 
 class OrderView(Struct, frozen=True):

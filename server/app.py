@@ -2,55 +2,55 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
-from server.api import order_live, orders_http, worker_socket
+from server.api import health, order_live, orders_http, worker_socket
 from server.core.errors import ClientError
 from server.runtime import Runtime
 from server.settings import Settings
 from server.store.redis_store import StoreUnavailable
 
-
-async def healthz(request: Request) -> JSONResponse:
-    rt: Runtime = request.app.state.runtime
-    await rt.store.ping()
-    return JSONResponse({"status": "ok", "node": rt.node})
-
-
-async def metrics(request: Request) -> JSONResponse:
-    rt: Runtime = request.app.state.runtime
-    return JSONResponse(rt.metrics())
+EXIT_FAILED = 1
 
 
 def create_app(settings: Settings) -> Starlette:
-    """A Starlette app serving the dispatch protocol with ``settings``."""
+    """A Starlette app serving the dispatch protocol with ``settings``.
+
+    ``app.state.exit_code`` is 0, or 1 once the node has failed for good (a
+    background loop that kept dying): the process is then stopped as if by
+    SIGTERM, and ``dispatch serve`` exits with that status."""
+
+    def on_fatal(reason: str) -> None:
+        app.state.exit_code = EXIT_FAILED
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn shuts down as for any SIGTERM
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = Runtime(settings)
-        await runtime.start()
+        runtime = Runtime(settings, on_fatal)
         app.state.runtime = runtime
+        await runtime.start()
         try:
             yield
         finally:
             await runtime.stop()
 
     routes = [
-        Route("/healthz", healthz),
-        Route("/metrics", metrics),
+        Route("/healthz", health.healthz),
+        Route("/readyz", health.readyz),
+        Route("/metrics", health.metrics),
         Route("/v1/orders", orders_http.create_order, methods=["POST"]),
         Route("/v1/orders/{order_id}", orders_http.get_order),
         Route("/v1/orders/{order_id}/cancel", orders_http.cancel_order, methods=["POST"]),
         WebSocketRoute("/v1/orders/{order_id}/live", order_live.live_endpoint),
         WebSocketRoute("/v1/worker", worker_socket.WorkerEndpoint()),
     ]
-    return Starlette(
+    app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={
@@ -59,3 +59,5 @@ def create_app(settings: Settings) -> Starlette:
             Exception: orders_http.internal_error,
         },
     )
+    app.state.exit_code = 0
+    return app

@@ -1,24 +1,35 @@
-"""Signed tokens for workers and customers (JWT, HS256, pinned).
+"""Verifying the protocol's bearer tokens (JWT, HS256, pinned).
 
-A token names its subject (``sub``), its ``role`` and an expiry (``exp``,
-always required and checked). Worker tokens also carry the worker's ``city``,
-``skills`` and ``capacity``: the platform's account service issues them; here
-``dispatch token`` mints development ones.
+A token must be signed with the deployment's secret, name this deployment as
+its issuer (``iss``), carry integer ``iat`` and ``exp`` no further apart than
+``token_max_ttl_s``, and a subject (``sub``) matching the id pattern of
+``protocol/ids.py``; a worker's token also names a valid ``city``, its
+``skills`` and its ``capacity``. Anything else is :class:`Unauthorized`.
+The claims themselves are written once, in ``protocol/tokens.py``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import NamedTuple, TypeGuard
 
 import jwt
 
+from protocol import ids, tokens
+from protocol.tokens import Role
 from server.core.errors import ClientError
-from server.store.keys import CITY_PATTERN
 
-ALGORITHM = "HS256"
-Role = Literal["worker", "customer"]
+MAX_SKILLS = 16
+MAX_CAPACITY = 16
+
+
+class TokenPolicy(NamedTuple):
+    """What a valid token must satisfy (from the settings)."""
+
+    secret: str
+    issuer: str = tokens.DEFAULT_ISSUER
+    max_ttl_s: int = 7 * 86400
 
 
 class Identity(NamedTuple):
@@ -45,8 +56,17 @@ class Forbidden(ClientError):
         super().__init__("forbidden", f"a {role} token cannot be used here; {wanted} only")
 
 
+def check_names(subject: str, city: str = "", skills: Sequence[str] = ()) -> None:
+    """Raise ``ValueError`` naming the first id that does not match its pattern."""
+    if not ids.SUBJECT_RE.match(subject):
+        raise ValueError(f"subject {subject!r} does not match {ids.SUBJECT}")
+    for name in [city] * bool(city) + list(skills):
+        if not ids.NAME_RE.match(name):
+            raise ValueError(f"name {name!r} does not match {ids.NAME}")
+
+
 def mint(
-    secret: str,
+    policy: TokenPolicy,
     role: Role,
     subject: str,
     *,
@@ -56,65 +76,77 @@ def mint(
     capacity: int = 1,
     now: float | None = None,
 ) -> str:
-    """A signed token for ``subject``; valid for ``ttl_s`` seconds."""
-    issued = int(time.time() if now is None else now)
-    claims: dict[str, object] = {"sub": subject, "role": role, "iat": issued, "exp": issued + ttl_s}
-    if role == "worker":
-        claims.update(city=city, skills=list(skills), capacity=capacity)
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    """A signed token for ``subject``; raises ``ValueError`` for a bad id or lifetime."""
+    check_names(subject, city, skills)
+    if not 0 < ttl_s <= policy.max_ttl_s:
+        raise ValueError(f"ttl must be between 1 and {policy.max_ttl_s} s (token_max_ttl_s)")
+    body = tokens.claims(role, subject, ttl_s=ttl_s, issuer=policy.issuer, city=city,
+                         skills=skills, capacity=capacity, now=now)  # fmt: skip
+    return tokens.mint(policy.secret, body)
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _worker_fields(claims: dict[str, object]) -> tuple[str, tuple[str, ...], int]:
     city, skills, capacity = claims.get("city"), claims.get("skills", []), claims.get("capacity", 1)
-    if not isinstance(city, str) or not CITY_PATTERN.match(city):
-        raise Unauthorized("worker token needs a valid 'city'")
-    if not isinstance(skills, list) or not all(
-        isinstance(s, str) and CITY_PATTERN.match(s) for s in skills
+    if not isinstance(city, str) or not ids.NAME_RE.match(city):
+        raise Unauthorized(f"worker token needs a 'city' matching {ids.NAME}")
+    if (
+        not isinstance(skills, list)
+        or len(skills) > MAX_SKILLS
+        or not all(isinstance(s, str) and ids.NAME_RE.match(s) for s in skills)
     ):
-        raise Unauthorized("worker token 'skills' must be a list of names")
-    if not isinstance(capacity, int) or not 1 <= capacity <= 16:
-        raise Unauthorized("worker token 'capacity' must be an integer from 1 to 16")
+        raise Unauthorized(f"worker token 'skills' must be a list of at most {MAX_SKILLS} names")
+    if not _is_int(capacity) or not 1 <= capacity <= MAX_CAPACITY:
+        raise Unauthorized(f"worker token 'capacity' must be an integer from 1 to {MAX_CAPACITY}")
     return city, tuple(skills), capacity
 
 
 # Tokens verified lately, with their expiry: a customer client sends the same
 # token with every request, and checking the signature each time was ~2.5% of
 # the server's CPU at 500 orders/s. Bounded; the oldest entries go first.
-_VERIFIED: dict[tuple[str, str, str], tuple[Identity, float]] = {}
+_VERIFIED: dict[tuple[TokenPolicy, str, str], tuple[Identity, float]] = {}
 _VERIFIED_MAX = 4096
 
 
-def verify(secret: str, token: str | None, role: Role) -> Identity:
+def verify(policy: TokenPolicy, token: str | None, role: Role) -> Identity:
     """The identity in ``token``, which must be valid and for ``role``."""
     if not token:
         raise Unauthorized("missing")
-    key = (secret, token, role)
+    key = (policy, token, role)
     hit = _VERIFIED.get(key)
     if hit is not None and hit[1] > time.time():
         return hit[0]
-    identity, expires = _verify(secret, token, role)
+    identity, expires = _verify(policy, token, role)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         del _VERIFIED[next(iter(_VERIFIED))]
     _VERIFIED[key] = (identity, expires)
     return identity
 
 
-def _verify(secret: str, token: str, role: Role) -> tuple[Identity, float]:
+def _verify(policy: TokenPolicy, token: str, role: Role) -> tuple[Identity, float]:
     try:
         claims = jwt.decode(
-            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub", "role"]}
-        )
+            token, policy.secret, algorithms=[tokens.ALGORITHM], issuer=policy.issuer,
+            options={"require": ["exp", "iat", "sub", "role", "iss"]},
+        )  # fmt: skip
     except jwt.PyJWTError as exc:
         raise Unauthorized(str(exc)) from exc
+    issued, expires = claims["iat"], claims["exp"]
+    if not (_is_int(issued) and _is_int(expires)):
+        raise Unauthorized("'iat' and 'exp' must be integers (seconds since the epoch)")
+    if expires - issued > policy.max_ttl_s:
+        raise Unauthorized(f"lifetime over {policy.max_ttl_s} s (token_max_ttl_s)")
     subject = claims["sub"]
-    if not isinstance(subject, str) or not 0 < len(subject) <= 64 or "," in subject:
-        raise Unauthorized("'sub' must be a string of 1-64 characters without commas")
+    if not isinstance(subject, str) or not ids.SUBJECT_RE.match(subject):
+        raise Unauthorized(f"'sub' must match {ids.SUBJECT}")
     if claims["role"] != role:
         raise Forbidden(str(claims["role"]), role)
-    expires = float(claims["exp"])
     if role == "customer":
-        return Identity(subject, role), expires
-    return Identity(subject, role, *_worker_fields(claims)), expires
+        return Identity(subject, role), float(expires)
+    return Identity(subject, role, *_worker_fields(claims)), float(expires)
 
 
 def bearer(header: str | None) -> str | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import re
+import resource
 import sys
 from collections.abc import Sequence
 
@@ -19,25 +22,68 @@ environment variables or a TOML file (--config); see README.md."""
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# A token in a logged URL or header (uvicorn logs each WebSocket's path and query).
+_TOKEN = re.compile(r"((?:token|access_token)=|[Bb]earer\s+)[^&\s\"']+")
+
+
+class RedactTokens(logging.Filter):
+    """Blank out tokens in every log record, whoever logs it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _TOKEN.sub(r"\1[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def configure_logging(level: str) -> None:
+    """One handler on the root logger, redacting tokens; uvicorn's loggers propagate to it."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactTokens())
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from server.api.http_guard import protocols
     from server.app import create_app
 
     cfg = _settings(args)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
-    cfg = settings_mod.Settings(**{**_as_dict(cfg), **overrides})
-    logging.basicConfig(
-        level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        cfg = settings_mod.Settings(**{**_as_dict(cfg), **overrides})
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"dispatch: bad setting: {exc}") from exc
+    problem = cfg.insecure_secret()
+    if problem:
+        raise SystemExit(
+            f"dispatch serve: refusing to listen on {cfg.host}: {problem}. Set "
+            f"DISPATCH_JWT_SECRET to a random secret of at least {settings_mod.MIN_SECRET_BYTES} "
+            "bytes (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), "
+            "or listen on 127.0.0.1 for development."
+        )
+    configure_logging(cfg.log_level)
+    raise_open_file_limit()
+    app = create_app(cfg)
+    http, ws = protocols(cfg)
     uvicorn.run(
-        create_app(cfg), host=cfg.host, port=cfg.port, loop="uvloop", http="httptools",
-        ws="websockets-sansio", ws_max_size=cfg.max_frame_bytes, ws_ping_interval=20.0,
-        ws_ping_timeout=20.0, lifespan="on", log_level=cfg.log_level, access_log=False,
+        app, host=cfg.host, port=cfg.port, loop="uvloop", http=http,
+        ws=ws, ws_max_size=cfg.max_frame_bytes, ws_ping_interval=20.0,
+        ws_ping_timeout=20.0, lifespan="on", log_level=cfg.log_level, log_config=None,
+        access_log=cfg.access_log, limit_concurrency=cfg.max_connections,
+        timeout_graceful_shutdown=math.ceil(cfg.shutdown_timeout_s), timeout_keep_alive=5,
     )  # fmt: skip
-    return 0
+    return int(app.state.exit_code)
+
+
+def raise_open_file_limit() -> None:
+    """Lift the soft open-file limit to the hard one: each socket is a file."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    logging.getLogger(__name__).info("open files: up to %d", hard)
 
 
 def _as_dict(cfg: settings_mod.Settings) -> dict[str, object]:
@@ -52,12 +98,17 @@ def _settings(args: argparse.Namespace) -> settings_mod.Settings:
 
 
 def _token(args: argparse.Namespace) -> int:
+    from protocol.tokens import Role
     from server import auth
 
     cfg = _settings(args)
     skills = [s for s in args.skills.split(",") if s]
-    token = auth.mint(cfg.jwt_secret, args.role, args.subject, ttl_s=args.ttl or cfg.token_ttl_s,
-                      city=args.city, skills=skills, capacity=args.capacity)  # fmt: skip
+    role: Role = "worker" if args.role == "worker" else "customer"
+    try:
+        token = auth.mint(cfg.tokens, role, args.subject, ttl_s=args.ttl or cfg.token_ttl_s,
+                          city=args.city, skills=skills, capacity=args.capacity)  # fmt: skip
+    except ValueError as exc:
+        raise SystemExit(f"dispatch token: {exc}") from exc
     print(token)
     return 0
 

@@ -37,7 +37,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
         if proc.poll() is not None:
             raise SystemExit(f"dispatch demo: the server exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as reply:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as reply:
                 if reply.status == 200:
                     return
         except OSError:
@@ -58,13 +58,17 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def run_demo(args: argparse.Namespace) -> int:
     """Serve, simulate, report, stop. Returns the simulator's exit status."""
     from simulator import cli as sim_cli
+    from simulator import load_scenario
+    from simulator.runner import city_names
 
     port = args.port or _free_port()
+    cities = ",".join(city_names(load_scenario(args.scenario)))
     url = f"http://127.0.0.1:{port}"
     secret = secrets.token_urlsafe(32)
     with tempfile.TemporaryDirectory(prefix="dispatch-demo-") as data_dir:
         env = {**os.environ, "DISPATCH_PORT": str(port), "DISPATCH_DATA_DIR": data_dir,
-               "DISPATCH_JWT_SECRET": secret, "DISPATCH_LOG_LEVEL": "warning"}  # fmt: skip
+               "DISPATCH_JWT_SECRET": secret, "DISPATCH_LOG_LEVEL": "warning",
+               "DISPATCH_CITIES": cities}  # fmt: skip
         env.pop("REDIS_URL", None)
         sys.stderr.write(f"starting a server on {url} with a private Redis in {data_dir}\n")
         proc = subprocess.Popen(

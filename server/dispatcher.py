@@ -2,27 +2,44 @@
 
 Theory of operation
 -------------------
+*One clock.* Every time that decides anything (an offer's expiry, a lease,
+"last seen", the order's deadline) is Redis ``TIME``, read inside the script
+that decides. A node hands times on (an offer's ``expires_at`` is computed
+from the tick's time) but never reads its own clock for them.
+
+*The search index.* ``free:<skill>`` geo sets per city hold exactly the
+workers who could take an order now: connected, ``available``, with a live
+position. Every script that changes a worker's state, connection or
+position keeps them in step (``index_worker`` in ``prelude.lua``), so busy,
+paused or departed workers cost a search nothing.
+
 *Finding a candidate.* An order that needs a worker is "ticked": one script
-(``tick.lua``) expires its open offer if the time is up, then runs GEOSEARCH
-around the pickup up to the widest radius step and keeps the workers that are
-``available``, seen within ``location_max_age_s``, have the order's skill and
-were never offered this order. :func:`server.core.ranking.choose` picks the
-best in the smallest radius step that holds any: one worker (sequential) or
-the top K (broadcast).
+(``tick.lua``) expires its open offer if the time is up, then searches the
+index for the order's skill around the pickup, one radius step at a time,
+and keeps the workers seen within ``location_max_age_s``, on a live node and
+never offered this order, from the first step that holds any.
+:func:`server.core.ranking.choose` picks one (sequential) or the top K
+(broadcast). At the order's deadline (``max_dispatch_s`` after creation) it
+ends ``unassigned`` instead, and no offer is made to last past it.
 
 *Offering.* ``offer.lua`` makes the offer only if the order's dispatch
 version is the one the tick saw, so two nodes dispatching one order cannot
-both offer it; each chosen worker must still be available. The offer frame is
-published to the node holding the worker's socket. The order's timer (in the
-city's ``timers`` sorted set) is set to the offer's expiry.
+both offer it; each chosen worker must still be available and connected. The
+offer frame is published to the node holding the worker's socket. The
+order's timer (in the city's ``timers`` sorted set) is set to the expiry.
 
 *Timers.* Offer expiries and search retries live only in Redis. Every node's
 sweeper claims due orders with a lease (``claim_due.lua``) and ticks them, so
-if a node dies, its orders are claimed again when their lease runs out.
+if a node dies, its orders are claimed again when their lease runs out. The
+node watch (``server/loops/nodes.py``) notices a node that stopped beating
+and takes its workers over: disconnected, their offers withdrawn and due at
+once.
 
 *Races* all end inside one script, first come first served: accept vs
-timeout, accept vs cancel, two accepts of a broadcast offer, reject of an
-expired offer, accept of a foreign or stale offer id. See ``PROTOCOL.md``.
+timeout (an accept at or after ``expires_at`` is refused even before the
+sweeper expires the offer), accept vs cancel, two accepts of a broadcast
+offer, reject of an expired offer, accept of a foreign or stale offer id. See
+``PROTOCOL.md`` §11.
 """
 
 from __future__ import annotations
@@ -30,8 +47,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from protocol.codec import encode
 from protocol.messages import CreateOrder, OfferMade, OrderView
@@ -42,10 +58,11 @@ from server.settings import Settings
 from server.store import keys, records
 from server.store.keys import OfferId, OrderId, WorkerId
 from server.store.redis_store import Accepted, Refused, Store, StoreUnavailable, Tick
+from server.store.replies import OfferReply
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], float]
+LiveNodes = Callable[[], Iterable[str]]
 
 
 def fingerprint(body: CreateOrder) -> str:
@@ -54,26 +71,31 @@ def fingerprint(body: CreateOrder) -> str:
 
 
 class Dispatcher:
-    """Applies the dispatch rules through the store. One per node."""
+    """Applies the dispatch rules through the store. One per node.
 
-    def __init__(self, store: Store, settings: Settings, clock: Clock = time.time) -> None:
+    ``live_nodes`` names the nodes whose workers may be offered orders (the
+    node watch keeps it; a worker on a node that stopped beating is skipped)."""
+
+    def __init__(self, store: Store, settings: Settings, live_nodes: LiveNodes) -> None:
         self.store = store
         self.settings = settings
-        self.clock = clock
+        self.live_nodes = live_nodes
+        self.cities = frozenset(settings.cities)
         self.timing = policy.Timing(
             offer_timeout_ms=int(settings.offer_timeout_s * 1000),
             retry_interval_ms=int(settings.retry_interval_s * 1000),
             max_dispatch_ms=int(settings.max_dispatch_s * 1000),
         )
         self.radius_steps_m = tuple(km * 1000 for km in settings.radius_steps_km)
+        self.max_age_ms = int(settings.location_max_age_s * 1000)
+        self.keep_ms = settings.retention_s * 1000
         self._tasks: set[asyncio.Task[None]] = set()
         self.offers_made = 0
 
-    def now(self) -> int:
-        return int(self.clock() * 1000)
-
-    def lease_until(self, now: int) -> int:
-        return now + self.settings.lease_ms
+    def served(self, city: str) -> None:
+        """Raise ``unknown_city`` unless this deployment serves ``city``."""
+        if city not in self.cities:
+            raise Refused("unknown_city")
 
     # ------------------------------------------------------------ orders
 
@@ -82,21 +104,21 @@ class Dispatcher:
     ) -> OrderView | None:
         """Create the order and start dispatching it; its view as created, or
         None if it existed already (an idempotent retry)."""
-        now = self.now()
+        self.served(body.city)
         mode = body.mode or self.settings.offer_mode
-        fields = records.order_fields(oid, customer, body, mode, now)
-        created = await self.store.create_order(oid, fields, now, self.lease_until(now))
+        fields = records.order_fields(oid, customer, body, mode)
+        created = await self.store.create_order(oid, fields, self.settings.lease_ms, self.keep_ms)
         if created is not None:
             self.dispatch_soon(oid)
         return created
 
     async def cancel(self, oid: OrderId, customer: str) -> None:
-        await self.store.cancel(oid, customer, self.now())
+        await self.store.cancel(oid, customer)
 
     async def view(self, oid: OrderId, customer: str, after: str | None = None) -> OrderView:
         view = await self.store.order_view(oid, after) if keys.city_of(oid) else None
         if view is None or view.customer != customer:
-            raise Refused("order_not_found", "no such order")
+            raise Refused("order_not_found")
         return view
 
     # ------------------------------------------------------------ dispatching
@@ -118,64 +140,54 @@ class Dispatcher:
             log.exception("dispatch of %s failed, will be retried", oid)
 
     async def dispatch(self, oid: OrderId) -> None:
-        """Tick the order, and offer it or schedule its next search."""
+        """Tick the order, and offer it, schedule its next search, or give up."""
         for _ in range(3):  # again only if every chosen worker was taken meanwhile
-            now = self.now()
             tick = await self.store.tick(
-                oid, now, self.radius_steps_m, self.settings.search_count,
-                now - int(self.settings.location_max_age_s * 1000), self.lease_until(now),
+                oid, self.radius_steps_m, self.settings.search_count, self.max_age_ms,
+                self.settings.lease_ms, self.live_nodes(),
             )  # fmt: skip
             if tick.action != "search":
                 return
+            retry_at = policy.next_search(tick.created_at, tick.now, self.timing)
             chosen = ranking.choose(
-                tick.candidates,
-                radius_steps_m=self.radius_steps_m,
-                mode=tick.mode,
-                broadcast_size=self.settings.broadcast_size,
+                tick.candidates, mode=tick.mode, broadcast_size=self.settings.broadcast_size
             )
-            if not chosen:
-                retry_at = policy.next_search(tick.created_at, now, self.timing)
-                await self.store.settle(oid, tick.dv, now, retry_at)
+            if retry_at is None or not chosen:
+                await self.store.settle(oid, tick.dv, retry_at)
                 return
-            made, detail = await self._offer(oid, tick, chosen, now)
-            if made or detail != ["nobody"]:
+            made = await self._offer(oid, tick, chosen)
+            if made.made or made.reason != "nobody":
                 return
 
-    async def _offer(
-        self, oid: OrderId, tick: Tick, chosen: list[ranking.Candidate], now: int
-    ) -> tuple[bool, list[str]]:
+    async def _offer(self, oid: OrderId, tick: Tick, chosen: list[ranking.Candidate]) -> OfferReply:
         assert tick.pickup is not None
         offer = keys.offer_id(oid, int(tick.dv) + 1)
-        expires = policy.offer_expiry(now, self.timing)
+        expires = policy.offer_expiry(tick.now, tick.created_at, self.timing)
         frames = [
             (c.worker_id, encode(OfferMade(
                 offer_id=offer, order_id=oid, skill=tick.skill, pickup=tick.pickup,
-                distance_m=round(c.distance_m, 1), expires_at=expires, sent_at=now,
+                distance_m=round(c.distance_m, 1), expires_at=expires, sent_at=tick.now,
                 mode=tick.mode, dropoff=tick.dropoff, note=tick.note,
             )))
             for c in chosen
         ]  # fmt: skip
-        made, detail = await self.store.offer(oid, tick.dv, offer, expires, now, frames)
-        if made:
+        made = await self.store.offer(oid, tick.dv, offer, expires, frames)
+        if made.made:
             self.offers_made += 1
-        return made, detail
+        return made
 
     async def forget_stale(self) -> int:
-        """Drop positions too old to make a worker a candidate, in every city."""
-        before = self.now() - int(self.settings.location_max_age_s * 1000)
-        return sum(
-            [await self.store.forget_stale(city, before) for city in await self.store.cities()]
-        )
+        """Take workers not seen lately out of the search index, in every city."""
+        counts = [await self.store.forget_stale(city, self.max_age_ms) for city in self.cities]
+        return sum(counts)
 
     async def sweep(self, limit: int = 200) -> int:
         """Claim and tick every due order in every city; how many were due.
 
         The claims of all cities go out at once (they pipeline on the store's
         one connection), so a sweep costs one round trip however many cities."""
-        now = self.now()
-        lease = self.lease_until(now)
-        cities = await self.store.cities()
-        claims = await asyncio.gather(*(self.store.claim_due(c, now, lease, limit) for c in cities))
+        lease = self.settings.lease_ms
+        claims = await asyncio.gather(*(self.store.claim_due(c, lease, limit) for c in self.cities))
         due = [oid for claim in claims for oid in claim]
         await asyncio.gather(*(self.dispatch_logged(oid) for oid in due))
         return len(due)
@@ -184,19 +196,16 @@ class Dispatcher:
 
     async def accept(self, wid: WorkerId, city: str, offer: str) -> Accepted:
         oid = keys.order_of(offer)
-        if oid is None:
-            raise Refused("offer_not_found", "not an offer id")
-        if keys.city_of(oid) != city:
-            raise Refused("offer_not_found", "no such offer for this worker")
-        return await self.store.accept(OfferId(offer), wid, city, self.now())
+        if oid is None or keys.city_of(oid) != city:
+            raise Refused("offer_not_found")
+        return await self.store.accept(OfferId(offer), wid, city)
 
     async def reject(self, wid: WorkerId, city: str, offer: str, reason: str) -> str:
         oid = keys.order_of(offer)
         if oid is None or keys.city_of(oid) != city:
-            raise Refused("offer_not_found", "no such offer for this worker")
-        now = self.now()
+            raise Refused("offer_not_found")
         state, redispatch = await self.store.reject(
-            OfferId(offer), wid, city, now, reason, self.lease_until(now)
+            OfferId(offer), wid, city, reason, self.settings.lease_ms
         )
         if redispatch:
             self.dispatch_soon(oid)
@@ -205,8 +214,8 @@ class Dispatcher:
     async def progress(self, wid: WorkerId, city: str, order_id: str, step: str) -> tuple[str, str]:
         oid = OrderId(order_id)
         if keys.city_of(oid) != city:
-            raise Refused("job_not_found", "no such job for this worker")
-        return await self.store.progress(oid, wid, city, PROGRESS_EVENTS[step], self.now())
+            raise Refused("job_not_found")
+        return await self.store.progress(oid, wid, city, PROGRESS_EVENTS[step])
 
     async def set_status(self, wid: WorkerId, city: str, status: str) -> str:
         return await self.store.set_status(city, wid, STATUS_EVENTS[status])

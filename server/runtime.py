@@ -1,9 +1,12 @@
-"""The node's runtime: the Redis pool and everything that lives as long as it.
+"""The node's runtime: its connections to Redis and everything that lives as long as them.
 
 ``Runtime.start`` connects (starting a private redis-server when no
-``REDIS_URL`` is set), checks the Redis version, loads the scripts and starts
-the background loops (pub/sub listener, location flusher, deadline sweeper);
-``Runtime.stop`` undoes it in reverse. The app's ``lifespan`` owns one.
+``REDIS_URL`` is set), checks the Redis version, and starts the background
+loops under a supervisor: the pub/sub listener, the location flusher, the
+deadline sweeper, the node heartbeat, and the private Redis's own watch.
+``Runtime.stop`` undoes it in reverse, each step with a deadline. The app's
+``lifespan`` owns one. ``problems`` says what keeps the node from being
+ready (``/readyz``).
 """
 
 from __future__ import annotations
@@ -11,17 +14,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import logging
 from collections import Counter
-from typing import Any
+from collections.abc import Callable
 
-import redis.asyncio as aioredis
-
+from server.auth import TokenPolicy
 from server.dispatcher import Dispatcher
 from server.embedded_redis import EmbeddedRedis
 from server.hub import Hub
 from server.loops.ingest import LocationIngest
+from server.loops.nodes import NodeWatch
+from server.loops.supervisor import Supervisor
+from server.loops.sweeper import sweep_forever
 from server.settings import Settings
 from server.store.mux import Mux
 from server.store.redis_store import Store, StoreUnavailable
@@ -29,7 +33,7 @@ from server.store.redis_store import Store, StoreUnavailable
 log = logging.getLogger(__name__)
 
 MIN_REDIS = (6, 2, 0)
-FORGET_STALE_EVERY_S = 5.0
+START_TIMEOUT_S = 30.0
 
 
 # Measured with `dispatch bench` at 10,000 connections (about 1.5 M tracked
@@ -50,62 +54,90 @@ def tune_gc() -> None:
 class Runtime:
     """One node's connections, components and loops."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_fatal: Callable[[str], None]) -> None:
         self.settings = settings
         self.node = settings.node
+        self.tokens: TokenPolicy = settings.tokens
         self.stats: Counter[str] = Counter()
+        self.failed: str | None = None
+        self.draining = False
+        self._on_fatal = on_fatal
         self._embedded: EmbeddedRedis | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
+        self.supervisor = Supervisor(self._fatal)
+
+    def _fatal(self, reason: str) -> None:
+        log.critical("node %s cannot go on: %s", self.node, reason)
+        self.failed = reason
+        self._on_fatal(reason)
 
     async def start(self) -> None:
-        url = self.settings.redis_url
+        s = self.settings
+        url = s.redis_url
         if not url:
-            self._embedded = EmbeddedRedis(self.settings.data_dir)
+            self._embedded = EmbeddedRedis(s.data_dir)
             url = self._embedded.start()  # main thread: see embedded_redis
-        # A blocking pool: a burst (10k workers reconnecting) waits for a
-        # connection instead of failing with MaxConnectionsError.
-        pool = aioredis.BlockingConnectionPool.from_url(url, max_connections=64, timeout=10)
-        self.redis = aioredis.Redis(connection_pool=pool)
-        self.store = Store(self.redis, Mux(url))
-        version = await self.store.server_version()
+            self.supervisor.start("embedded-redis", self._embedded.supervise)
+        timeout_s = s.redis_timeout_ms / 1000
+        self.store = Store(Mux(url, timeout_s=timeout_s, connect_timeout_s=timeout_s))
+        async with asyncio.timeout(START_TIMEOUT_S):
+            version = await self._await_redis()
         if version < MIN_REDIS:
             raise StoreUnavailable(f"Redis {version} is too old: 6.2 or newer is needed")
-        self.hub = Hub(self.redis, self.node)
-        self.dispatcher = Dispatcher(self.store, self.settings)
-        self.ingest = LocationIngest(self.store, self.settings.location_flush_ms)
-        await self.hub.start()
-        self._tasks = [
-            asyncio.create_task(self.hub.run(), name="hub"),
-            asyncio.create_task(self.ingest.run(), name="ingest"),
-            asyncio.create_task(self._sweep_forever(), name="sweeper"),
-        ]
+        self.hub = Hub(url, self.node, timeout_s)
+        self.nodes = NodeWatch(self.store, self.node, s.cities, s.heartbeat_ms, s.node_ttl_ms)
+        self.dispatcher = Dispatcher(self.store, s, self.nodes.live_nodes)
+        self.ingest = LocationIngest(self.store, self.node, s.location_flush_ms)
+        self.supervisor.start("pubsub", self.hub.run)
+        async with asyncio.timeout(START_TIMEOUT_S):
+            await self.hub.start()
+            await self.nodes.start()
+        self.supervisor.start("ingest", self.ingest.run)
+        self.supervisor.start(
+            "sweeper", lambda: sweep_forever(self.dispatcher, s.sweep_interval_ms)
+        )
+        self.supervisor.start("heartbeat", self.nodes.run)
         tune_gc()
-        log.info("node %s up (redis %s)", self.node, ".".join(map(str, version)))
+        log.info("node %s up (redis %s; cities %s)", self.node, ".".join(map(str, version)),
+                 ",".join(s.cities))  # fmt: skip
 
-    async def _sweep_forever(self) -> None:
-        interval = self.settings.sweep_interval_ms / 1000
-        forget_every = max(1, int(FORGET_STALE_EVERY_S / interval))
-        for round_ in itertools.count():
+    async def _await_redis(self) -> tuple[int, ...]:
+        """The Redis version, once Redis answers (retrying while it starts up)."""
+        while True:
             try:
-                await self.dispatcher.sweep()
-                if round_ % forget_every == 0:
-                    await self.dispatcher.forget_stale()
+                return await self.store.server_version()
             except StoreUnavailable as exc:
-                log.warning("sweeper: %s", exc)
-            except Exception:
-                log.exception("sweeper failed; continuing")
-            await asyncio.sleep(interval)
+                log.warning("waiting for redis: %s", exc)
+                await asyncio.sleep(0.5)
+
+    def problems(self) -> list[str]:
+        """Why this node is not ready now; empty when it is."""
+        found = []
+        if self.draining:
+            found.append("shutting down")
+        if self.failed:
+            found.append(f"failed: {self.failed}")
+        if not self.nodes.beating:
+            found.append("redis does not answer in time")
+        if not self.hub.subscriber.subscribed.is_set():
+            found.append("pub/sub is not subscribed")
+        return found + self.supervisor.problems()
 
     async def stop(self) -> None:
-        for task in reversed(self._tasks):
-            task.cancel()
-        for task in reversed(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, StoreUnavailable):
-                await task
-        await self.dispatcher.drain()
-        await self.hub.close()
+        """Stop the loops (the ingest's last flush included), release this node's
+        routes, close the connections, stop the private Redis. Every step that
+        waits on Redis has a deadline, so a hung Redis cannot hold up the exit."""
+        self.draining = True
+        timeout_s = self.settings.redis_timeout_ms / 1000 * 2
+        await self.supervisor.stop(["heartbeat", "sweeper", "ingest"])
+        with contextlib.suppress(TimeoutError, StoreUnavailable):
+            async with asyncio.timeout(timeout_s):
+                await self.dispatcher.drain()
+        with contextlib.suppress(TimeoutError, StoreUnavailable):
+            async with asyncio.timeout(timeout_s):
+                await self.nodes.leave()
+        await self.supervisor.stop()
+        self.hub.close()
         self.store.mux.close()
-        await self.redis.aclose()
         if self._embedded:
             await asyncio.to_thread(self._embedded.stop)
 
@@ -115,6 +147,12 @@ class Runtime:
             "workers_connected": len(self.hub.workers),
             "orders_watched": len(self.hub.watchers),
             "offers_made": self.dispatcher.offers_made,
+            "live_nodes": list(self.nodes.live),
+            "redis_timeouts": self.store.mux.timeouts,
+            "redis_connects": self.store.mux.connects,
+            "pubsub_reconnects": self.hub.subscriber.reconnects,
+            "pubsub_bad_messages": self.hub.bad_messages,
+            "loop_restarts": dict(self.supervisor.restarts),
             **self.stats,
             "ingest": self.ingest.stats(),
         }

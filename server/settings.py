@@ -15,12 +15,19 @@ import tomllib
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
+from protocol.ids import Name
 from protocol.messages import OfferMode
+from protocol.tokens import DEFAULT_ISSUER
+from server.auth import TokenPolicy
+
+DEV_SECRET = "dev-only-secret-change-me-in-production"
+MIN_SECRET_BYTES = 32
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 # Bounded above so that inf and nan are refused too.
 Positive = Annotated[float, Meta(gt=0, le=1e6)]
@@ -32,11 +39,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     host: str = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535)] = 8000
+    cities: tuple[Name, ...] = ("metro",)
     redis_url: str = ""
     data_dir: str = "var/redis"
-    node_id: str = ""
-    jwt_secret: str = "dev-only-secret-change-me-in-production"
+    node_id: Annotated[str, Meta(pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,47})?\Z")] = ""
+    jwt_secret: str = DEV_SECRET
+    jwt_issuer: Annotated[str, Meta(min_length=1, max_length=200)] = DEFAULT_ISSUER
     token_ttl_s: PositiveInt = 86400
+    token_max_ttl_s: PositiveInt = 7 * 86400
     offer_mode: OfferMode = OfferMode.SEQUENTIAL
     offer_timeout_s: Positive = 15.0
     broadcast_size: PositiveInt = 3
@@ -45,12 +55,32 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_dispatch_s: Positive = 120.0
     retry_interval_s: Positive = 5.0
     location_max_age_s: Positive = 30.0
+    fix_max_ahead_s: Positive = 300.0
+    fix_max_behind_s: Positive = 3600.0
     location_flush_ms: PositiveInt = 20
     sweep_interval_ms: PositiveInt = 100
     lease_ms: PositiveInt = 5000
+    heartbeat_ms: PositiveInt = 1000
+    node_ttl_ms: PositiveInt = 3000
+    retention_s: PositiveInt = 7 * 86400
+    redis_timeout_ms: PositiveInt = 2000
     max_frame_bytes: PositiveInt = 65536
+    outbox_max_bytes: PositiveInt = 1 << 20
+    location_rate_per_s: Positive = 10.0
+    frame_rate_per_s: Positive = 20.0
+    order_rate_per_s: Positive = 1.0
+    order_burst: PositiveInt = 20
+    hello_timeout_s: Positive = 10.0
+    header_timeout_s: Positive = 10.0
+    body_timeout_s: Positive = 10.0
+    send_timeout_s: Positive = 10.0
+    max_connections: PositiveInt = 20000
+    shutdown_timeout_s: Positive = 10.0
+    allowed_origins: tuple[str, ...] = ()
+    metrics_token: str = ""
     idempotency_ttl_s: PositiveInt = 86400
-    log_level: str = "info"
+    access_log: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def __post_init__(self) -> None:
         steps = self.radius_steps_km
@@ -58,11 +88,30 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise ValueError("radius_steps_km must be a non-empty, strictly increasing list")
         if not all(0 < step <= 20_000 for step in steps):  # also refuses nan and inf
             raise ValueError("radius_steps_km must be between 0 and 20000 km")
+        if not self.cities:
+            raise ValueError("cities must name at least one city")
+        if self.node_ttl_ms < 2 * self.heartbeat_ms:
+            raise ValueError("node_ttl_ms must be at least twice heartbeat_ms")
 
     @property
     def node(self) -> str:
         """This process's node id (set, or made up once per process)."""
         return self.node_id or _PROCESS_NODE_ID
+
+    @property
+    def tokens(self) -> TokenPolicy:
+        """What a valid token must satisfy."""
+        return TokenPolicy(self.jwt_secret, self.jwt_issuer, self.token_max_ttl_s)
+
+    def insecure_secret(self) -> str | None:
+        """Why ``jwt_secret`` is unfit for a server reachable from other hosts, or None."""
+        if self.host in LOOPBACK:
+            return None
+        if self.jwt_secret == DEV_SECRET:
+            return "jwt_secret is the built-in development secret"
+        if len(self.jwt_secret.encode()) < MIN_SECRET_BYTES:
+            return f"jwt_secret is shorter than {MIN_SECRET_BYTES} bytes"
+        return None
 
 
 _PROCESS_NODE_ID = f"node-{uuid.uuid4().hex[:8]}"
@@ -70,6 +119,11 @@ _PROCESS_NODE_ID = f"node-{uuid.uuid4().hex[:8]}"
 
 class SettingsError(ValueError):
     """The settings file or environment holds a bad value."""
+
+
+_LISTS = frozenset(
+    f for f, kind in Settings.__annotations__.items() if str(kind).startswith("tuple[")
+)
 
 
 def _env_name(field: str) -> str:
@@ -83,7 +137,7 @@ def _from_env(environ: Mapping[str, str]) -> dict[str, object]:
         if value is None:
             continue
         raw[field] = (
-            [v.strip() for v in value.split(",") if v.strip()] if field.endswith("_km") else value
+            [v.strip() for v in value.split(",") if v.strip()] if field in _LISTS else value
         )
     return raw
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from simulator.display import Display
 from simulator.procs import prepare_process
 from simulator.report import Report
-from simulator.runner import load_city, simulate
+from simulator.runner import city_names, load_city, simulate
 from simulator.scenario import (
     DEV_SECRET,
     ScenarioError,
@@ -144,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
         if display is not None:
             display.close()
     write_report(report, args.report)
+    if "unknown_city" in report.errors:
+        sys.stderr.write(
+            "simulate: the server does not serve this run's cities; start it with "
+            f"DISPATCH_CITIES={','.join(city_names(config))}\n"
+        )
     return exit_status(report)
 
 

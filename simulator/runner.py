@@ -103,6 +103,11 @@ def load_city(config: SimConfig) -> City:
     return city
 
 
+def city_names(config: SimConfig) -> list[str]:
+    """The city names the run uses on the wire (one per process): the server must serve them."""
+    return [slice_of(config, proc)[0] for proc in range(config.procs)]
+
+
 def slice_of(config: SimConfig, proc: int) -> tuple[str, int, float]:
     """This process's city name, number of workers and order rate."""
     n = config.procs

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
-from protocol.messages import Name
+from protocol.ids import Name
 
 # The server's development default (server/settings.py); never use it in production.
 DEV_SECRET = "dev-only-secret-change-me-in-production"

@@ -1,17 +1,21 @@
 """JWTs for the simulated workers and customers, minted locally with the server's secret.
 
-The server checks HS256 tokens with ``sub``, ``role``, ``iat`` and ``exp``;
-a worker's token also carries its ``city``, ``skills`` and ``capacity``. The
-simulator knows the secret (``--secret``, default ``$DISPATCH_JWT_SECRET`` or
-the development secret), so it needs no sign-up endpoint.
+The claims are the protocol's (``protocol/tokens.py``). The simulator knows the
+secret (``--secret``, default ``$DISPATCH_JWT_SECRET`` or the development
+secret) and the issuer (``$DISPATCH_JWT_ISSUER``, default ``dispatch``), so it
+needs no sign-up endpoint.
 """
 
 from __future__ import annotations
 
-import time
+import os
 from collections.abc import Sequence
 
-import jwt
+from protocol import tokens
+
+
+def _issuer() -> str:
+    return os.environ.get("DISPATCH_JWT_ISSUER") or tokens.DEFAULT_ISSUER
 
 
 def worker_token(
@@ -23,21 +27,13 @@ def worker_token(
     capacity: int = 1,
 ) -> str:
     """A worker's bearer token, valid for ``ttl_s`` seconds."""
-    now = int(time.time())
-    claims = {
-        "sub": worker_id,
-        "role": "worker",
-        "city": city,
-        "skills": list(skills),
-        "capacity": capacity,
-        "iat": now,
-        "exp": now + int(ttl_s),
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
+    body = tokens.claims("worker", worker_id, ttl_s=ttl_s, issuer=_issuer(), city=city,
+                         skills=skills, capacity=capacity)  # fmt: skip
+    return tokens.mint(secret, body)
 
 
 def customer_token(secret: str, customer_id: str, ttl_s: float) -> str:
     """A customer's bearer token, valid for ``ttl_s`` seconds."""
-    now = int(time.time())
-    claims = {"sub": customer_id, "role": "customer", "iat": now, "exp": now + int(ttl_s)}
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return tokens.mint(
+        secret, tokens.claims("customer", customer_id, ttl_s=ttl_s, issuer=_issuer())
+    )

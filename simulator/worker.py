@@ -136,7 +136,7 @@ class SimWorker:
             open_timeout=30,
             proxy=None,
         ) as ws:
-            await ws.send(codec.encode(Hello(versions=[1], app="simulator")))
+            await ws.send(codec.encode(Hello(versions=[1], app="simulator")).decode())
             first = codec.server_decoder.decode(await asyncio.wait_for(ws.recv(), _HELLO_TIMEOUT_S))
             if isinstance(first, Error):
                 raise SessionRefused(first.code)
@@ -178,7 +178,7 @@ class SimWorker:
             self.pending[msg_id] = Pending(kind, ref, step)
             message = _with_id(message, msg_id)
         with contextlib.suppress(ConnectionClosed):  # the reading side notices and reconnects
-            await ws.send(codec.encode(message))
+            await ws.send(codec.encode(message).decode())
 
     # ------------------------------------------------------------ incoming frames
 

@@ -35,7 +35,14 @@ from server.embedded_redis import EmbeddedRedis
 
 UNIT = float(os.environ.get("TEST_TIME_UNIT", "1.0"))
 SECRET = "test-secret-of-at-least-32-bytes-long"
+TOKENS = auth.TokenPolicy(SECRET)
 T = TypeVar("T")
+
+# The cities every test server serves: a fresh one per test (``city`` fixture),
+# so tests never see each other's workers or orders.
+_RUN = uuid.uuid4().hex[:6]
+CITY_POOL = tuple(f"t{_RUN}-{i:03d}" for i in range(120))
+_next_city = iter(CITY_POOL)
 
 
 def free_port() -> int:
@@ -45,7 +52,13 @@ def free_port() -> int:
 
 
 def unique_city() -> str:
-    return "t" + uuid.uuid4().hex[:10]
+    """A city no test has used yet, served by every ``ServerProcess``."""
+    return next(_next_city)
+
+
+def scratch_city() -> str:
+    """A fresh city name for tests that drive the store directly (no server to configure)."""
+    return "s" + uuid.uuid4().hex[:12]
 
 
 class RedisProcess(EmbeddedRedis):
@@ -71,6 +84,10 @@ class ServerProcess:
             "DISPATCH_SWEEP_INTERVAL_MS": "50",
             "DISPATCH_LEASE_MS": str(int(1000 * UNIT)),
             "DISPATCH_MAX_FRAME_BYTES": "16384",
+            "DISPATCH_CITIES": ",".join(CITY_POOL),
+            "DISPATCH_HEARTBEAT_MS": str(int(250 * UNIT)),
+            "DISPATCH_NODE_TTL_MS": str(int(1000 * UNIT)),
+            "DISPATCH_REDIS_TIMEOUT_MS": str(int(1000 * UNIT)),
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
@@ -84,7 +101,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -109,11 +126,11 @@ class ServerProcess:
 
 
 def worker_token(wid: str, city: str, skills: tuple[str, ...] = ("delivery",), **kw: Any) -> str:
-    return auth.mint(SECRET, "worker", wid, ttl_s=3600, city=city, skills=skills, **kw)
+    return auth.mint(TOKENS, "worker", wid, ttl_s=3600, city=city, skills=skills, **kw)
 
 
 def customer_token(cid: str) -> str:
-    return auth.mint(SECRET, "customer", cid, ttl_s=3600)
+    return auth.mint(TOKENS, "customer", cid, ttl_s=3600)
 
 
 class WorkerClient:

@@ -28,7 +28,7 @@ def test_token_mints_a_verifiable_worker_token(
     secret = "a-cli-test-secret-of-32-bytes-or-more"
     monkeypatch.setenv("DISPATCH_JWT_SECRET", secret)
     assert main(["token", "worker", "w-9", "--city", "oslo", "--skills", "a,b"]) == 0
-    identity = auth.verify(secret, capsys.readouterr().out.strip(), "worker")
+    identity = auth.verify(auth.TokenPolicy(secret), capsys.readouterr().out.strip(), "worker")
     assert identity == auth.Identity("w-9", "worker", "oslo", ("a", "b"), 1)
 
 

@@ -10,9 +10,11 @@ import itertools
 
 import pytest
 
+from protocol.errors import ERROR_CODES
 from server.core.errors import IllegalTransition
 from server.core.worker_states import (
     NEEDS_NO_JOBS,
+    REFUSAL_CODES,
     STATUS_EVENTS,
     TRANSITIONS,
     WorkerEventType,
@@ -113,3 +115,10 @@ def test_status_event_leads_to_that_status(state: S, status: str) -> None:
 def test_only_available_worker_can_take_an_offer() -> None:
     """Offer is legal from available and from no other state."""
     assert {s for s, row in TRANSITIONS.items() if E.OFFER in row} == {S.AVAILABLE}
+
+
+@pytest.mark.parametrize("event", sorted(STATUS_EVENTS.values()))
+@pytest.mark.parametrize("state", list(WorkerState))
+def test_every_refused_status_has_a_protocol_code(state: S, event: E) -> None:
+    """A status a worker asks for is allowed, or refused with a code of the protocol."""
+    assert event in TRANSITIONS[state] or REFUSAL_CODES.get(state) in ERROR_CODES

@@ -162,7 +162,7 @@ async def test_customer_cancel_tells_the_assigned_worker(
     cancelled = await a.expect(JobCancelled)
     assert cancelled.order_id == oid
     late = await a.request({"type": "progress", "order_id": oid, "step": "arrived"})
-    assert isinstance(late, Error) and late.code == "order_cancelled"
+    assert isinstance(late, Error) and late.code == "job_not_found"  # PROTOCOL.md §11
     again = await customer.http.post(f"/v1/orders/{oid}/cancel")
     assert again.status_code == 409 and again.json()["code"] == "not_cancellable"
     await a.close()

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from server.store.keys import WorkerId
 from server.store.mux import Mux, MuxClosed, ReplyError
 from server.store.redis_store import Store, StoreUnavailable
-from tests.support import RedisProcess, unique_city
+from tests.support import RedisProcess, scratch_city
 
 
 async def test_many_concurrent_calls_get_their_own_replies(redis_url: str) -> None:
@@ -58,9 +58,9 @@ async def test_reconnects_after_the_connection_is_killed(redis_url: str) -> None
 async def test_store_reloads_scripts_redis_forgot(redis_url: str) -> None:
     """After SCRIPT FLUSH the store loads the script again and the call succeeds."""
     client = aioredis.from_url(redis_url)
-    store = Store(client, Mux(redis_url))
-    city = unique_city()
-    await store.connect(city, WorkerId("w"), "n", ("delivery",), 1)
+    store = Store(Mux(redis_url))
+    city = scratch_city()
+    await store.connect(city, WorkerId("w"), "n", "s", ("delivery",), 1, 60_000)
     await client.script_flush()
     assert await store.set_status(city, WorkerId("w"), "go_available") == "available"
     store.mux.close()
@@ -69,11 +69,9 @@ async def test_store_reloads_scripts_redis_forgot(redis_url: str) -> None:
 
 async def test_unreachable_redis_is_store_unavailable() -> None:
     """A Redis that cannot be reached surfaces as StoreUnavailable from the store."""
-    client = aioredis.from_url("redis://127.0.0.1:1")
-    store = Store(client, Mux("redis://127.0.0.1:1"))
+    store = Store(Mux("redis://127.0.0.1:1"))
     with pytest.raises(StoreUnavailable):
         await store.set_status("x", WorkerId("w"), "go_available")
-    await client.aclose()
 
 
 async def test_password_and_database_from_the_url(redis_url: str, tmp_path: Path) -> None:
@@ -89,7 +87,7 @@ async def test_password_and_database_from_the_url(redis_url: str, tmp_path: Path
     assert await admin.get("k") is None  # it went to database 3, not 0
     locked = Mux(f"unix://{path}")
     with pytest.raises(StoreUnavailable):
-        await Store(admin, locked).set_status("x", WorkerId("w"), "go_available")
+        await Store(locked).set_status("x", WorkerId("w"), "go_available")
     mux.close()
     await admin.aclose()
     secured.stop()

@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from importlib import resources
 
 import pytest
 
+from protocol import ids
 from server.core import order_states, worker_states
 from server.store import keys, scripts
 
@@ -43,11 +45,44 @@ def test_rules_define_every_table() -> None:
         "ORDER_T",
         "WORKER_T",
         "TERMINAL",
+        "OFFER_OPEN",
+        "SEARCHING",
+        "ANSWER_REFUSALS",
         "RECORDED",
         "CREATED_EVENT",
+        "ORDER_INITIAL",
+        "WORKER_INITIAL",
+        "CANDIDATE",
         "NEEDS_NO_JOBS",
         "REFUSAL",
     }
+
+
+STATES = sorted({*order_states.OrderState, *worker_states.WorkerState})
+GUARD = re.compile(r"""(?:[=~]=\s*'({0})')|(?:'({0})'\s*[=~]=)""".format("|".join(STATES)))
+
+
+@pytest.mark.parametrize("name", [*scripts.SCRIPT_NAMES, "prelude"])
+def test_no_script_compares_with_a_state_name(name: str) -> None:
+    """Rule 1: every guard reads the rendered tables; no script compares a state by name."""
+    text = (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
+    assert GUARD.findall(text) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "rendered"),
+    [
+        ("OFFER_OPEN", order_states.OFFER_OPEN),
+        ("SEARCHING", order_states.SEARCHING),
+        ("CANDIDATE", worker_states.CANDIDATE),
+    ],
+)
+def test_derived_state_sets_are_rendered(name: str, rendered: frozenset[str]) -> None:
+    """The state sets the scripts guard with are rendered from the tables, member for member."""
+    section = _sections()[name]
+    assert section.count("= true") == len(rendered)
+    for state in rendered:
+        assert f"['{state}'] = true" in section
 
 
 @pytest.mark.parametrize(
@@ -195,9 +230,9 @@ def test_malformed_offer_id_has_no_order(text: str) -> None:
     [
         lambda: keys.city_of("paris.0123456789abcdef\n"),
         lambda: keys.order_of("paris.0123456789abcdef/1\n"),
-        lambda: keys.CITY_PATTERN.match("paris\n"),
+        lambda: ids.NAME_RE.match("paris\n"),
     ],
-    ids=["city_of", "order_of", "CITY_PATTERN"],
+    ids=["city_of", "order_of", "NAME"],
 )
 def test_trailing_newline_is_not_an_id(check: Callable[[], object]) -> None:
     """An id or city with a trailing newline is refused like any other malformed one."""
@@ -212,8 +247,9 @@ def test_every_key_of_an_order_shares_its_city_hash_tag() -> None:
         keys.tried(oid),
         keys.events(oid),
         keys.timers(CITY),
-        keys.geo(CITY),
+        keys.free(CITY, "delivery"),
         keys.seen(CITY),
+        keys.node_workers(CITY, "node-1"),
         keys.worker(CITY, "w1"),
         keys.worker(CITY, "w{odd}"),
     ]
@@ -224,5 +260,5 @@ def test_every_key_of_an_order_shares_its_city_hash_tag() -> None:
 def test_keys_of_different_cities_do_not_share_a_tag() -> None:
     """Two cities' keys carry different hash tags."""
     other = keys.City("lyon")
-    assert _hash_tag(keys.geo(CITY)) != _hash_tag(keys.geo(other))
+    assert _hash_tag(keys.seen(CITY)) != _hash_tag(keys.seen(other))
     assert _hash_tag(keys.order(keys.new_order_id(other))) == other

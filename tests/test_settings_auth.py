@@ -17,6 +17,7 @@ import jwt
 import pytest
 
 from protocol.messages import OfferMode
+from protocol.tokens import Role
 from server import auth, settings
 from server.settings import Settings, SettingsError
 
@@ -26,11 +27,14 @@ from server.settings import Settings, SettingsError
 FULL_ENV = {
     "DISPATCH_HOST": "0.0.0.0",
     "DISPATCH_PORT": "9001",
+    "DISPATCH_CITIES": "oslo,bergen",
     "REDIS_URL": "redis://cache:6380/2",
     "DISPATCH_DATA_DIR": "/srv/redis",
     "DISPATCH_NODE_ID": "node-a",
     "DISPATCH_JWT_SECRET": "s" * 40,
+    "DISPATCH_JWT_ISSUER": "accounts.example",
     "DISPATCH_TOKEN_TTL_S": "60",
+    "DISPATCH_TOKEN_MAX_TTL_S": "3600",
     "DISPATCH_OFFER_MODE": "broadcast",
     "DISPATCH_OFFER_TIMEOUT_S": "2.5",
     "DISPATCH_BROADCAST_SIZE": "5",
@@ -39,21 +43,44 @@ FULL_ENV = {
     "DISPATCH_MAX_DISPATCH_S": "30",
     "DISPATCH_RETRY_INTERVAL_S": "1.5",
     "DISPATCH_LOCATION_MAX_AGE_S": "10",
+    "DISPATCH_FIX_MAX_AHEAD_S": "60",
+    "DISPATCH_FIX_MAX_BEHIND_S": "600",
     "DISPATCH_LOCATION_FLUSH_MS": "5",
     "DISPATCH_SWEEP_INTERVAL_MS": "50",
     "DISPATCH_LEASE_MS": "1000",
+    "DISPATCH_HEARTBEAT_MS": "500",
+    "DISPATCH_NODE_TTL_MS": "1500",
+    "DISPATCH_RETENTION_S": "3600",
+    "DISPATCH_REDIS_TIMEOUT_MS": "750",
     "DISPATCH_MAX_FRAME_BYTES": "1024",
+    "DISPATCH_OUTBOX_MAX_BYTES": "4096",
+    "DISPATCH_LOCATION_RATE_PER_S": "2",
+    "DISPATCH_FRAME_RATE_PER_S": "4",
+    "DISPATCH_ORDER_RATE_PER_S": "0.5",
+    "DISPATCH_ORDER_BURST": "3",
+    "DISPATCH_HELLO_TIMEOUT_S": "4",
+    "DISPATCH_HEADER_TIMEOUT_S": "3",
+    "DISPATCH_BODY_TIMEOUT_S": "6",
+    "DISPATCH_SEND_TIMEOUT_S": "7",
+    "DISPATCH_MAX_CONNECTIONS": "100",
+    "DISPATCH_SHUTDOWN_TIMEOUT_S": "2",
+    "DISPATCH_ALLOWED_ORIGINS": "https://ops.example,https://app.example",
+    "DISPATCH_METRICS_TOKEN": "m" * 24,
     "DISPATCH_IDEMPOTENCY_TTL_S": "60",
+    "DISPATCH_ACCESS_LOG": "true",
     "DISPATCH_LOG_LEVEL": "debug",
 }
 FULL_SETTINGS = Settings(
     host="0.0.0.0",
     port=9001,
+    cities=("oslo", "bergen"),
     redis_url="redis://cache:6380/2",
     data_dir="/srv/redis",
     node_id="node-a",
     jwt_secret="s" * 40,
+    jwt_issuer="accounts.example",
     token_ttl_s=60,
+    token_max_ttl_s=3600,
     offer_mode=OfferMode.BROADCAST,
     offer_timeout_s=2.5,
     broadcast_size=5,
@@ -62,11 +89,31 @@ FULL_SETTINGS = Settings(
     max_dispatch_s=30.0,
     retry_interval_s=1.5,
     location_max_age_s=10.0,
+    fix_max_ahead_s=60.0,
+    fix_max_behind_s=600.0,
     location_flush_ms=5,
     sweep_interval_ms=50,
     lease_ms=1000,
+    heartbeat_ms=500,
+    node_ttl_ms=1500,
+    retention_s=3600,
+    redis_timeout_ms=750,
     max_frame_bytes=1024,
+    outbox_max_bytes=4096,
+    location_rate_per_s=2.0,
+    frame_rate_per_s=4.0,
+    order_rate_per_s=0.5,
+    order_burst=3,
+    hello_timeout_s=4.0,
+    header_timeout_s=3.0,
+    body_timeout_s=6.0,
+    send_timeout_s=7.0,
+    max_connections=100,
+    shutdown_timeout_s=2.0,
+    allowed_origins=("https://ops.example", "https://app.example"),
+    metrics_token="m" * 24,
     idempotency_ttl_s=60,
+    access_log=True,
     log_level="debug",
 )
 
@@ -219,6 +266,7 @@ def test_malformed_toml_is_refused(tmp_path: Path) -> None:
 
 # 64 bytes: long enough for HS512, so PyJWT never warns (warnings are errors here).
 SECRET = "0123456789abcdef" * 4
+POLICY = auth.TokenPolicy(SECRET)
 NOW = time.time()
 
 
@@ -238,11 +286,19 @@ def _forged(alg: str, claims: dict[str, object], secret: str = SECRET) -> str:
 
 
 def _claims(**extra: object) -> dict[str, object]:
-    return {"sub": "c1", "role": "customer", "iat": int(NOW), "exp": int(NOW) + 60, **extra}
+    base = {
+        "sub": "c1",
+        "role": "customer",
+        "iss": "dispatch",
+        "iat": int(NOW),
+        "exp": int(NOW) + 60,
+    }
+    return {**base, **extra}
 
 
 def _worker_token(**fields: object) -> str:
-    claims = {"sub": "w1", "role": "worker", "iat": int(NOW), "exp": int(NOW) + 60}
+    claims = {"sub": "w1", "role": "worker", "iss": "dispatch", "iat": int(NOW),
+              "exp": int(NOW) + 60}  # fmt: skip
     claims.update(fields)
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
@@ -250,51 +306,51 @@ def _worker_token(**fields: object) -> str:
 def test_worker_token_round_trip() -> None:
     """A minted worker token verifies to its subject, city, skills and capacity."""
     token = auth.mint(
-        SECRET, "worker", "w1", ttl_s=60, city="paris", skills=["plumbing", "locks"], capacity=2
+        POLICY, "worker", "w1", ttl_s=60, city="paris", skills=["plumbing", "locks"], capacity=2
     )
-    assert auth.verify(SECRET, token, "worker") == auth.Identity(
+    assert auth.verify(POLICY, token, "worker") == auth.Identity(
         "w1", "worker", "paris", ("plumbing", "locks"), 2
     )
 
 
 def test_customer_token_round_trip() -> None:
     """A minted customer token verifies to its subject and role."""
-    token = auth.mint(SECRET, "customer", "c1", ttl_s=60)
-    assert auth.verify(SECRET, token, "customer") == auth.Identity("c1", "customer")
+    token = auth.mint(POLICY, "customer", "c1", ttl_s=60)
+    assert auth.verify(POLICY, token, "customer") == auth.Identity("c1", "customer")
 
 
 def test_minted_token_expires_after_ttl() -> None:
     """mint() sets exp to issue time plus ttl_s, both from ``now``."""
-    token = auth.mint(SECRET, "customer", "c1", ttl_s=90, now=1_000_000.7)
+    token = auth.mint(POLICY, "customer", "c1", ttl_s=90, now=1_000_000.7)
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
     assert (claims["iat"], claims["exp"]) == (1_000_000, 1_000_090)
 
 
 def test_expired_token_is_refused() -> None:
     """A token past its exp is refused as unauthorized."""
-    token = auth.mint(SECRET, "customer", "c1", ttl_s=60, now=NOW - 3600)
+    token = auth.mint(POLICY, "customer", "c1", ttl_s=60, now=NOW - 3600)
     with pytest.raises(auth.Unauthorized, match="expired") as caught:
-        auth.verify(SECRET, token, "customer")
+        auth.verify(POLICY, token, "customer")
     assert caught.value.code == "unauthorized"
 
 
 def test_wrong_secret_is_refused() -> None:
     """A token signed with another secret is refused."""
-    token = auth.mint("fedcba9876543210" * 4, "customer", "c1", ttl_s=60)
+    token = auth.mint(auth.TokenPolicy("fedcba9876543210" * 4), "customer", "c1", ttl_s=60)
     with pytest.raises(auth.Unauthorized):
-        auth.verify(SECRET, token, "customer")
+        auth.verify(POLICY, token, "customer")
 
 
 def test_forged_hs256_helper_makes_valid_tokens() -> None:
     """The forging helper's HS256 tokens verify, so the refusals below are about the alg alone."""
-    assert auth.verify(SECRET, _forged("HS256", _claims()), "customer").subject == "c1"
+    assert auth.verify(POLICY, _forged("HS256", _claims()), "customer").subject == "c1"
 
 
 @pytest.mark.parametrize("alg", ["none", "HS384", "HS512", "RS256", "ES256", "PS256"])
 def test_only_hs256_is_accepted(alg: str) -> None:
     """A header naming any algorithm but HS256 is refused, even with a valid HMAC-SHA256 MAC."""
     with pytest.raises(auth.Unauthorized) as caught:
-        auth.verify(SECRET, _forged(alg, _claims()), "customer")
+        auth.verify(POLICY, _forged(alg, _claims()), "customer")
     assert caught.value.code == "unauthorized"
 
 
@@ -302,38 +358,38 @@ def test_genuine_hs384_token_is_refused() -> None:
     """A token properly signed with HS384 and the right secret is refused: the alg is pinned."""
     token = jwt.encode(_claims(), SECRET, algorithm="HS384")
     with pytest.raises(auth.Unauthorized):
-        auth.verify(SECRET, token, "customer")
+        auth.verify(POLICY, token, "customer")
 
 
-@pytest.mark.parametrize("claim", ["exp", "sub", "role"])
+@pytest.mark.parametrize("claim", ["exp", "iat", "sub", "role", "iss"])
 def test_required_claim_missing_is_refused(claim: str) -> None:
-    """A token without exp, sub or role is refused."""
+    """A token without exp, iat, sub, role or iss is refused."""
     claims = _claims()
     del claims[claim]
     with pytest.raises(auth.Unauthorized):
-        auth.verify(SECRET, jwt.encode(claims, SECRET, algorithm="HS256"), "customer")
+        auth.verify(POLICY, jwt.encode(claims, SECRET, algorithm="HS256"), "customer")
 
 
 @pytest.mark.parametrize("token", [None, ""])
 def test_missing_token_is_refused(token: str | None) -> None:
     """No token at all is refused as unauthorized."""
     with pytest.raises(auth.Unauthorized, match="missing"):
-        auth.verify(SECRET, token, "customer")
+        auth.verify(POLICY, token, "customer")
 
 
 @pytest.mark.parametrize("token", ["garbage", "a.b.c", "a.b"])
 def test_malformed_token_is_refused(token: str) -> None:
     """A string that is not a JWT is refused as unauthorized."""
     with pytest.raises(auth.Unauthorized):
-        auth.verify(SECRET, token, "customer")
+        auth.verify(POLICY, token, "customer")
 
 
 @pytest.mark.parametrize(("role", "wanted"), [("worker", "customer"), ("customer", "worker")])
-def test_role_mismatch_is_forbidden(role: auth.Role, wanted: auth.Role) -> None:
+def test_role_mismatch_is_forbidden(role: Role, wanted: Role) -> None:
     """A valid token for the other role raises Forbidden with code forbidden."""
-    token = auth.mint(SECRET, role, "x1", ttl_s=60, city="paris")
+    token = auth.mint(POLICY, role, "x1", ttl_s=60, city="paris")
     with pytest.raises(auth.Forbidden) as caught:
-        auth.verify(SECRET, token, wanted)
+        auth.verify(POLICY, token, wanted)
     assert caught.value.code == "forbidden"
 
 
@@ -341,13 +397,13 @@ def test_role_mismatch_is_forbidden(role: auth.Role, wanted: auth.Role) -> None:
 def test_worker_token_needs_a_valid_city(city: object) -> None:
     """A worker token whose city is empty, badly formed or not a string is refused."""
     with pytest.raises(auth.Unauthorized, match="city"):
-        auth.verify(SECRET, _worker_token(city=city), "worker")
+        auth.verify(POLICY, _worker_token(city=city), "worker")
 
 
 def test_worker_token_without_city_is_refused() -> None:
     """A worker token with no city claim at all is refused."""
     with pytest.raises(auth.Unauthorized, match="city"):
-        auth.verify(SECRET, _worker_token(), "worker")
+        auth.verify(POLICY, _worker_token(), "worker")
 
 
 @pytest.mark.parametrize(
@@ -363,14 +419,55 @@ def test_worker_token_without_city_is_refused() -> None:
 def test_worker_token_needs_valid_skills_and_capacity(fields: dict[str, object], why: str) -> None:
     """A worker token with malformed skills or a capacity outside 1-16 is refused."""
     with pytest.raises(auth.Unauthorized, match=why):
-        auth.verify(SECRET, _worker_token(city="paris", **fields), "worker")
+        auth.verify(POLICY, _worker_token(city="paris", **fields), "worker")
 
 
-@pytest.mark.parametrize("subject", ["a" * 65, "w1,w2"])
-def test_subject_must_be_short_and_comma_free(subject: str) -> None:
-    """A subject longer than 64 characters or holding a comma is refused."""
+BAD_SUBJECTS = ["a" * 65, "w1,w2", "evil\nx", "a b", "a{b}", "w/1", "", "-lead", "ü"]
+
+
+@pytest.mark.parametrize("subject", BAD_SUBJECTS)
+def test_subject_must_match_the_id_pattern(subject: str) -> None:
+    """A subject that does not match the one id pattern is refused, however well signed."""
+    with pytest.raises(auth.Unauthorized, match="sub"):
+        auth.verify(POLICY, _forged("HS256", _claims(sub=subject)), "customer")
+
+
+@pytest.mark.parametrize("subject", BAD_SUBJECTS)
+def test_mint_refuses_a_bad_subject(subject: str) -> None:
+    """Minting a token for an id that verification would refuse fails at once."""
+    with pytest.raises(ValueError, match="subject"):
+        auth.mint(POLICY, "customer", subject, ttl_s=60)
+
+
+@pytest.mark.parametrize(("city", "skills"), [("Paris", ()), ("paris", ("a b",)), ("x\n", ())])
+def test_mint_refuses_bad_city_or_skill(city: str, skills: tuple[str, ...]) -> None:
+    """Minting a worker token with a malformed city or skill fails at once."""
+    with pytest.raises(ValueError, match="name"):
+        auth.mint(POLICY, "worker", "w1", ttl_s=60, city=city, skills=skills)
+
+
+@pytest.mark.parametrize("exp", ["9999999999", 9_999_999_999.5, True])
+def test_exp_must_be_an_integer(exp: object) -> None:
+    """A numeric-string, fractional or boolean exp is refused, though JWT libraries may take it."""
     with pytest.raises(auth.Unauthorized):
-        auth.verify(SECRET, _forged("HS256", _claims(sub=subject)), "customer")
+        auth.verify(POLICY, _forged("HS256", _claims(exp=exp)), "customer")
+
+
+def test_issuer_must_be_this_deployment() -> None:
+    """A token from another issuer, even signed with the right secret, is refused."""
+    with pytest.raises(auth.Unauthorized, match=r"(?i)issuer"):
+        auth.verify(POLICY, _forged("HS256", _claims(iss="someone-else")), "customer")
+    other = auth.TokenPolicy(SECRET, issuer="platform-x")
+    assert auth.verify(other, auth.mint(other, "customer", "c1", ttl_s=60), "customer")
+
+
+def test_lifetime_is_capped() -> None:
+    """A token valid for longer than token_max_ttl_s is refused, and is not minted."""
+    short = auth.TokenPolicy(SECRET, max_ttl_s=3600)
+    with pytest.raises(auth.Unauthorized, match="lifetime"):
+        auth.verify(short, _forged("HS256", _claims(exp=int(NOW) + 7200)), "customer")
+    with pytest.raises(ValueError, match="ttl"):
+        auth.mint(short, "customer", "c1", ttl_s=7200)
 
 
 @pytest.mark.parametrize(
@@ -395,8 +492,8 @@ def test_cached_verification_still_honours_expiry(monkeypatch: pytest.MonkeyPatc
     """A token verified once is not trusted from the cache after its expiry."""
     from server import auth as auth_mod
 
-    token = auth_mod.mint(SECRET, "customer", "c-cache", ttl_s=60)
-    assert auth_mod.verify(SECRET, token, "customer").subject == "c-cache"
+    token = auth_mod.mint(POLICY, "customer", "c-cache", ttl_s=60)
+    assert auth_mod.verify(POLICY, token, "customer").subject == "c-cache"
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + 120)
 
@@ -405,16 +502,17 @@ def test_cached_verification_still_honours_expiry(monkeypatch: pytest.MonkeyPatc
 
     monkeypatch.setattr(auth_mod, "_verify", refuse)
     with pytest.raises(auth_mod.Unauthorized):
-        auth_mod.verify(SECRET, token, "customer")
+        auth_mod.verify(POLICY, token, "customer")
 
 
 def test_cache_is_per_secret_and_role() -> None:
     """A token cached under one secret or role is not accepted under another."""
     from server import auth as auth_mod
 
-    token = auth_mod.mint(SECRET, "customer", "c-key", ttl_s=60)
-    auth_mod.verify(SECRET, token, "customer")
+    token = auth_mod.mint(POLICY, "customer", "c-key", ttl_s=60)
+    auth_mod.verify(POLICY, token, "customer")
     with pytest.raises(auth_mod.Unauthorized):
-        auth_mod.verify("another-secret-that-is-long-enough-xx", token, "customer")
+        auth_mod.verify(auth_mod.TokenPolicy("another-secret-that-is-long-enough-xx"), token,
+                        "customer")  # fmt: skip
     with pytest.raises(auth_mod.Forbidden):
-        auth_mod.verify(SECRET, token, "worker")
+        auth_mod.verify(POLICY, token, "worker")

@@ -42,6 +42,8 @@ from simulator.stats import Snapshot
 UNIT_S = 1.0  # scale for slow machines
 Script = Callable[["FakeServer", ServerConnection], Awaitable[None]]
 PICKUP = Point(lat=52.52, lng=13.40)
+ORDER = "metro.0123456789abcdef"
+OFFER = f"{ORDER}/1"
 
 
 def _config(url: str) -> SimConfig:
@@ -97,7 +99,7 @@ class FakeServer:
 
 
 def _job(state: OrderState) -> Job:
-    return Job(order_id="o1", state=state, skill="cleaning", pickup=PICKUP)
+    return Job(order_id=ORDER, state=state, skill="cleaning", pickup=PICKUP)
 
 
 async def _welcome(server: FakeServer, ws: ServerConnection, jobs: list[Job]) -> None:
@@ -110,7 +112,7 @@ async def _welcome(server: FakeServer, ws: ServerConnection, jobs: list[Job]) ->
 async def _serve_steps(server: FakeServer, ws: ServerConnection, steps: list[str]) -> None:
     for step in steps:
         msg = await server.recv(ws)
-        assert isinstance(msg, ReportProgress) and msg.step == step and msg.order_id == "o1"
+        assert isinstance(msg, ReportProgress) and msg.step == step and msg.order_id == ORDER
         await ws.send(codec.encode(Ack(id=msg.id)))
     server.done.set()
     with contextlib.suppress(ConnectionClosed):
@@ -124,12 +126,12 @@ async def _offer_and_job(server: FakeServer, ws: ServerConnection) -> None:
     assert isinstance(status, ChangeStatus) and status.status == "available"
     assert isinstance(server.frames[-2], LocationReported), "location before going available"
     await ws.send(codec.encode(Ack(id=status.id, state=WorkerState.AVAILABLE)))
-    offer = OfferMade("f1", "o1", "cleaning", PICKUP, 250.0, expires_at=2**41, sent_at=1)
+    offer = OfferMade(OFFER, ORDER, "cleaning", PICKUP, 250.0, expires_at=2**41, sent_at=1)
     await ws.send(codec.encode(offer))
     received = await server.recv(ws)
-    assert isinstance(received, OfferReceived) and received.offer_id == "f1"
+    assert isinstance(received, OfferReceived) and received.offer_id == OFFER
     accept = await server.recv(ws)
-    assert isinstance(accept, AcceptOffer) and accept.offer_id == "f1" and accept.id
+    assert isinstance(accept, AcceptOffer) and accept.offer_id == OFFER and accept.id
     await ws.send(
         codec.encode(Ack(id=accept.id, state=WorkerState.ON_JOB, job=_job(OrderState.ASSIGNED)))
     )

@@ -6,39 +6,30 @@ fixed order here: no sleeps, no luck.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import pytest
-import redis.asyncio as aioredis
 
 from protocol.messages import CreateOrder, OfferMode, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store.keys import City, OrderId, WorkerId, new_order_id
 from server.store.mux import Mux
-from server.store.redis_store import Refused, Store
-from tests.support import unique_city
+from server.store.redis_store import Refused, Spot, Store
+from tests.support import scratch_city
 
 T0 = 1_800_000_000_000  # ms
+NODE = "node-x"
 
 
 class Clock:
-    """A hand-driven clock for the dispatcher (seconds)."""
+    """A hand-driven clock, pinned into every script the store runs (ms)."""
 
     def __init__(self) -> None:
         self.ms = T0
 
-    def __call__(self) -> float:
-        return self.ms / 1000
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[Store]:
-    client = aioredis.from_url(redis_url)
-    store = Store(client, Mux(redis_url))
-    yield store
-    store.mux.close()
-    await client.aclose()
+    def __call__(self) -> int:
+        return self.ms
 
 
 @pytest.fixture
@@ -46,9 +37,27 @@ def clock() -> Clock:
     return Clock()
 
 
-def dispatcher(store: Store, clock: Clock, **kw: object) -> Dispatcher:
-    settings = Settings(offer_timeout_s=10, max_dispatch_s=60, retry_interval_s=5, **kw)  # type: ignore[arg-type]
-    return Dispatcher(store, settings, clock=clock)
+@pytest.fixture
+async def store(redis_url: str, clock: Clock) -> AsyncIterator[Store]:
+    store = Store(Mux(redis_url), pinned=clock)
+    yield store
+    store.mux.close()
+
+
+def dispatcher(store: Store, city: str, **kw: object) -> Dispatcher:
+    settings = Settings(offer_timeout_s=10, max_dispatch_s=60, retry_interval_s=5,
+                        cities=(city,), **kw)  # type: ignore[arg-type]  # fmt: skip
+    return Dispatcher(store, settings, lambda: (NODE,))
+
+
+async def locate(store: Store, city: str, spots: Mapping[str, Spot]) -> None:
+    await store.locate(NODE, {city: dict(spots)})
+
+
+async def connect(
+    store: Store, city: str, wid: str, skills: tuple[str, ...] = ("delivery",)
+) -> None:
+    await store.connect(city, WorkerId(wid), NODE, f"s-{wid}", skills, 1, 3_600_000)
 
 
 async def add_workers(
@@ -56,10 +65,10 @@ async def add_workers(
 ) -> None:
     spots = {}
     for i, wid in enumerate(wids):
-        await store.connect(city, WorkerId(wid), "node-x", skills, 1)
+        await connect(store, city, wid, skills)
         await store.set_status(city, WorkerId(wid), "go_available")
         spots[wid] = (13.40, 52.52 + 0.001 * (i + 1), T0)
-    await store.write_positions({city: spots})
+    await locate(store, city, spots)
 
 
 async def new_order(d: Dispatcher, city: str, mode: OfferMode = OfferMode.SEQUENTIAL) -> OrderId:
@@ -75,14 +84,14 @@ async def state_of(store: Store, oid: OrderId) -> str:
 
 
 async def worker_state(store: Store, city: str, wid: str) -> str:
-    return (await store.connect(city, WorkerId(wid), "node-x", ("delivery",), 1)).state
+    return (await store.worker_record(city, WorkerId(wid))).state
 
 
 async def test_accept_before_timeout_wins(store: Store, clock: Clock) -> None:
     """An accept reaching Redis before the expiry tick assigns; the tick then does nothing."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a", "b")
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     await d.accept(WorkerId("a"), city, f"{oid}/1")
     clock.ms += 11_000
@@ -93,9 +102,9 @@ async def test_accept_before_timeout_wins(store: Store, clock: Clock) -> None:
 
 async def test_timeout_before_accept_wins(store: Store, clock: Clock) -> None:
     """An expiry tick that runs first moves the offer on; the late accept gets offer_expired."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a", "b")
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     clock.ms += 11_000
     await d.dispatch(oid)
@@ -109,9 +118,9 @@ async def test_timeout_before_accept_wins(store: Store, clock: Clock) -> None:
 
 async def test_cancel_before_accept(store: Store, clock: Clock) -> None:
     """A cancel that runs first withdraws the offer; the accept gets order_cancelled."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a")
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     await d.cancel(oid, "cust")
     with pytest.raises(Refused) as err:
@@ -122,9 +131,9 @@ async def test_cancel_before_accept(store: Store, clock: Clock) -> None:
 
 async def test_accept_before_cancel(store: Store, clock: Clock) -> None:
     """An accept that runs first assigns; the cancel then ends the job and frees the worker."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a")
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     await d.accept(WorkerId("a"), city, f"{oid}/1")
     await d.cancel(oid, "cust")
@@ -134,9 +143,9 @@ async def test_accept_before_cancel(store: Store, clock: Clock) -> None:
 
 async def test_two_accepts_of_one_broadcast(store: Store, clock: Clock) -> None:
     """Two accepts of one broadcast offer: the first wins, the second gets offer_taken."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a", "b", "c")
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city, OfferMode.BROADCAST)
     assert (await store.order_fields(oid))["holders"] == "a,b,c"
     await d.accept(WorkerId("b"), city, f"{oid}/1")
@@ -152,9 +161,9 @@ async def test_two_accepts_of_one_broadcast(store: Store, clock: Clock) -> None:
 
 async def test_reject_of_expired_offer_changes_nothing(store: Store, clock: Clock) -> None:
     """Rejecting an offer that already expired is refused with offer_expired and changes nothing."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a", "b")
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     clock.ms += 11_000
     await d.dispatch(oid)
@@ -167,9 +176,9 @@ async def test_reject_of_expired_offer_changes_nothing(store: Store, clock: Cloc
 
 async def test_accept_with_foreign_or_stale_offer_id(store: Store, clock: Clock) -> None:
     """An offer never made to this worker is offer_not_found; an old attempt is offer_expired."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a", "b")
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     for bad in (f"{oid}/1", f"{oid}/7", "nonsense", "other.0123456789abcdef/1"):
         with pytest.raises(Refused) as err:
@@ -186,26 +195,25 @@ async def test_accept_with_foreign_or_stale_offer_id(store: Store, clock: Clock)
 
 async def test_two_nodes_dispatching_one_order(store: Store, clock: Clock) -> None:
     """Two nodes that tick the same order and both try to offer it: only the first offer is made."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a", "b")
-    d1, d2 = dispatcher(store, clock), dispatcher(store, clock)
+    d1, d2 = dispatcher(store, city), dispatcher(store, city)
     oid = await new_order(d1, city)
     clock.ms += 11_000  # the offer to "a" expires; both nodes claim the order at once
-    now = clock.ms
-    t1 = await store.tick(oid, now, [5000], 50, now - 60_000, now + 5000)
-    t2 = await store.tick(oid, now, [5000], 50, now - 60_000, now + 5000)
+    t1 = await store.tick(oid, [5000], 50, 60_000, 5000, [NODE])
+    t2 = await store.tick(oid, [5000], 50, 60_000, 5000, [NODE])
     assert t1.dv == t2.dv and [c.worker_id for c in t2.candidates] == ["b"]
-    made1, _ = await d1._offer(oid, t1, list(t1.candidates), now)
-    made2, why = await d2._offer(oid, t2, list(t2.candidates), now)
-    assert (made1, made2, why) == (True, False, ["stale"])
+    first = await d1._offer(oid, t1, list(t1.candidates))
+    second = await d2._offer(oid, t2, list(t2.candidates))
+    assert (first.made, second.made, second.reason) == (1, 0, "stale")
     assert (await store.order_fields(oid))["offer"] == f"{oid}/2"
 
 
 async def test_never_the_same_worker_twice(store: Store, clock: Clock) -> None:
     """After a worker rejects an order it is never offered that order again."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a")
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     await d.reject(WorkerId("a"), city, f"{oid}/1", "busy")
     await d.drain()
@@ -215,8 +223,8 @@ async def test_never_the_same_worker_twice(store: Store, clock: Clock) -> None:
 
 async def test_no_worker_ends_unassigned(store: Store, clock: Clock) -> None:
     """An order nobody can take retries, then ends unassigned after the maximum dispatch time."""
-    city = unique_city()
-    d = dispatcher(store, clock)
+    city = scratch_city()
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     assert await state_of(store, oid) == "dispatching"
     clock.ms += 61_000
@@ -229,21 +237,22 @@ async def test_no_worker_ends_unassigned(store: Store, clock: Clock) -> None:
 
 async def test_stale_and_unskilled_workers_are_not_candidates(store: Store, clock: Clock) -> None:
     """Only workers with a fresh location and the order's skill are offered the order."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "plumber", skills=("plumbing",))
+    clock.ms = T0 - 120_000  # "stale" last reported two minutes ago
     await add_workers(store, city, "stale")
+    clock.ms = T0
     await add_workers(store, city, "fresh")
-    await store.write_positions({city: {"stale": (13.40, 52.5201, T0 - 120_000)}})
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     assert (await store.order_fields(oid))["holders"] == "fresh"
 
 
 async def test_status_change_refused_with_offer_or_job(store: Store, clock: Clock) -> None:
     """A worker holding an offer gets offer_pending; one holding a job gets active_job."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "a")
-    d = dispatcher(store, clock)
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     with pytest.raises(Refused) as err:
         await d.set_status(WorkerId("a"), city, "offline")
@@ -256,41 +265,44 @@ async def test_status_change_refused_with_offer_or_job(store: Store, clock: Cloc
 
 async def test_disconnected_worker_is_no_candidate(store: Store, clock: Clock) -> None:
     """A worker whose socket closed is not offered orders, though it stays available."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "gone", "here")
-    await store.disconnect(city, WorkerId("gone"), "node-x")
-    d = dispatcher(store, clock)
+    await store.disconnect(city, WorkerId("gone"), NODE, "s-gone")
+    d = dispatcher(store, city)
     oid = await new_order(d, city)
     assert (await store.order_fields(oid))["holders"] == "here"
 
 
-async def test_forget_stale_drops_only_old_positions(store: Store) -> None:
-    """Positions older than the cut-off leave the geo set; fresh ones stay."""
-    city = unique_city()
-    await add_workers(store, city, "old", "new")
-    await store.write_positions({city: {"old": (13.40, 52.52, T0 - 60_000)}})
-    assert await store.forget_stale(city, T0 - 30_000) == 1
-    assert await store.position(city, "old") is None
-    assert await store.position(city, "new") is not None
+async def test_forget_stale_drops_only_old_positions(store: Store, clock: Clock) -> None:
+    """Workers not seen within the cut-off leave the search index; fresh ones stay."""
+    city = scratch_city()
+    clock.ms = T0 - 60_000
+    await add_workers(store, city, "old")
+    clock.ms = T0
+    await add_workers(store, city, "new")
+    assert await store.forget_stale(city, 30_000) == 1
+    members = await store.call("ZRANGE", f"d:{{{city}}}:free:delivery", 0, -1)
+    assert members == [b"new"]
+    assert await store.position(city, "old") is not None  # still shown, no longer searched
 
 
 async def test_search_looks_past_busy_nearest_workers(store: Store, clock: Clock) -> None:
     """When the nearest workers are all busy, the search reaches the free one behind them."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "b1", "b2", "b3", "b4", "b5", "free")
     for wid in ("b1", "b2", "b3", "b4", "b5"):
         await store.set_status(city, WorkerId(wid), "pause")
-    d = dispatcher(store, clock, search_count=1)
+    d = dispatcher(store, city, search_count=1)
     oid = await new_order(d, city)
     assert (await store.order_fields(oid))["holders"] == "free"
 
 
 async def test_nearer_ring_wins_over_more_candidates(store: Store, clock: Clock) -> None:
     """A worker in the first radius step is chosen; the search does not widen past it."""
-    city = unique_city()
+    city = scratch_city()
     await add_workers(store, city, "near", "far")
-    await store.write_positions({city: {"far": (13.40, 52.535, T0)}})  # ~1.7 km
-    d = dispatcher(store, clock, offer_mode=OfferMode.BROADCAST)
+    await locate(store, city, {"far": (13.40, 52.535, T0)})  # ~1.7 km
+    d = dispatcher(store, city, offer_mode=OfferMode.BROADCAST)
     oid = new_order_id(City(city))
     await d.create_order(oid, "cust", CreateOrder(city=city, skill="delivery",
                          pickup=Point(lat=52.52, lng=13.40)))  # fmt: skip

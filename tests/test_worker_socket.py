@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,7 +15,7 @@ from protocol import codec
 from protocol.messages import Ack, Error, Welcome
 from server import auth
 from server.store import keys
-from tests.support import SECRET, UNIT, ServerProcess, WorkerClient, customer_token, worker_token
+from tests.support import TOKENS, UNIT, ServerProcess, WorkerClient, customer_token, worker_token
 
 BAD_FRAMES = [
     ("not json", "bad_json"),
@@ -69,8 +70,14 @@ async def test_oversized_frame_closes_with_1009(server: ServerProcess, city: str
     "token",
     [
         "garbage",
-        auth.mint("another-secret-that-is-long-enough!!", "worker", "w", ttl_s=60, city="x"),
-        auth.mint(SECRET, "worker", "w", ttl_s=60, city="x", now=0),
+        auth.mint(
+            auth.TokenPolicy("another-secret-that-is-long-enough!!"),
+            "worker",
+            "w",
+            ttl_s=60,
+            city="x",
+        ),
+        auth.mint(TOKENS, "worker", "w", ttl_s=60, city="x", now=0),
         customer_token("c1"),
     ],
     ids=["garbage", "wrong-key", "expired", "customer-token"],
@@ -127,26 +134,31 @@ async def test_second_hello_is_refused(server: ServerProcess, city: str) -> None
 async def test_location_batch_stores_the_latest_point(
     server: ServerProcess, redis_url: str, city: str
 ) -> None:
-    """A batch of points is acknowledged once stored; the newest point is the worker's position."""
+    """A batch of points is acknowledged once stored; the newest point is the worker's position,
+    its time is kept as data, and "last seen" is when the server stored it."""
     w = await WorkerClient.connect(server.ws_url, "w", city)
-    points = [{"lat": 52.5 + i / 100, "lng": 13.4, "at": 1_800_000_000_000 + i} for i in range(5)]
+    phone = int(time.time() * 1000) - 20_000  # a phone clock 20 s slow
+    points = [{"lat": 52.5 + i / 100, "lng": 13.4, "at": phone + i} for i in range(5)]
+    before = time.time() * 1000
     ack = await w.request({"type": "location", "points": points})
+    after = time.time() * 1000
     assert isinstance(ack, Ack)
     client = aioredis.from_url(redis_url)
-    (pos,) = await client.geopos(keys.geo(city), "w")
+    fields = await client.hgetall(keys.worker(city, "w"))
     seen = await client.zscore(keys.seen(city), "w")
     await client.aclose()
-    assert pos is not None and math.isclose(pos[1], 52.54, abs_tol=1e-5)
-    assert seen == 1_800_000_000_004
+    assert math.isclose(float(fields[b"lat"]), 52.54, abs_tol=1e-5)
+    assert int(fields[b"at"]) == phone + 4
+    assert seen is not None and before - 50 <= seen <= after + 50
     await w.close()
 
 
 async def test_newer_connection_replaces_older(server: ServerProcess, city: str) -> None:
-    """A second socket of the same worker takes over; the first is closed with 4000."""
+    """A second socket of the same worker takes over; the first is closed with 4409."""
     first = await WorkerClient.connect(server.ws_url, "w", city)
     second = await WorkerClient.connect(server.ws_url, "w", city, status=None)
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(first.ws.recv(), 5 * UNIT)
-    assert first.ws.close_code == 4000
+    assert first.ws.close_code == 4409
     assert isinstance(await second.request({"type": "ping"}), Ack)
     await second.close()

@@ -1,10 +1,18 @@
 """The worker's WebSocket: session start, then one handler per message type.
 
 A session is: handshake (token in the ``Authorization`` header or ``token``
-query parameter, checked before the socket is accepted), ``hello`` →
-``welcome``, then messages until the socket closes. Frames for the worker
-(offers, withdrawals, cancellations) arrive through the hub and leave in order
-through one outbox. A malformed frame gets an ``error`` and changes nothing.
+query parameter, checked before the socket is accepted; ``Origin`` checked
+against ``allowed_origins`` when set), ``hello`` → ``welcome`` within
+``hello_timeout_s`` of the accept (whatever else arrives meanwhile), then
+messages until the socket closes.
+
+Frames for the worker (offers, withdrawals, cancellations) arrive through the
+hub and leave in order through one outbox, bounded by ``outbox_max_bytes``:
+a client that stops reading is closed with 4008, it never grows the server.
+Frames from the worker pass two token buckets (location reports, everything
+else); a frame over its limit gets ``rate_limited`` and changes nothing, and
+a client that keeps at it is closed with 1008. A malformed frame gets an
+``error`` (echoing its ``id`` when readable) and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import secrets
 from functools import partial
 
 import msgspec
@@ -20,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from protocol import codec
-from protocol.errors import message
+from protocol.errors import Close, message
 from protocol.messages import (
     SUPPORTED_VERSIONS,
     AcceptOffer,
@@ -29,6 +38,7 @@ from protocol.messages import (
     Error,
     Hello,
     Job,
+    JobCancelled,
     LocationReported,
     OfferMade,
     OfferReceived,
@@ -41,7 +51,9 @@ from protocol.messages import (
     WorkerState,
 )
 from server import auth
+from server.api.origins import origin_allowed
 from server.core.errors import ClientError
+from server.core.limits import Strikes, TokenBucket
 from server.core.order_states import TERMINAL
 from server.runtime import Runtime
 from server.store.keys import WorkerId
@@ -50,12 +62,13 @@ from server.store.redis_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-HELLO_TIMEOUT_S = 10.0
-CLOSE_REPLACED = 4000
-CLOSE_BAD_VERSION = 4400
-CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_STORE_LOST = 1011
+BURST_SECONDS = 3.0  # a bucket holds this many seconds of its rate
+STRIKES = 50  # refused frames in a row before the socket is closed (1008)
+_DISCONNECTED = (WebSocketDisconnect, RuntimeError, OSError)
+
+
+def _error(code: str, id: str | None = None, text: str | None = None) -> Error:
+    return Error(code=code, message=text or message(code), id=id)
 
 
 class WorkerSession:
@@ -69,16 +82,26 @@ class WorkerSession:
         self._receive = receive
         self._send = send
         self.rt = rt
+        self.session = secrets.token_hex(8)
         self.identity: auth.Identity | None = None
         self.jobs: set[str] = set()
-        self._outbox: collections.deque[bytes] = collections.deque()
+        self._outbox: collections.deque[str] = collections.deque()
+        self._outbox_bytes = 0
         self._held = True
         self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._resyncing: asyncio.Task[None] | None = None
+        s = rt.settings
+        now = asyncio.get_running_loop().time()
+        self._locations = TokenBucket(
+            s.location_rate_per_s, s.location_rate_per_s * BURST_SECONDS, now
+        )
+        self._frames = TokenBucket(s.frame_rate_per_s, s.frame_rate_per_s * BURST_SECONDS, now)
+        self._strikes = Strikes(STRIKES)
 
     # ------------------------------------------------------------ outgoing
 
-    def deliver(self, kind: str, order_id: str, frame: bytes) -> None:
+    def deliver(self, kind: str, order_id: str, frame: str) -> None:
         """A frame from the hub (``offer``, ``withdrawn`` or ``cancelled``)."""
         if kind == "cancelled":
             self.jobs.discard(order_id)
@@ -87,39 +110,64 @@ class WorkerSession:
             self.rt.stats["offers_delivered"] += 1
 
     def replaced(self) -> None:
-        """The worker connected again elsewhere on this node: close this socket."""
-        self._closing = asyncio.get_running_loop().create_task(self.ws.close(CLOSE_REPLACED))
+        """A newer connection of this worker took over: close this one (4409)."""
+        self.close_soon(Close.REPLACED)
 
-    def send(self, frame: bytes) -> None:
+    def close_soon(self, code: int) -> None:
+        if self._closing is None:
+            self._outbox.clear()
+            self._held = True  # nothing more goes out on this socket
+            self._closing = asyncio.get_running_loop().create_task(self._close_quietly(code))
+
+    async def _close_quietly(self, code: int) -> None:
+        with contextlib.suppress(*_DISCONNECTED):
+            await self.ws.close(code)
+
+    def send(self, frame: str) -> None:
+        if self._closing is not None:
+            return
+        self._outbox_bytes += len(frame)
+        if self._outbox_bytes > self.rt.settings.outbox_max_bytes:
+            log.warning("worker %s does not read its socket; closing it (4008)", self._who())
+            self.rt.stats["slow_readers_closed"] += 1
+            self.close_soon(Close.SLOW_READER)
+            return
         self._outbox.append(frame)
         if not self._held and self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     def reply(self, msg: msgspec.Struct) -> None:
-        self.send(codec.encode(msg))
+        self.send(codec.encode(msg).decode())
 
     async def _drain(self) -> None:
         try:
-            while self._outbox:
-                await self._send(
-                    {"type": "websocket.send", "text": self._outbox.popleft().decode()}
-                )
-        except (WebSocketDisconnect, RuntimeError, OSError):
+            while self._outbox and not self._held:
+                frame = self._outbox.popleft()
+                self._outbox_bytes -= len(frame)
+                await self._send({"type": "websocket.send", "text": frame})
+        except _DISCONNECTED:
             self._outbox.clear()
+            self._outbox_bytes = 0
         finally:
             self._writer = None
+
+    def _who(self) -> str:
+        return self.identity.subject if self.identity else "(before hello)"
 
     # ------------------------------------------------------------ session
 
     async def run(self) -> None:
+        if not origin_allowed(self.ws.headers.get("origin"), self.rt.settings.allowed_origins):
+            await self.ws.close(code=Close.POLICY)  # before accept: the handshake gets 403
+            return
         token = auth.bearer(self.ws.headers.get("authorization")) or self.ws.query_params.get(
             "token"
         )
         if token:
             try:
-                self.identity = auth.verify(self.rt.settings.jwt_secret, token, "worker")
+                self.identity = auth.verify(self.rt.tokens, token, "worker")
             except ClientError:
-                await self.ws.close(code=1008)  # before accept: the handshake gets 403
+                await self.ws.close(code=Close.POLICY)  # before accept: the handshake gets 403
                 return
         await self.ws.accept()
         try:
@@ -128,9 +176,8 @@ class WorkerSession:
             pass
         except StoreUnavailable as exc:
             log.warning("worker session ended, store unavailable: %s", exc)
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                code = "unavailable"
-                await self._close_with(Error(code=code, message=message(code)), CLOSE_STORE_LOST)
+            with contextlib.suppress(*_DISCONNECTED):
+                await self._close_with(_error("unavailable"), Close.STORE_LOST)
         finally:
             await self._end()
 
@@ -138,79 +185,132 @@ class WorkerSession:
         if not await self._hello():
             return
         receive, decode = self._receive, codec.worker_decoder.decode
+        loop = asyncio.get_running_loop()
         while True:
             msg = await receive()
             if msg["type"] != "websocket.receive":
                 return
             data = msg.get("text")
+            if data is None:
+                self._refuse(self._frames, _error("binary_frame"), loop.time())
+                continue
             try:
-                decoded = decode(data if data is not None else msg.get("bytes", b""))
-            except msgspec.DecodeError as exc:
-                self.reply(Error(code=codec.error_code(exc), message=str(exc)))
+                decoded = decode(data)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                error = _error(codec.error_code(_as_decode_error(exc)), codec.readable_id(data),
+                               str(exc))  # fmt: skip
+                self._refuse(self._frames, error, loop.time())
                 continue
             if type(decoded) is LocationReported:  # the hot path: no coroutine, no await
-                self._locate(decoded)
-            else:
+                if self._allowed(self._locations, decoded.id, loop.time()):
+                    self._locate(decoded)
+            elif self._allowed(self._frames, decoded.id, loop.time()):
                 await self._handle(decoded)
+
+    def _allowed(self, bucket: TokenBucket, id: str | None, now: float) -> bool:
+        """Take a token for a frame; refuse it (and count a strike) if there is none."""
+        if bucket.take(now):
+            self._strikes.clear()
+            return True
+        self._strike(_error("rate_limited", id))
+        return False
+
+    def _refuse(self, bucket: TokenBucket, error: Error, now: float) -> None:
+        """Answer a malformed frame; malformed frames take tokens too."""
+        if bucket.take(now):
+            self.reply(error)
+        else:
+            self._strike(_error("rate_limited", error.id))
+
+    def _strike(self, error: Error) -> None:
+        if self._strikes.hit():
+            log.warning("worker %s keeps flooding its socket; closing it (1008)", self._who())
+            self.rt.stats["floods_closed"] += 1
+            self.close_soon(Close.POLICY)
+        else:
+            self.reply(error)
 
     def _locate(self, msg: LocationReported) -> None:
         """Buffer the newest point; ack (if asked) once it is stored."""
         me = self.identity
         assert me is not None
+        now = self.rt.store.now_ms()
+        s = self.rt.settings
+        if any(
+            p.at > now + s.fix_max_ahead_s * 1000 or p.at < now - s.fix_max_behind_s * 1000
+            for p in msg.points
+        ):
+            self.reply(_error("bad_fix_time", msg.id))
+            return
         last = msg.points[-1]
-        ack = partial(self.send, codec.encode(Ack(id=msg.id))) if msg.id else None
-        self.rt.ingest.report(me.city, me.subject, (last.lng, last.lat, last.at), self.jobs, ack)
+        written = partial(self._written, msg.id) if msg.id else None
+        self.rt.ingest.report(
+            me.city, me.subject, (last.lng, last.lat, last.at), self.jobs, written
+        )
+
+    def _written(self, id: str, ok: bool) -> None:
+        self.reply(Ack(id=id) if ok else _error("unavailable", id))
 
     async def _hello(self) -> bool:
+        """Wait for ``hello`` until the deadline, counted from the accept."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.rt.settings.hello_timeout_s
         while True:
             try:
-                msg = await asyncio.wait_for(self.ws.receive(), HELLO_TIMEOUT_S)
+                async with asyncio.timeout_at(deadline):
+                    msg = await self.ws.receive()
             except TimeoutError:
-                await self.ws.close(CLOSE_UNAUTHORIZED)
+                await self.ws.close(Close.UNAUTHORIZED)
                 return False
             if msg["type"] == "websocket.disconnect":
                 return False
+            data = msg.get("text")
+            if data is None:
+                await self._send_direct(_error("binary_frame"))
+                continue
             try:
-                hello = codec.worker_decoder.decode(msg.get("text") or msg.get("bytes") or b"")
+                hello = codec.decode(codec.worker_decoder, data)
             except msgspec.DecodeError as exc:
-                await self._send_direct(Error(code=codec.error_code(exc), message=str(exc)))
+                error = _error(codec.error_code(exc), codec.readable_id(data), str(exc))
+                await self._send_direct(error)
                 continue
             if isinstance(hello, Hello):
                 return await self._welcome(hello)
-            code = "hello_required"
-            await self._send_direct(Error(code=code, message=message(code), id=hello.id))
+            await self._send_direct(_error("hello_required", hello.id))
 
     async def _send_direct(self, msg: msgspec.Struct) -> None:
         """Send before ``welcome``: the outbox is held until then."""
         await self.ws.send_text(codec.encode(msg).decode())
 
-    def _open_outbox(self, first: bytes) -> None:
+    def _open_outbox(self, first: str) -> None:
         """Send ``first``, then whatever the hub queued meanwhile, then everything after."""
         self._outbox.appendleft(first)
+        self._outbox_bytes += len(first)
         self._held = False
         self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     async def _welcome(self, hello: Hello) -> bool:
         versions = set(hello.versions) & set(SUPPORTED_VERSIONS)
         if not versions:
-            code = "unsupported_version"
-            await self._close_with(Error(code=code, message=message(code), id=hello.id),
-                                   CLOSE_BAD_VERSION)  # fmt: skip
+            await self._close_with(_error("unsupported_version", hello.id), Close.BAD_REQUEST)
             return False
         if self.identity is None:
             try:
-                self.identity = auth.verify(self.rt.settings.jwt_secret, hello.token, "worker")
+                self.identity = auth.verify(self.rt.tokens, hello.token, "worker")
             except ClientError as exc:
-                close = CLOSE_FORBIDDEN if exc.code == "forbidden" else CLOSE_UNAUTHORIZED
-                await self._close_with(
-                    Error(code=exc.code, message=exc.message, id=hello.id), close
-                )
+                close = Close.FORBIDDEN if exc.code == "forbidden" else Close.UNAUTHORIZED
+                await self._close_with(_error(exc.code, hello.id, exc.message), close)
                 return False
         me = self.identity
+        if me.city not in self.rt.dispatcher.cities:
+            await self._close_with(_error("unknown_city", hello.id), Close.FORBIDDEN)
+            return False
         self.rt.hub.attach(me.subject, self)
+        s = self.rt.settings
         record = await self.rt.store.connect(
-            me.city, WorkerId(me.subject), self.rt.node, me.skills, me.capacity
-        )
+            me.city, WorkerId(me.subject), self.rt.node, self.session, me.skills, me.capacity,
+            s.retention_s * 1000,
+        )  # fmt: skip
         self.jobs = set(record.jobs)
         offer = (
             msgspec.json.decode(record.offer_frame, type=OfferMade) if record.offer_frame else None
@@ -220,7 +320,7 @@ class WorkerSession:
             version=max(versions), worker_id=me.subject, city=me.city,
             state=WorkerState(record.state), node=self.rt.node, offer=offer, jobs=jobs, id=hello.id,
         )  # fmt: skip
-        self._open_outbox(codec.encode(welcome))
+        self._open_outbox(codec.encode(welcome).decode())
         return True
 
     async def _close_with(self, error: Error, code: int) -> None:
@@ -231,7 +331,34 @@ class WorkerSession:
         me = self.identity
         if me is not None and self.rt.hub.detach(me.subject, self):
             with contextlib.suppress(StoreUnavailable):
-                await self.rt.store.disconnect(me.city, WorkerId(me.subject), self.rt.node)
+                await self.rt.store.disconnect(
+                    me.city, WorkerId(me.subject), self.rt.node, self.session
+                )
+
+    # ------------------------------------------------------------ resync
+
+    def resync(self) -> None:
+        """The node's pub/sub connection was made again: frames sent meanwhile are
+        lost, so re-read the worker's record and send again what it should have."""
+        if self._resyncing is None and self._closing is None and not self._held:
+            self._resyncing = asyncio.get_running_loop().create_task(self._resync())
+
+    async def _resync(self) -> None:
+        me = self.identity
+        assert me is not None
+        try:
+            record = await self.rt.store.worker_record(me.city, WorkerId(me.subject))
+            if record.offer_frame:
+                self.send(record.offer_frame)
+            gone = self.jobs - set(record.jobs)
+            self.jobs = set(record.jobs)
+            for fields in await self.rt.store.jobs(gone):  # type: ignore[arg-type]
+                if fields.get("state") == OrderState.CANCELLED:
+                    self.reply(JobCancelled(order_id=fields["id"]))
+        except StoreUnavailable as exc:
+            log.warning("resync of worker %s failed: %s", me.subject, exc)
+        finally:
+            self._resyncing = None
 
     # ------------------------------------------------------------ messages
 
@@ -239,9 +366,9 @@ class WorkerSession:
         try:
             reply = await self._apply(msg)
         except ClientError as exc:
-            reply = Error(code=exc.code, message=exc.message, id=msg.id)
+            reply = _error(exc.code, msg.id, exc.message)
         except StoreUnavailable:
-            reply = Error(code="unavailable", message=message("unavailable"), id=msg.id)
+            reply = _error("unavailable", msg.id)
         if reply is not None:
             self.reply(reply)
 
@@ -260,7 +387,7 @@ class WorkerSession:
                 job = Job(order_id=oid, state=OrderState(acc.order_state), skill=acc.skill,
                           pickup=acc.pickup, dropoff=acc.dropoff, note=acc.note)  # fmt: skip
                 return Ack(id=msg.id, state=WorkerState(acc.worker_state), job=job,
-                           server_time=rt.dispatcher.now())  # fmt: skip
+                           server_time=acc.now)  # fmt: skip
             case RejectOffer(offer_id=offer, reason=reason):
                 state = await rt.dispatcher.reject(wid, me.city, offer, reason)
                 return Ack(id=msg.id, state=WorkerState(state))
@@ -273,10 +400,16 @@ class WorkerSession:
                 rt.stats["offers_acknowledged"] += 1
                 return Ack(id=msg.id)
             case Ping():
-                return Ack(id=msg.id, server_time=rt.dispatcher.now())
+                return Ack(id=msg.id, server_time=rt.store.now_ms())
             case Hello():
-                return Error(code="already_hello", message=message("already_hello"), id=msg.id)
+                return _error("already_hello", msg.id)
         return None  # location frames never get here: _session takes them on its hot path
+
+
+def _as_decode_error(exc: Exception) -> msgspec.DecodeError:
+    if isinstance(exc, msgspec.DecodeError):
+        return exc
+    return msgspec.DecodeError("JSON is nested too deeply")
 
 
 class WorkerEndpoint:

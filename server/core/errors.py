@@ -27,7 +27,11 @@ class ClientError(DispatchError):
 
 
 class IllegalTransition(ClientError):
-    """``event`` is not allowed in ``state`` for this kind of machine."""
+    """``event`` is not allowed in ``state`` for this kind of machine.
+
+    Without a ``code`` it is ``illegal_transition``, which is not a protocol
+    code: only an event a client asks for (a status, a progress step) can be
+    refused to a client, and those refusals carry the table's codes."""
 
     def __init__(self, machine: str, state: str, event: str, code: str | None = None) -> None:
         super().__init__(

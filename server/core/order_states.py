@@ -23,9 +23,13 @@ from protocol.messages import OrderState
 from server.core.errors import IllegalTransition
 
 __all__ = [
+    "ANSWER_REFUSALS",
     "CREATED_EVENT",
+    "INITIAL",
+    "OFFER_OPEN",
     "PROGRESS_EVENTS",
     "RECORDED_AS",
+    "SEARCHING",
     "TERMINAL",
     "TRANSITIONS",
     "OrderEventType",
@@ -71,7 +75,19 @@ TRANSITIONS: Final[dict[OrderState, dict[OrderEventType, OrderState]]] = {
     S.UNASSIGNED: {},
 }
 
+INITIAL: Final = S.CREATED
 TERMINAL: Final[frozenset[OrderState]] = frozenset(s for s, row in TRANSITIONS.items() if not row)
+# Where an offer is open: it can be accepted (and so rejected, or expire).
+OFFER_OPEN: Final[frozenset[OrderState]] = frozenset(
+    s for s, row in TRANSITIONS.items() if E.ACCEPT in row
+)
+# Where the order needs a worker: a search may end in an offer.
+SEARCHING: Final[frozenset[OrderState]] = frozenset(
+    s for s, row in TRANSITIONS.items() if E.OFFER in row
+)
+# How an answer (accept or reject) to an offer of an order in these states is
+# refused; any other closed offer is ``offer_taken`` or ``offer_expired``.
+ANSWER_REFUSALS: Final[dict[OrderState, str]] = {S.CANCELLED: "order_cancelled"}
 
 # How each event is recorded in the order's history: the fact, in the past tense.
 RECORDED_AS: Final[dict[OrderEventType, str]] = {

@@ -1,8 +1,10 @@
 """Candidate ranking and choice: which workers get an order's offer.
 
-Pure functions. The store finds the workers (available, fresh, skilled, not
-yet tried, nearest first within the widest radius); this module decides, so the
-policy can grow (performance, idle time, fairness) without touching Redis.
+Pure functions. The store finds the workers: ``tick.lua`` widens the radius
+step by step and hands over the candidates of the first step that holds any
+(available, fresh, skilled, on a live node, not yet tried), nearest first.
+This module decides among them, so the policy can grow (performance, idle
+time, fairness) without touching Redis.
 """
 
 from __future__ import annotations
@@ -25,27 +27,11 @@ def score(candidate: Candidate) -> float:
     return candidate.distance_m
 
 
-def within_first_step(
-    candidates: Sequence[Candidate], radius_steps_m: Sequence[float]
-) -> list[Candidate]:
-    """The candidates inside the smallest radius step that holds any: the
-    search widens one step at a time, and a nearer ring is exhausted first."""
-    for radius in radius_steps_m:
-        ring = [c for c in candidates if c.distance_m <= radius]
-        if ring:
-            return ring
-    return []
-
-
 def choose(
-    candidates: Sequence[Candidate],
-    *,
-    radius_steps_m: Sequence[float],
-    mode: OfferMode,
-    broadcast_size: int,
+    candidates: Sequence[Candidate], *, mode: OfferMode, broadcast_size: int
 ) -> list[Candidate]:
     """The workers to offer the order to, best first: one in sequential mode,
     up to ``broadcast_size`` in broadcast mode; empty when nobody qualifies."""
-    ranked = sorted(within_first_step(candidates, radius_steps_m), key=score)
+    ranked = sorted(candidates, key=score)
     size = 1 if mode is OfferMode.SEQUENTIAL else broadcast_size
     return ranked[:size]

@@ -24,6 +24,8 @@ from protocol.messages import WorkerState
 from server.core.errors import IllegalTransition
 
 __all__ = [
+    "CANDIDATE",
+    "INITIAL",
     "NEEDS_NO_JOBS",
     "REFUSAL_CODES",
     "STATUS_EVENTS",
@@ -62,6 +64,13 @@ TRANSITIONS: Final[dict[WorkerState, dict[WorkerEventType, WorkerState]]] = {
     S.OFFERED: {E.RELEASE: S.AVAILABLE, E.ACCEPT: S.ON_JOB},
     S.ON_JOB: {E.FREE: S.AVAILABLE},
 }
+
+INITIAL: Final = S.OFFLINE
+# Who may be offered an order: the states with an ``offer`` entry. Only
+# workers in these states are in the search index (``free`` geo sets).
+CANDIDATE: Final[frozenset[WorkerState]] = frozenset(
+    s for s, row in TRANSITIONS.items() if E.OFFER in row
+)
 
 # The status a worker asks for, as the event that gets it there.
 STATUS_EVENTS: Final[dict[str, WorkerEventType]] = {

@@ -1,27 +1,29 @@
 """Location ingest: coalesce reports into batched Redis writes.
 
 A location report never waits for its own round trip to Redis (one awaited
-GEOADD per message caps a core near 8k messages/s). Reports land in a dict,
+write per message caps a core near 8k messages/s). Reports land in a dict,
 keyed by worker so only the latest position per flush is written; every
-``location_flush_ms`` one pipeline writes a GEOADD and a ZADD (last seen) per
-city, and publishes the positions of workers on a job to their orders'
-channels for the customers following them.
+``location_flush_ms`` one ``locate`` script per city stores them (Redis
+time becomes each worker's "last seen"), and the positions of workers on a
+job are published to their orders' channels for the customers following
+them. The buffer is bounded by the number of connected workers; the
+callbacks of one flush by the per-socket rate limit.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 
 from protocol.codec import encode
 from protocol.messages import Position, WorkerMoved
+from server.loops.outage import Outage
 from server.store import keys
 from server.store.redis_store import Spot, Store, StoreUnavailable
 
-log = logging.getLogger(__name__)
+Written = Callable[[bool], None]  # told whether the position reached Redis
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -36,15 +38,18 @@ def percentile(values: Iterable[float], q: float) -> float:
 class LocationIngest:
     """Buffers positions and writes them in batches."""
 
-    def __init__(self, store: Store, flush_ms: int) -> None:
+    def __init__(self, store: Store, node: str, flush_ms: int) -> None:
         self.store = store
+        self.node = node
         self.flush_s = flush_ms / 1000
         self._latest: dict[str, dict[str, Spot]] = {}  # city -> worker -> latest spot
         self._moves: dict[str, bytes] = {}
         self._oldest: float | None = None
-        self._after_write: list[Callable[[], None]] = []
+        self._after_write: list[Written] = []
+        self._outage = Outage("location ingest (positions dropped meanwhile)")
         self.reports = 0
         self.written = 0
+        self.dropped = 0
         self.lags_ms: deque[float] = deque(maxlen=2000)
 
     def report(
@@ -53,10 +58,10 @@ class LocationIngest:
         worker_id: str,
         spot: Spot,
         jobs: Iterable[str],
-        on_written: Callable[[], None] | None = None,
+        on_written: Written | None = None,
     ) -> None:
         """Take one position; it reaches Redis within about one flush interval,
-        after which ``on_written`` (if given) is called."""
+        after which ``on_written`` (if given) is told whether it did."""
         self.reports += 1
         batch = self._latest.get(city)
         if batch is None:
@@ -64,9 +69,12 @@ class LocationIngest:
             if self._oldest is None:
                 self._oldest = time.monotonic()
         batch[worker_id] = spot
-        for order_id in jobs:
-            position = Position(worker=worker_id, lat=spot[1], lng=spot[0], at=spot[2])
-            self._moves[order_id] = encode(WorkerMoved(position=position))
+        if jobs:
+            position = Position(worker=worker_id, lat=spot[1], lng=spot[0], at=spot[2],
+                                seen_at=self.store.now_ms())  # fmt: skip
+            moved = encode(WorkerMoved(position=position))
+            for order_id in jobs:
+                self._moves[order_id] = moved
         if on_written is not None:
             self._after_write.append(on_written)
 
@@ -79,17 +87,21 @@ class LocationIngest:
         self._latest, self._moves, self._oldest, self._after_write = {}, {}, None, []
         try:
             if batch:
-                await self.store.write_positions(batch)
+                await self.store.locate(self.node, batch)
             if moves:
                 await self.store.publish_many(
                     (keys.order_channel(oid), payload) for oid, payload in moves.items()
                 )
         except StoreUnavailable as exc:
-            log.warning("dropped positions of %d cities: %s", len(batch), exc)
+            self.dropped += sum(map(len, batch.values()))
+            self._outage.failed(exc)
+            for callback in callbacks:
+                callback(False)
             return
+        self._outage.recovered()
         self.written += sum(map(len, batch.values()))
         for callback in callbacks:
-            callback()
+            callback(True)
         if oldest is not None:
             self.lags_ms.append((time.monotonic() - oldest) * 1000)
 
@@ -107,6 +119,7 @@ class LocationIngest:
         return {
             "reports": self.reports,
             "written": self.written,
+            "dropped": self.dropped,
             "lag_p50_ms": round(percentile(lags, 50), 2),
             "lag_p99_ms": round(percentile(lags, 99), 2),
             "lag_max_ms": round(max(lags, default=0.0), 2),

@@ -8,20 +8,19 @@ embed their city (``<city>.<random>``) and offer ids their order
 
 from __future__ import annotations
 
-import re
 import secrets
 from typing import NewType
+
+from protocol import ids
 
 OrderId = NewType("OrderId", str)
 OfferId = NewType("OfferId", str)
 WorkerId = NewType("WorkerId", str)
 City = NewType("City", str)
 
-CITY_PATTERN = re.compile(r"^[a-z0-9_-]{1,32}\Z")
-ORDER_PATTERN = re.compile(r"^([a-z0-9_-]{1,32})\.([0-9a-z]{8,40})\Z")
-OFFER_PATTERN = re.compile(r"^([a-z0-9_-]{1,32}\.[0-9a-z]{8,40})/([0-9]{1,9})\Z")
-
-CITIES = "d:cities"
+# The node registry: node id -> its last heartbeat (ms, Redis time). Pruned:
+# a dead node is removed once its workers are taken over.
+NODES = "d:nodes"
 
 
 def new_order_id(city: City) -> OrderId:
@@ -31,14 +30,16 @@ def new_order_id(city: City) -> OrderId:
 
 def city_of(order_id: str) -> City | None:
     """The city an order id belongs to, or ``None`` if it is not an order id."""
-    match = ORDER_PATTERN.match(order_id)
-    return City(match.group(1)) if match else None
+    if not ids.ORDER_RE.match(order_id):
+        return None
+    return City(order_id.partition(".")[0])
 
 
 def order_of(offer_id: str) -> OrderId | None:
     """The order an offer id belongs to, or ``None`` if it is not an offer id."""
-    match = OFFER_PATTERN.match(offer_id)
-    return OrderId(match.group(1)) if match else None
+    if not ids.OFFER_RE.match(offer_id):
+        return None
+    return OrderId(offer_id.partition("/")[0])
 
 
 def offer_id(order_id: OrderId, attempt: int) -> OfferId:
@@ -70,6 +71,16 @@ def geo(city: str) -> str:
     return f"{_tag(city)}geo"
 
 
+def free(city: str, skill: str) -> str:
+    """The search index: workers with ``skill`` who could take an order now."""
+    return f"{_tag(city)}free:{skill}"
+
+
+def node_workers(city: str, node: str) -> str:
+    """The workers of ``city`` whose sockets are on ``node`` (for a takeover)."""
+    return f"{_tag(city)}node:{node}"
+
+
 def seen(city: str) -> str:
     return f"{_tag(city)}seen"
 
@@ -80,6 +91,14 @@ def timers(city: str) -> str:
 
 def idempotency(customer: str, key: str) -> str:
     return f"d:idem:{{{customer}}}:{key}"
+
+
+def order_rate(customer: str) -> str:
+    return f"d:rate:{{{customer}}}"
+
+
+def takeover(node: str) -> str:
+    return f"d:takeover:{node}"
 
 
 def node_channel(node: str) -> str:

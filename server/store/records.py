@@ -47,21 +47,24 @@ def pairs(flat: list[object]) -> dict[bytes | str, bytes | str]:
 
 
 def event(entry_id: object, fields: Mapping[bytes | str, bytes | str]) -> OrderEvent:
-    """An order event from a stream entry."""
-    f = decoded(fields)
-    return msgspec.convert(
-        {"id": text(entry_id), **f, "at": int(f["at"])}, OrderEvent, strict=False
-    )
+    """An order event from a stream entry (``workers`` is stored as a comma list)."""
+    f: dict[str, object] = {"id": text(entry_id), **decoded(fields)}
+    if "workers" in f:
+        f["workers"] = str(f["workers"]).split(",")
+    return msgspec.convert(f, OrderEvent, strict=False)
 
 
-def order_fields(
-    oid: str, customer: str, body: CreateOrder, mode: OfferMode, now: int
-) -> dict[str, str]:
-    """A new order's hash fields."""
+def events(entries: list[tuple[str, list[str]]]) -> list[OrderEvent]:
+    """Order events from an XRANGE reply (as text)."""
+    return [event(entry_id, pairs(list(flat))) for entry_id, flat in entries]
+
+
+def order_fields(oid: str, customer: str, body: CreateOrder, mode: OfferMode) -> dict[str, str]:
+    """A new order's hash fields (the create script adds its state, times and retention)."""
     fields = {
         "id": oid, "city": body.city, "skill": body.skill, "customer": customer,
-        "mode": mode.value, "created": str(now), "plat": repr(body.pickup.lat),
-        "plng": repr(body.pickup.lng), "note": body.note or "",
+        "mode": mode.value, "plat": repr(body.pickup.lat), "plng": repr(body.pickup.lng),
+        "note": body.note or "",
     }  # fmt: skip
     if body.dropoff:
         fields.update(dlat=repr(body.dropoff.lat), dlng=repr(body.dropoff.lng))
@@ -92,6 +95,16 @@ def view_from_fields(
         position=position,
         events=events,
     )
+
+
+def position(worker: str, fields: Mapping[str, str]) -> Position | None:
+    """Where a worker was last seen, from its hash fields, if it ever reported."""
+    if not fields.get("lng") or not fields.get("lat"):
+        return None
+    return Position(
+        worker=worker, lat=float(fields["lat"]), lng=float(fields["lng"]),
+        at=int(fields.get("at") or 0), seen_at=int(fields.get("seen") or 0),
+    )  # fmt: skip
 
 
 def job(fields: dict[str, str]) -> Job:

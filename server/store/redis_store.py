@@ -1,46 +1,59 @@
 """The Redis store: runs the scripts and reads records, nothing more.
 
-Every method is one round trip (a script, a pipeline or a read). Redis errors
-are translated here, at the edge, into :class:`StoreUnavailable`; refusals by
-a script come back as :class:`Refused` with the protocol's error code.
-Deciding *what* to do is the dispatcher's job (``server/dispatcher.py``).
+Every method is one round trip (a script, or commands pipelined on the one
+connection). Redis and connection errors are translated here, at the edge,
+into :class:`StoreUnavailable`; a refusal by a script comes back as
+:class:`Refused` with the protocol's error code. Deciding *what* to do is the
+dispatcher's job (``server/dispatcher.py``).
+
+Time: every script reads Redis ``TIME`` itself, so deadlines, leases and
+"last seen" all come from one clock whatever the nodes' and phones' clocks
+say. A test may pin the time (``pinned``) to play a race at fixed times.
+:meth:`Store.now_ms` is the node's estimate of that clock, for what is
+shown, never decided (a ping's ``server_time``, checking a fix's age).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from typing import NamedTuple, cast
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import NamedTuple, TypeVar, cast
 
-import hiredis
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+import msgspec
 
 from protocol.errors import message
 from protocol.messages import OfferMode, OrderView, Point, Position
 from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
-from server.store import keys
-from server.store.keys import City, OfferId, OrderId, WorkerId
-from server.store.mux import Mux, MuxClosed, ReplyError
-from server.store.records import decoded, event, pairs, point, text, view_from_fields
+from server.store import keys, replies
+from server.store.keys import OfferId, OrderId, WorkerId
+from server.store.mux import Mux, MuxError, ReplyError
+from server.store.records import decoded, events, pairs, position, text, view_from_fields
+from server.store.replies import Refusable
 from server.store.scripts import sources
+
+R = TypeVar("R", bound=replies.Reply)
+F = TypeVar("F", bound=Refusable)
 
 
 class StoreUnavailable(ServerFault):
-    """Redis could not be reached or answered with an error."""
+    """Redis could not be reached in time, or answered with an error."""
 
 
 class Refused(ClientError):
     """A script refused the change; ``code`` says why."""
 
+    def __init__(self, code: str, text: str | None = None) -> None:
+        super().__init__(code, text or message(code))
+
 
 class Tick(NamedTuple):
     """What a claimed order needs: ``done``, ``wait`` or ``search`` (with the
-    order's details and candidates, nearest first)."""
+    order's details, the time of the tick and the candidates, nearest first)."""
 
     action: str
+    now: int = 0
     created_at: int = 0
     dv: str = ""
     skill: str = ""
@@ -54,6 +67,7 @@ class Tick(NamedTuple):
 class Accepted(NamedTuple):
     """A successful accept: the worker's new state and the job's details."""
 
+    now: int
     worker_state: str
     order_state: str
     skill: str
@@ -66,343 +80,367 @@ class WorkerRecord(NamedTuple):
     """A worker as its socket opens: state, pending offer frame, jobs."""
 
     state: str
-    offer_frame: bytes
+    offer_frame: str
     jobs: tuple[OrderId, ...]
 
 
-# Where and when a worker was: (lng, lat, at ms). A plain tuple: one is made
-# per location report, and a NamedTuple costs measurably more to build.
+# Where and when a worker was: (lng, lat, phone's time in ms). A plain tuple:
+# one is made per location report, and a NamedTuple costs measurably more.
 Spot = tuple[float, float, int]
 
 
-@asynccontextmanager
-async def _translated() -> AsyncIterator[None]:
-    try:
-        yield
-    except RedisError as exc:
-        raise StoreUnavailable(f"redis: {exc}") from exc
+def _values(reply: object) -> list[object]:
+    """A multi-bulk reply as a list (an empty one for nil)."""
+    return cast(list[object], reply or [])
 
 
-def _refusal(result: list[object]) -> Refused:
-    code = text(result[1])
-    return Refused(code, message(code))
+def _point(lat: float | None, lng: float | None) -> Point | None:
+    return None if lat is None or lng is None else Point(lat=lat, lng=lng)
 
 
 class Store:
-    """Scripts over one multiplexed connection; reads and batches over a pool."""
+    """Scripts and reads over one multiplexed connection."""
 
-    def __init__(self, redis: aioredis.Redis, mux: Mux) -> None:
-        self.redis = redis
+    def __init__(self, mux: Mux, pinned: Callable[[], int] | None = None) -> None:
         self.mux = mux
+        self.pinned = pinned
         self._sources = sources()
         self._shas = {
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._sources.items()
         }
-        self._cities: set[str] = set()
+        self._offset_ms = 0.0  # Redis time minus this node's monotonic clock
+
+    # ------------------------------------------------------------ calls
+
+    async def call(self, *command: object) -> object:
+        """One command; its reply, or :class:`StoreUnavailable`."""
+        return (await self.call_many([command]))[0]
+
+    async def call_many(self, commands: Sequence[tuple[object, ...]]) -> list[object]:
+        """Commands sent in one write; their replies, or :class:`StoreUnavailable`."""
+        try:
+            answers = await self.mux.call_many(commands)
+        except MuxError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        for command, answer in zip(commands, answers, strict=True):
+            if isinstance(answer, ReplyError):
+                raise StoreUnavailable(f"redis refused {command[0]}: {answer}")
+        return answers
+
+    async def _run_many(
+        self, name: str, calls: Sequence[tuple[Sequence[str], Sequence[object]]]
+    ) -> list[object]:
+        """Run script ``name`` once per (keys, args), in one write, loading it if Redis
+        lost it; ARGV[1] of each is the pinned time."""
+        clock = "" if self.pinned is None else self.pinned()
+        sha = self._shas[name]
+        commands = [("EVALSHA", sha, len(k), *k, clock, *a) for k, a in calls]
+        try:
+            answers = await self.mux.call_many(commands)
+            if any(isinstance(a, ReplyError) and str(a).startswith("NOSCRIPT") for a in answers):
+                await self.mux.call("SCRIPT", "LOAD", self._sources[name])
+                answers = await self.mux.call_many(commands)
+        except MuxError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        for answer in answers:
+            if isinstance(answer, ReplyError):
+                raise StoreUnavailable(f"redis script {name} failed: {answer}")
+        return answers
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[object]) -> object:
-        """Run script ``name`` on the multiplexed connection (loading it if Redis lost it)."""
-        command = ("EVALSHA", self._shas[name], len(keys_), *keys_, *args)
-        try:
-            reply = await self.mux.call(*command)
-            if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
-                await self.mux.call("SCRIPT", "LOAD", self._sources[name])
-                reply = await self.mux.call(*command)
-        except (MuxClosed, OSError) as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-        if isinstance(reply, ReplyError):
-            raise StoreUnavailable(f"redis script {name} failed: {reply}")
-        return reply
+        return (await self._run_many(name, [(keys_, args)]))[0]
 
-    async def _step(self, name: str, keys_: Sequence[str], args: Sequence[object]) -> list[str]:
-        """Run a compare-and-set script that answers ``{1, ...}`` or ``{0, code}``;
-        return the ``...`` part, or raise :class:`Refused` with the code."""
-        result = cast(list[object], await self._run(name, keys_, args))
-        if result[0] != 1:
-            raise _refusal(result)
-        return [text(x) for x in result[1:]]
+    def _decoded(self, name: str, raw: object, shape: type[R]) -> R:
+        try:
+            return replies.decode(raw, shape)
+        except msgspec.ValidationError as exc:
+            raise StoreUnavailable(f"redis script {name} answered {raw!r:.200}: {exc}") from exc
+
+    async def _script(
+        self, name: str, keys_: Sequence[str], args: Sequence[object], shape: type[R]
+    ) -> R:
+        return self._decoded(name, await self._run(name, keys_, args), shape)
+
+    async def _step(
+        self, name: str, keys_: Sequence[str], args: Sequence[object], shape: type[F]
+    ) -> F:
+        """A compare-and-set script: its reply, or :class:`Refused` with its code."""
+        result = await self._script(name, keys_, args, shape)
+        if not result.ok:
+            raise Refused(result.code)
+        return result
+
+    # ------------------------------------------------------------ the clock and health
 
     async def ping(self) -> None:
-        async with _translated():
-            await self.redis.ping()
+        await self.call("PING")
 
     async def server_version(self) -> tuple[int, ...]:
-        async with _translated():
-            info = await self.redis.info("server")
-        return tuple(int(p) for p in str(info["redis_version"]).split(".")[:3])
+        info = text(await self.call("INFO", "server"))
+        for line in info.splitlines():
+            if line.startswith("redis_version:"):
+                return tuple(int(p) for p in line.partition(":")[2].split(".")[:3])
+        raise StoreUnavailable("INFO did not report redis_version")
+
+    async def sync_clock(self) -> int:
+        """Read Redis ``TIME`` and remember this node's offset from it; returns the time."""
+        before = time.monotonic()
+        seconds, micros = cast(list[bytes], await self.call("TIME"))
+        after = time.monotonic()
+        redis_ms = int(seconds) * 1000 + int(micros) // 1000
+        self._offset_ms = redis_ms - (before + after) * 500
+        return redis_ms
+
+    def now_ms(self) -> int:
+        """This node's estimate of Redis time (or the pinned time in tests)."""
+        if self.pinned is not None:
+            return self.pinned()
+        return int(time.monotonic() * 1000 + self._offset_ms)
 
     # ------------------------------------------------------------ orders
 
     async def create_order(
-        self, oid: OrderId, fields: dict[str, str], now: int, lease_until: int
+        self, oid: OrderId, fields: dict[str, str], lease_ms: int, keep_ms: int
     ) -> OrderView | None:
         """Create the order; its view as created, or None if it existed already."""
         city = keys.city_of(oid) or ""
         flat = [x for pair in fields.items() for x in pair]
-        await self._know_city(city)
-        result = await self._run(
-            "create_order", [keys.order(oid), keys.timers(city)], [oid, now, lease_until, *flat]
-        )
-        if not isinstance(result, list):
+        result = await self._script(
+            "create_order", [keys.order(oid), keys.timers(city)],
+            [oid, lease_ms, keep_ms, *flat], replies.CreateReply,
+        )  # fmt: skip
+        if not result.created:
             return None
-        events = [event(entry[0], pairs(entry[1])) for entry in result]
-        return view_from_fields(oid, {**fields, "state": events[-1].state}, events, None)
+        history = events(result.events)
+        state = {**fields, "state": history[-1].state, "created": str(result.now)}
+        return view_from_fields(oid, state, history, None)
 
-    async def claim_due(self, city: str, now: int, lease_until: int, limit: int) -> list[OrderId]:
-        result = await self._run("claim_due", [keys.timers(city)], [now, lease_until, limit])
-        return [OrderId(text(x)) for x in cast(list[object], result)]
-
-    async def _know_city(self, city: str) -> None:
-        """Add ``city`` to the set the sweepers walk (once per process)."""
-        if city not in self._cities:
-            async with _translated():
-                await self.redis.sadd(keys.CITIES, city)
-            self._cities.add(city)
-
-    async def cities(self) -> list[City]:
-        async with _translated():
-            members = await self.redis.smembers(keys.CITIES)
-        return sorted(City(text(m)) for m in members)
+    async def claim_due(self, city: str, lease_ms: int, limit: int) -> list[OrderId]:
+        result = await self._script(
+            "claim_due", [keys.timers(city)], [lease_ms, limit], replies.ClaimReply
+        )
+        return [OrderId(oid) for oid in result.due]
 
     async def tick(
         self,
         oid: OrderId,
-        now: int,
         radius_steps_m: Sequence[float],
         want: int,
-        stale_before: int,
-        lease: int,
+        max_age_ms: int,
+        lease_ms: int,
+        live_nodes: Iterable[str],
     ) -> Tick:
         """Expire a due offer, then find up to ``want`` candidates in the
         smallest radius step that holds any, nearest first."""
         city = keys.city_of(oid) or ""
-        result = cast(
-            list[object],
-            await self._run(
-                "tick",
-                [
-                    keys.order(oid),
-                    keys.timers(city),
-                    keys.geo(city),
-                    keys.seen(city),
-                    keys.tried(oid),
-                ],
-                [oid, now, ",".join(f"{r:g}" for r in radius_steps_m), want, stale_before, lease],
-            ),
-        )
-        action = text(result[0])
-        if action != "search":
-            return Tick(action)
-        r = [text(x) for x in result]
-        flat = r[10:]
-        candidates = tuple(
-            Candidate(WorkerId(flat[i]), float(flat[i + 1])) for i in range(0, len(flat), 2)
-        )
+        r = await self._script(
+            "tick",
+            [keys.order(oid), keys.timers(city), keys.tried(oid)],
+            [oid, ",".join(f"{m:g}" for m in radius_steps_m), want, max_age_ms, lease_ms,
+             ",".join(live_nodes)],
+            replies.TickReply,
+        )  # fmt: skip
+        if r.action != "search":
+            return Tick(r.action)
+        candidates = tuple(Candidate(WorkerId(w), d) for w, d in zip(r.ids, r.dists, strict=True))
         return Tick(
-            "search", int(r[1]), r[2], r[3], OfferMode(r[4]), point(r[5], r[6]),
-            point(r[7], r[8]), r[9] or None, candidates,
+            "search", r.now, r.created, r.dv, r.skill, r.mode, Point(lat=r.plat, lng=r.plng),
+            _point(r.dlat, r.dlng), r.note or None, candidates,
         )  # fmt: skip
 
     async def offer(
-        self,
-        oid: OrderId,
-        dv: str,
-        offer: OfferId,
-        expires_at: int,
-        now: int,
+        self, oid: OrderId, dv: str, offer: OfferId, expires_at: int,
         frames: Iterable[tuple[str, bytes]],
-    ) -> tuple[bool, list[str]]:
-        """Offer to the workers with their frames; (made?, holders or [reason])."""
+    ) -> replies.OfferReply:  # fmt: skip
+        """Offer to the workers with their frames: made, with the holders, or why not."""
         city = keys.city_of(oid) or ""
         flat = [x for pair in frames for x in pair]
-        result = cast(
-            list[object],
-            await self._run(
-                "offer",
-                [keys.order(oid), keys.timers(city), keys.tried(oid)],
-                [oid, dv, offer, expires_at, now, *flat],
-            ),
-        )
-        return result[0] == 1, [text(x) for x in result[1:]]
+        return await self._script(
+            "offer", [keys.order(oid), keys.timers(city), keys.tried(oid)],
+            [oid, dv, offer, expires_at, *flat], replies.OfferReply,
+        )  # fmt: skip
 
-    async def settle(self, oid: OrderId, dv: str, now: int, retry_at: int | None) -> str:
+    async def settle(self, oid: OrderId, dv: str, retry_at: int | None) -> replies.SettleReply:
+        """Search again at ``retry_at``, or give up (``None``)."""
         city = keys.city_of(oid) or ""
-        result = await self._run(
-            "settle",
-            [keys.order(oid), keys.timers(city)],
-            [oid, dv, now, "" if retry_at is None else retry_at],
-        )
-        return text(result)
+        return await self._script(
+            "settle", [keys.order(oid), keys.timers(city)],
+            [oid, dv, "" if retry_at is None else retry_at], replies.SettleReply,
+        )  # fmt: skip
 
-    async def accept(self, offer: OfferId, wid: WorkerId, city: str, now: int) -> Accepted:
+    async def accept(self, offer: OfferId, wid: WorkerId, city: str) -> Accepted:
         oid = keys.order_of(offer) or OrderId("")
         r = await self._step(
             "accept",
             [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
-            [oid, offer, wid, now],
+            [oid, offer, wid],
+            replies.AcceptReply,
         )
-        pickup = Point(lat=float(r[2]), lng=float(r[3]))
-        return Accepted(r[0], r[7], r[1], pickup, point(r[4], r[5]), r[6] or None)
+        return Accepted(r.now, r.worker_state, r.order_state, r.skill,
+                        Point(lat=r.plat, lng=r.plng), _point(r.dlat, r.dlng),
+                        r.note or None)  # fmt: skip
 
     async def reject(
-        self, offer: OfferId, wid: WorkerId, city: str, now: int, reason: str, lease: int
+        self, offer: OfferId, wid: WorkerId, city: str, reason: str, lease_ms: int
     ) -> tuple[str, bool]:
         """Reject; returns (worker state, whether the order needs dispatching now)."""
         oid = keys.order_of(offer) or OrderId("")
-        state, next_step = await self._step(
+        r = await self._step(
             "reject",
             [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
-            [oid, offer, wid, now, reason, lease],
+            [oid, offer, wid, reason, lease_ms],
+            replies.RejectReply,
         )
-        return state, next_step == "redispatch"
+        return r.worker_state, bool(r.redispatch)
 
-    async def cancel(self, oid: OrderId, customer: str, now: int) -> str:
+    async def cancel(self, oid: OrderId, customer: str) -> str:
         city = keys.city_of(oid) or ""
-        (state,) = await self._step(
-            "cancel", [keys.order(oid), keys.timers(city)], [oid, customer, now]
+        result = await self._step(
+            "cancel", [keys.order(oid), keys.timers(city)], [oid, customer], replies.StepReply
         )
-        return state
+        return result.state
 
-    async def progress(
-        self, oid: OrderId, wid: WorkerId, city: str, event: str, now: int
-    ) -> tuple[str, str]:
+    async def progress(self, oid: OrderId, wid: WorkerId, city: str, event: str) -> tuple[str, str]:
         """Apply a service step; returns (order state, worker state)."""
-        order_state, worker_state = await self._step(
-            "progress", [keys.order(oid), keys.worker(city, wid)], [oid, wid, event, now]
-        )
-        return order_state, worker_state
+        r = await self._step(
+            "progress", [keys.order(oid), keys.worker(city, wid)], [oid, wid, event],
+            replies.ProgressReply,
+        )  # fmt: skip
+        return r.order_state, r.worker_state
 
     # ------------------------------------------------------------ workers
 
     async def set_status(self, city: str, wid: WorkerId, event: str) -> str:
-        (state,) = await self._step("set_status", [keys.worker(city, wid)], [event])
-        return state
+        result = await self._step(
+            "set_status", [keys.worker(city, wid)], [wid, event], replies.StepReply
+        )
+        return result.state
 
     async def connect(
-        self, city: str, wid: WorkerId, node: str, skills: Sequence[str], capacity: int
-    ) -> WorkerRecord:
-        await self._know_city(city)
-        marks = "," + ",".join(skills) + ","
-        result = cast(
-            list[object],
-            await self._run("connect", [keys.worker(city, wid)], [wid, node, marks, capacity]),
+        self, city: str, wid: WorkerId, node: str, session: str, skills: Sequence[str],
+        capacity: int, keep_ms: int,
+    ) -> WorkerRecord:  # fmt: skip
+        """Route the worker to ``node``'s ``session`` (the newest session wins)."""
+        r = await self._script(
+            "connect", [keys.worker(city, wid)],
+            [wid, node, session, ",".join(skills), capacity, keep_ms], replies.ConnectReply,
+        )  # fmt: skip
+        return WorkerRecord(r.state, r.offer_frame, tuple(OrderId(j) for j in r.jobs))
+
+    async def worker_record(self, city: str, wid: WorkerId) -> WorkerRecord:
+        """The worker's state, pending offer frame and jobs, read without changing them."""
+        raw = await self.call("HMGET", keys.worker(city, wid), "state", "offer_frame", "jobs")
+        state, frame, jobs = (text(v) if v is not None else "" for v in _values(raw))
+        return WorkerRecord(state, frame, tuple(OrderId(j) for j in jobs.split(",") if j))
+
+    async def disconnect(self, city: str, wid: WorkerId, node: str, session: str) -> bool:
+        """Unroute the worker unless a newer session holds it; whether it was unrouted."""
+        result = await self._script(
+            "disconnect", [keys.worker(city, wid), keys.seen(city)], [wid, node, session],
+            replies.DoneReply,
+        )  # fmt: skip
+        return bool(result.done)
+
+    async def takeover(self, city: str, dead: str) -> replies.TakeoverReply:
+        """Disconnect the workers a dead node held in ``city``, withdrawing their offers."""
+        return await self._script(
+            "takeover", [keys.node_workers(city, dead), keys.seen(city)], [dead],
+            replies.TakeoverReply,
+        )  # fmt: skip
+
+    async def forget_stale(self, city: str, max_age_ms: int, limit: int = 1000) -> int:
+        """Take up to ``limit`` workers not seen for ``max_age_ms`` out of the search index."""
+        result = await self._script(
+            "forget_stale", [keys.seen(city)], [max_age_ms, limit], replies.CountReply
         )
-        frame = result[1]
-        jobs = tuple(OrderId(j) for j in text(result[2]).split(",") if j)
-        return WorkerRecord(text(result[0]), frame if isinstance(frame, bytes) else b"", jobs)
+        return result.count
 
-    async def disconnect(self, city: str, wid: WorkerId, node: str) -> None:
-        await self._run(
-            "disconnect", [keys.worker(city, wid), keys.geo(city), keys.seen(city)], [node, wid]
-        )
-
-    async def forget_stale(self, city: str, before: int, limit: int = 1000) -> int:
-        """Drop up to ``limit`` positions last seen before ``before`` (ms)."""
-        result = await self._run("forget_stale", [keys.geo(city), keys.seen(city)], [before, limit])
-        return int(cast(int, result))
-
-    async def write_positions(self, spots: Mapping[str, Mapping[str, Spot]]) -> None:
-        """Write positions, given by city then worker: one GEOADD and one ZADD per city.
-
-        The hot write of the server (every location report passes here), so
-        the commands are packed by hiredis in C with coordinates pre-formatted
-        (measured: 0.75 us per position, against ~3 us through redis-py's
-        pure-Python packer) and sent as one write on one pooled connection.
-        """
-        packed: list[bytes] = []
+    async def locate(self, node: str, spots: Mapping[str, Mapping[str, Spot]]) -> int:
+        """Store positions, given by city then worker, of workers routed to ``node``:
+        one script per city. The hot write of the server: every report passes here."""
+        calls: list[tuple[Sequence[str], Sequence[object]]] = []
         for city, batch in spots.items():
-            geo: list[str | bytes] = ["GEOADD", keys.geo(city)]
-            seen: list[str | int] = ["ZADD", keys.seen(city)]
+            args: list[object] = [node]
             for worker_id, (lng, lat, at) in batch.items():
-                geo += (b"%.6f" % lng, b"%.6f" % lat, worker_id)
-                seen += (at, worker_id)
-            # hiredis's stub types its argument as a 1-tuple; it takes any length.
-            packed += (
-                hiredis.pack_command(tuple(geo)),  # type: ignore[arg-type]
-                hiredis.pack_command(tuple(seen)),  # type: ignore[arg-type]
-            )
-        await self._send_packed(packed)
-
-    async def _send_packed(self, commands: list[bytes]) -> None:
-        """Send pre-packed commands in one write and read every reply."""
-        pool = self.redis.connection_pool
-        async with _translated():
-            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-            try:
-                await conn.send_packed_command(b"".join(commands))
-                for _ in commands:
-                    await conn.read_response()  # raises on an error reply
-            except BaseException:
-                await conn.disconnect()  # unread replies would poison the next user
-                raise
-            finally:
-                await pool.release(conn)
-
-    async def publish(self, channel: str, payload: bytes) -> None:
-        async with _translated():
-            await self.redis.publish(channel, payload)
-
-    async def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> None:
-        async with _translated():
-            pipe = self.redis.pipeline(transaction=False)
-            for channel, payload in messages:
-                pipe.publish(channel, payload)
-            await pipe.execute()
+                args += (worker_id, b"%.6f" % lng, b"%.6f" % lat, at)
+            calls.append(([keys.seen(city)], args))
+        answers = await self._run_many("locate", calls)
+        return sum(self._decoded("locate", a, replies.CountReply).count for a in answers)
 
     async def position(self, city: str, wid: str) -> Position | None:
-        async with _translated():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.geopos(keys.geo(city), wid)
-            pipe.zscore(keys.seen(city), wid)
-            pos, at = await pipe.execute()
-        if not pos or not pos[0] or at is None:
-            return None
-        lng, lat = pos[0]
-        return Position(worker=wid, lat=float(lat), lng=float(lng), at=int(at))
+        names = ("lng", "lat", "at", "seen")
+        raw = await self.call("HMGET", keys.worker(city, wid), *names)
+        found = {n: text(v) for n, v in zip(names, _values(raw), strict=True) if v is not None}
+        return position(wid, found)
+
+    # ------------------------------------------------------------ nodes
+
+    async def heartbeat(self, node: str, ttl_ms: int) -> replies.HeartbeatReply:
+        """Record that ``node`` is alive; the live and the dead nodes."""
+        return await self._script("heartbeat", [keys.NODES], [node, ttl_ms], replies.HeartbeatReply)
+
+    async def claim_takeover(self, dead: str, me: str, ttl_ms: int) -> bool:
+        """Whether this node may take over ``dead`` (one node at a time does)."""
+        return await self.call("SET", keys.takeover(dead), me, "NX", "PX", ttl_ms) == b"OK"
+
+    async def forget_node(self, node: str) -> None:
+        """Drop ``node`` from the registry (after a takeover, or a clean stop)."""
+        await self.call_many([("ZREM", keys.NODES, node), ("DEL", keys.takeover(node))])
+
+    # ------------------------------------------------------------ pub/sub
+
+    async def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> None:
+        commands = [("PUBLISH", channel, data) for channel, data in messages]
+        if commands:
+            await self.call_many(commands)
 
     # ------------------------------------------------------------ reads
 
     async def order_fields(self, oid: OrderId) -> dict[str, str]:
-        async with _translated():
-            raw = await self.redis.hgetall(keys.order(oid))
-        return decoded(raw)
+        return decoded(pairs(_values(await self.call("HGETALL", keys.order(oid)))))
 
     async def order_view(self, oid: OrderId, after: str | None = None) -> OrderView | None:
         """The order with its events after ``after`` (all if None): one round trip,
         two when a worker is assigned (its position)."""
-        async with _translated():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.hgetall(keys.order(oid))
-            pipe.xrange(keys.events(oid), min=f"({after}" if after else "-")
-            raw, entries = await pipe.execute()
-        fields = decoded(raw)
+        raw, entries = await self.call_many(
+            [
+                ("HGETALL", keys.order(oid)),
+                ("XRANGE", keys.events(oid), f"({after}" if after else "-", "+"),
+            ]
+        )
+        fields = decoded(pairs(_values(raw)))
         if not fields:
             return None
-        events = [event(entry_id, f or {}) for entry_id, f in entries or []]
+        stream = cast(list[tuple[bytes, list[bytes]]], entries)
+        history = events([(text(e[0]), [text(v) for v in e[1]]) for e in stream])
         worker = fields.get("worker") or None
-        position = await self.position(fields["city"], worker) if worker else None
-        return view_from_fields(oid, fields, events, position)
+        where = await self.position(fields["city"], worker) if worker else None
+        return view_from_fields(oid, fields, history, where)
 
     async def jobs(self, oids: Iterable[OrderId]) -> list[dict[str, str]]:
-        async with _translated():
-            pipe = self.redis.pipeline(transaction=False)
-            for oid in oids:
-                pipe.hgetall(keys.order(oid))
-            rows = await pipe.execute()
-        return [decoded(row) for row in rows if row]
+        commands = [("HGETALL", keys.order(o)) for o in oids]
+        rows = await self.call_many(commands) if commands else []
+        return [decoded(pairs(_values(row))) for row in rows if row]
 
-    # ------------------------------------------------------------ idempotency
+    # ------------------------------------------------------------ customers
 
     async def reserve_idempotency(
         self, customer: str, key: str, fingerprint: str, oid: OrderId, ttl_s: int
     ) -> tuple[str, OrderId]:
         """Bind ``key`` to (fingerprint, oid) unless bound; return the binding in force."""
         name = keys.idempotency(customer, key)
-        value = f"{fingerprint} {oid}"
-        async with _translated():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.set(name, value, nx=True, ex=ttl_s)
-            pipe.get(name)
-            _, current = await pipe.execute()
+        _, current = await self.call_many(
+            [
+                ("SET", name, f"{fingerprint} {oid}", "NX", "EX", ttl_s),
+                ("GET", name),
+            ]
+        )
         fp, _, bound = text(current).partition(" ")
         return fp, OrderId(bound)
+
+    async def take_order_token(self, customer: str, rate_per_s: float, burst: int) -> int:
+        """Take one order from ``customer``'s rate limit: 0 if allowed, else ms to wait."""
+        result = await self._script(
+            "rate", [keys.order_rate(customer)], [rate_per_s, burst], replies.RateReply
+        )
+        return 0 if result.allowed else max(1, result.retry_ms)

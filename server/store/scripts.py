@@ -31,7 +31,11 @@ SCRIPT_NAMES = (
     "set_status",
     "connect",
     "disconnect",
+    "takeover",
     "forget_stale",
+    "locate",
+    "rate",
+    "heartbeat",
 )
 
 
@@ -64,8 +68,14 @@ def rules() -> str:
             f"local ORDER_T = {_table(order_states.TRANSITIONS)}",
             f"local WORKER_T = {_table(worker_states.TRANSITIONS)}",
             f"local TERMINAL = {_set(order_states.TERMINAL)}",
+            f"local OFFER_OPEN = {_set(order_states.OFFER_OPEN)}",
+            f"local SEARCHING = {_set(order_states.SEARCHING)}",
+            f"local ANSWER_REFUSALS = {_map(order_states.ANSWER_REFUSALS)}",
             f"local RECORDED = {_map(order_states.RECORDED_AS)}",
             f"local CREATED_EVENT = {_lua_str(order_states.CREATED_EVENT)}",
+            f"local ORDER_INITIAL = {_lua_str(order_states.INITIAL)}",
+            f"local WORKER_INITIAL = {_lua_str(worker_states.INITIAL)}",
+            f"local CANDIDATE = {_set(worker_states.CANDIDATE)}",
             f"local NEEDS_NO_JOBS = {_set(worker_states.NEEDS_NO_JOBS)}",
             f"local REFUSAL = {_map(worker_states.REFUSAL_CODES)}",
         ]

@@ -1,17 +1,20 @@
 -- A worker accepts an offer. First come wins: a timeout, a cancel or another
--- worker's accept that ran first makes this one fail with its reason.
--- KEYS: order, timers, worker, tried.  ARGV: order id, offer id, worker id, now.
--- Returns {1, worker state, skill, plat, plng, dlat, dlng, note, order state} or {0, code}.
+-- worker's accept that ran first makes this one fail with its reason; so does
+-- an accept that arrives at or after the offer's expiry, even if the sweeper
+-- has not expired it yet.
+-- KEYS: order, timers, worker, tried.  ARGV: now, order id, offer id, worker id.
+-- Reply (AcceptReply): ok 1 with the worker's and order's states and the job's details,
+-- or ok 0 with a code.
 local okey, timers, wkey, tried = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local oid, offer_id, wid, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local refusal = offer_refusal(okey, tried, offer_id, wid)
-if refusal then return {0, refusal} end
+local now, oid, offer_id, wid = clock(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local refusal = offer_refusal(okey, tried, offer_id, wid, now)
+if refusal then return refused(refusal) end
 local prefix = city_prefix(okey)
 for _, other in ipairs(split(redis.call('HGET', okey, 'holders'))) do
   if other ~= wid then
-    local okey2 = prefix .. 'w:' .. other
-    release(okey2, offer_id)
-    withdraw(okey2, other, oid, offer_id, 'taken')
+    local wkey2 = prefix .. 'w:' .. other
+    release(wkey2, other, offer_id)
+    withdraw(wkey2, other, oid, offer_id, 'taken')
   end
 end
 redis.call('HDEL', okey, 'offer', 'holders', 'exp')
@@ -22,8 +25,11 @@ redis.call('HDEL', wkey, 'offer', 'offer_frame')
 local jobs = split(redis.call('HGET', wkey, 'jobs'))
 jobs[#jobs + 1] = oid
 redis.call('HSET', wkey, 'jobs', table.concat(jobs, ','))
-worker_step(wkey, 'accept')
-if #jobs < tonumber(redis.call('HGET', wkey, 'capacity') or '1') then worker_step(wkey, 'free') end
-local o = redis.call('HMGET', okey, 'skill', 'plat', 'plng', 'dlat', 'dlng', 'note')
-return {1, redis.call('HGET', wkey, 'state'), o[1], o[2], o[3], o[4] or '', o[5] or '',
-        o[6] or '', state}
+worker_step(wkey, wid, 'accept')
+if #jobs < tonumber(redis.call('HGET', wkey, 'capacity') or '1') then
+  worker_step(wkey, wid, 'free')
+end
+local out = hmap(okey, {'skill', 'plat', 'plng', 'dlat', 'dlng', 'note'})
+out.ok, out.now, out.order_state = 1, now, state
+out.worker_state = redis.call('HGET', wkey, 'state')
+return reply(out)

@@ -1,12 +1,13 @@
--- A worker's socket closed: stop routing frames to this node, unless the
--- worker has already reconnected elsewhere. Its offer and jobs stay; its
--- position is dropped so that it stops crowding the geo search (a reconnect
--- puts it back with the next location report).
--- KEYS: worker, geo, seen.  ARGV: node, worker id.
-if redis.call('HGET', KEYS[1], 'node') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'node', '')
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  return 1
-end
-return 0
+-- A worker's socket closed: stop routing frames to this node, unless a newer
+-- session has taken over. Its offer and jobs stay; it leaves the search index
+-- until its next location report on a new session.
+-- KEYS: worker, seen.  ARGV: now, worker id, node, session id.
+-- Reply (DoneReply): done 1, or done 0 if a newer session holds the worker.
+local wkey, seen = KEYS[1], KEYS[2]
+local wid, node, sid = ARGV[2], ARGV[3], ARGV[4]
+if redis.call('HGET', wkey, 'sid') ~= sid then return reply({done = 0}) end
+redis.call('HSET', wkey, 'node', '', 'sid', '', 'live', '0')
+redis.call('SREM', city_prefix(wkey) .. 'node:' .. node, wid)
+redis.call('ZREM', seen, wid)
+index_worker(wkey, wid)
+return reply({done = 1})

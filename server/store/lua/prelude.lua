@@ -1,12 +1,28 @@
 -- Shared by every script. server/store/scripts.py puts the rendered rule
--- tables (ORDER_T, WORKER_T, NEEDS_NO_JOBS, REFUSAL, RECORDED, TERMINAL)
--- above this text, so the rules come from server/core and are written once.
+-- tables above this text (ORDER_T, WORKER_T, TERMINAL, OFFER_OPEN, SEARCHING,
+-- ANSWER_REFUSALS, RECORDED, CREATED_EVENT, ORDER_INITIAL, WORKER_INITIAL,
+-- CANDIDATE, NEEDS_NO_JOBS, REFUSAL), so the rules come from server/core and
+-- are written once: no guard below names a state.
 --
 -- Key layout (one hash tag per city, so one script touches one slot):
 --   d:{city}:o:<order>        order hash          d:{city}:o:<order>:ev     event stream
 --   d:{city}:o:<order>:tried  workers offered     d:{city}:w:<worker>       worker hash
---   d:{city}:geo / :seen      positions, last-seen d:{city}:timers          order -> due ms
--- Channels: d:node:<node> (frames for workers on that node), d:order:<order> (live order).
+--   d:{city}:free:<skill>     geo set: candidates  d:{city}:seen            worker -> last seen ms
+--   d:{city}:timers           order -> due ms      d:{city}:node:<node>     workers on a node
+-- Channels: d:node:<node> (msgpack [kind, worker, ref, frame] for that node),
+-- d:order:<order> (live order events, JSON).
+--
+-- Time: ARGV[1] of every script is '' (use Redis TIME: the one clock) or a
+-- pinned time in ms (tests play races at fixed times). Replies are flat
+-- field/value lists, decoded into typed Structs by server/store/replies.py.
+
+redis.replicate_commands()
+
+local function clock(pinned)
+  if pinned ~= nil and pinned ~= '' then return tonumber(pinned) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 local function city_prefix(key)
   return string.match(key, '^(d:{[^}]*}:)')
@@ -30,24 +46,75 @@ local function without(list, value)
   return out
 end
 
--- Frames for a worker go to the node holding its socket, with a header line
--- "<kind> <worker> <order>" that the node reads without decoding the frame.
-local function send(wkey, wid, kind, oid, frame)
-  local node = redis.call('HGET', wkey, 'node')
+-- A hash's fields as a table (absent fields are nil).
+local function hmap(key, names)
+  local values = redis.call('HMGET', key, unpack(names))
+  local out = {}
+  for i, name in ipairs(names) do
+    if values[i] then out[name] = values[i] end
+  end
+  return out
+end
+
+-- A reply: the table's fields as a flat field/value list.
+local function reply(t)
+  local out = {}
+  for k, v in pairs(t) do
+    out[#out + 1] = k
+    out[#out + 1] = v
+  end
+  return out
+end
+
+local function refused(code)
+  return reply({ok = 0, code = code})
+end
+
+-- Frames for a worker go to the node holding its socket, in a msgpack
+-- envelope that no id or frame content can split.
+local function send(node, wid, kind, ref, frame)
   if node and node ~= '' then
-    redis.call('PUBLISH', 'd:node:' .. node, kind .. ' ' .. wid .. ' ' .. oid .. '\n' .. frame)
+    redis.call('PUBLISH', 'd:node:' .. node, cmsgpack.pack({kind, wid, ref, frame}))
   end
 end
 
+local function send_to(wkey, wid, kind, ref, frame)
+  send(redis.call('HGET', wkey, 'node'), wid, kind, ref, frame)
+end
+
 local function withdraw(wkey, wid, oid, offer_id, reason)
-  send(wkey, wid, 'withdrawn', oid, cjson.encode({
+  send_to(wkey, wid, 'withdrawn', oid, cjson.encode({
     type = 'offer_withdrawn', offer_id = offer_id, order_id = oid, reason = reason}))
 end
 
+-- Keep a worker's search index and the end of its record in step with its
+-- hash: it is in free:<skill> for each of its skills exactly when it is
+-- connected, in a CANDIDATE state and has a live position; its record
+-- expires after its retention once it is disconnected and holds nothing.
+local function index_worker(wkey, wid)
+  local w = hmap(wkey, {'state', 'skills', 'node', 'lng', 'lat', 'live', 'keep', 'jobs', 'offer'})
+  local prefix = city_prefix(wkey)
+  local connected = w.node ~= nil and w.node ~= ''
+  local indexed = connected and w.live == '1' and CANDIDATE[w.state or WORKER_INITIAL] and w.lng
+  for _, skill in ipairs(split(w.skills)) do
+    if indexed then
+      redis.call('GEOADD', prefix .. 'free:' .. skill, w.lng, w.lat, wid)
+    else
+      redis.call('ZREM', prefix .. 'free:' .. skill, wid)
+    end
+  end
+  if connected or (w.jobs and w.jobs ~= '') or w.offer then
+    redis.call('PERSIST', wkey)
+  elseif w.keep then
+    redis.call('PEXPIRE', wkey, w.keep)
+  end
+end
+
 -- Record an order event in its stream and tell whoever follows the order live.
+-- extra: worker, workers (a list), offer_id, reason.
 local function emit(okey, oid, etype, state, now, extra)
   local fields = {'type', etype, 'at', now, 'state', state}
-  local ev = {type = etype, at = tonumber(now), state = state}
+  local ev = {type = etype, at = now, state = state}
   if extra then
     for _, name in ipairs({'worker', 'offer_id', 'reason'}) do
       if extra[name] then
@@ -56,13 +123,20 @@ local function emit(okey, oid, etype, state, now, extra)
         ev[name] = extra[name]
       end
     end
+    if extra.workers and #extra.workers > 0 then
+      fields[#fields + 1] = 'workers'
+      fields[#fields + 1] = table.concat(extra.workers, ',')
+      ev.workers = extra.workers
+    end
   end
   ev.id = redis.call('XADD', okey .. ':ev', '*', unpack(fields))
   redis.call('PUBLISH', 'd:order:' .. oid, cjson.encode({type = 'event', event = ev}))
 end
 
 -- Move an order along its table. Returns the new state, or nil if the table
--- has no such transition (the caller turns that into an error code).
+-- has no such transition (the caller turns that into an error code). An
+-- order that ends keeps its record and history for its retention, then its
+-- keys expire: set here, in the step that ends it.
 local function order_step(okey, oid, event, now, extra)
   local state = redis.call('HGET', okey, 'state')
   local row = ORDER_T[state]
@@ -70,43 +144,93 @@ local function order_step(okey, oid, event, now, extra)
   if not nxt then return nil end
   redis.call('HSET', okey, 'state', nxt)
   emit(okey, oid, RECORDED[event], nxt, now, extra)
+  if TERMINAL[nxt] then
+    local keep = redis.call('HGET', okey, 'keep')
+    for _, key in ipairs({okey, okey .. ':ev', okey .. ':tried'}) do
+      redis.call('PEXPIRE', key, keep)
+    end
+  end
   return nxt
 end
 
--- Move a worker along its table; nil if not allowed.
-local function worker_step(wkey, event)
-  local state = redis.call('HGET', wkey, 'state') or 'offline'
+-- Move a worker along its table, keeping its index in step; nil if not allowed.
+local function worker_step(wkey, wid, event)
+  local state = redis.call('HGET', wkey, 'state') or WORKER_INITIAL
   local row = WORKER_T[state]
   local nxt = row and row[event]
   if not nxt then return nil end
   redis.call('HSET', wkey, 'state', nxt)
+  index_worker(wkey, wid)
   return nxt
 end
 
--- A worker's offer ends (rejected, expired, taken, cancelled): back to available.
-local function release(wkey, offer_id)
+-- A worker's offer ends (rejected, expired, taken, cancelled, lost): back to available.
+local function release(wkey, wid, offer_id)
   if redis.call('HGET', wkey, 'offer') == offer_id then
     redis.call('HDEL', wkey, 'offer', 'offer_frame')
-    worker_step(wkey, 'release')
+    worker_step(wkey, wid, 'release')
   end
 end
 
 -- A worker's job ends (completed, cancelled): it has room again.
-local function end_job(wkey, oid)
+local function end_job(wkey, wid, oid)
   local jobs = without(split(redis.call('HGET', wkey, 'jobs')), oid)
   redis.call('HSET', wkey, 'jobs', table.concat(jobs, ','))
-  if redis.call('HGET', wkey, 'state') == 'on_job' then worker_step(wkey, 'free') end
+  if not worker_step(wkey, wid, 'free') then index_worker(wkey, wid) end
 end
 
--- Why an accept or reject of offer_id by wid cannot proceed, or nil if it can.
-local function offer_refusal(okey, tried_key, offer_id, wid)
-  local o = redis.call('HMGET', okey, 'state', 'offer', 'holders', 'worker')
-  if not o[1] or redis.call('SISMEMBER', tried_key, wid) == 0 then return 'offer_not_found' end
-  if o[1] == 'cancelled' then return 'order_cancelled' end
-  if o[2] ~= offer_id then
-    if o[4] and o[4] ~= wid then return 'offer_taken' end
+-- The event fields naming an offer's holders: 'worker' when there is one.
+local function holders_extra(holders, extra)
+  extra.workers = holders
+  if #holders == 1 then extra.worker = holders[1] end
+  return extra
+end
+
+-- Why an accept or reject of offer_id by wid cannot proceed at now, or nil if it can.
+local function offer_refusal(okey, tried_key, offer_id, wid, now)
+  local o = hmap(okey, {'state', 'offer', 'holders', 'worker', 'exp'})
+  if not o.state or redis.call('SISMEMBER', tried_key, wid) == 0 then return 'offer_not_found' end
+  if ANSWER_REFUSALS[o.state] then return ANSWER_REFUSALS[o.state] end
+  if o.offer ~= offer_id then
+    if o.worker and o.worker ~= wid then return 'offer_taken' end
     return 'offer_expired'
   end
-  if not contains(split(o[3]), wid) then return 'offer_expired' end
+  if not contains(split(o.holders), wid) or now >= tonumber(o.exp) then return 'offer_expired' end
   return nil
+end
+
+-- The offer of okey ends for every holder (expired) and the order goes back
+-- to searching; each holder that still has it is told.
+local function expire_offer(okey, oid, now)
+  local o = hmap(okey, {'offer', 'holders'})
+  local prefix = city_prefix(okey)
+  local holders = split(o.holders)
+  for _, wid in ipairs(holders) do
+    local wkey = prefix .. 'w:' .. wid
+    if redis.call('HGET', wkey, 'offer') == o.offer then
+      release(wkey, wid, o.offer)
+      withdraw(wkey, wid, oid, o.offer, 'expired')
+    end
+  end
+  redis.call('HDEL', okey, 'offer', 'holders', 'exp')
+  order_step(okey, oid, 'expire', now, holders_extra(holders, {offer_id = o.offer}))
+end
+
+-- One holder of the open offer is gone without answering (its node died): it
+-- loses the offer; the order is declined by it, or back to searching at once
+-- when nobody else holds the offer.
+local function lose_holder(okey, oid, wkey, wid, offer_id, now)
+  release(wkey, wid, offer_id)
+  if redis.call('HGET', okey, 'offer') ~= offer_id then return end
+  local holders = without(split(redis.call('HGET', okey, 'holders')), wid)
+  local extra = {worker = wid, offer_id = offer_id, reason = 'worker_lost'}
+  if #holders > 0 then
+    redis.call('HSET', okey, 'holders', table.concat(holders, ','))
+    order_step(okey, oid, 'decline', now, extra)
+    return
+  end
+  redis.call('HDEL', okey, 'offer', 'holders', 'exp')
+  extra.workers = {wid}
+  order_step(okey, oid, 'expire', now, extra)
+  redis.call('ZADD', city_prefix(okey) .. 'timers', now, oid)
 end

@@ -1,0 +1,42 @@
+"""The node's operator routes: liveness, readiness, and its counters.
+
+``/healthz`` answers while the process serves HTTP at all (a balancer's or
+supervisor's liveness check); ``/readyz`` answers 200 only while the node can
+do its work: Redis answers within its deadline, the pub/sub connection is
+subscribed, every background loop is running and the node is not shutting
+down. Otherwise 503 with the reasons. ``/metrics`` needs
+``Authorization: Bearer <metrics_token>``, and is off while that setting is
+empty.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from server import auth
+from server.runtime import Runtime
+
+
+async def healthz(request: Request) -> JSONResponse:
+    rt: Runtime = request.app.state.runtime
+    return JSONResponse({"status": "ok", "node": rt.node})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    rt: Runtime = request.app.state.runtime
+    problems = rt.problems()
+    if problems:
+        return JSONResponse({"status": "not_ready", "node": rt.node, "problems": problems}, 503)
+    return JSONResponse({"status": "ready", "node": rt.node})
+
+
+async def metrics(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    expected = rt.settings.metrics_token
+    given = auth.bearer(request.headers.get("authorization")) or ""
+    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+        return PlainTextResponse("Not Found", 404)  # as for any unknown route
+    return JSONResponse(rt.metrics())

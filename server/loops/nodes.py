@@ -1,0 +1,97 @@
+"""Nodes are mortal: heartbeats, and taking over the workers of a dead node.
+
+Every ``heartbeat_ms`` each node records itself in the node registry
+(``d:nodes``, node -> last heartbeat in Redis time) and learns which nodes
+are alive (beat within ``node_ttl_ms``) and which are dead. The dispatcher
+offers orders only to workers on live nodes. A dead node is taken over by
+one surviving node (a short lock decides which): in every city, the workers
+still routed to it are disconnected, the offers they held are withdrawn and
+their orders are due again at once; their jobs stay theirs. Then the dead
+node leaves the registry, so the registry holds only nodes alive or not yet
+taken over.
+
+A node that starts under the id of a dead one (a restart with a fixed
+``node_id``) first takes over its own old routes: it holds none of those
+sockets any more. A node that stops cleanly does the same on its way out.
+The beat also re-reads Redis ``TIME``, keeping the node's estimate of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+from server.loops.outage import Outage
+from server.store.redis_store import Store, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class NodeWatch:
+    """This node's heartbeat, its view of which nodes live, and takeovers."""
+
+    def __init__(
+        self, store: Store, node: str, cities: Iterable[str], heartbeat_ms: int, node_ttl_ms: int
+    ) -> None:
+        self.store = store
+        self.node = node
+        self.cities = tuple(cities)
+        self.heartbeat_ms = heartbeat_ms
+        self.node_ttl_ms = node_ttl_ms
+        self.live: tuple[str, ...] = (node,)
+        self.last_beat = 0.0  # monotonic time of the last heartbeat Redis took
+        self.taken_over: dict[str, int] = {}  # dead node -> workers disconnected
+
+    def live_nodes(self) -> tuple[str, ...]:
+        return self.live
+
+    @property
+    def beating(self) -> bool:
+        """Whether Redis took a heartbeat within the node TTL."""
+        return time.monotonic() - self.last_beat < self.node_ttl_ms / 1000
+
+    async def start(self) -> None:
+        """Clear routes left under this node's id, then beat once."""
+        await self.take_over(self.node)
+        await self.beat()
+
+    async def beat(self) -> None:
+        """Record this node alive; take over the dead ones."""
+        reply = await self.store.heartbeat(self.node, self.node_ttl_ms)
+        await self.store.sync_clock()
+        self.last_beat = time.monotonic()
+        self.live = tuple(sorted({*reply.live, self.node}))
+        for dead in reply.dead:
+            if dead != self.node and await self.store.claim_takeover(
+                dead, self.node, self.node_ttl_ms * 10
+            ):
+                await self.take_over(dead)
+
+    async def take_over(self, dead: str) -> None:
+        """Disconnect ``dead``'s workers in every city, then drop it from the registry."""
+        workers = offers = 0
+        for city in self.cities:
+            result = await self.store.takeover(city, dead)
+            workers, offers = workers + result.workers, offers + result.offers
+        await self.store.forget_node(dead)
+        if dead != self.node or workers:
+            self.taken_over[dead] = workers
+            log.warning("node %s is gone: disconnected %d of its workers, withdrew %d offers",
+                        dead, workers, offers)  # fmt: skip
+
+    async def run(self) -> None:
+        """Beat until cancelled; a store outage is logged once and waited out."""
+        outage = Outage("heartbeat")
+        while True:
+            await asyncio.sleep(self.heartbeat_ms / 1000)
+            try:
+                await self.beat()
+                outage.recovered()
+            except StoreUnavailable as exc:
+                outage.failed(exc)
+
+    async def leave(self) -> None:
+        """On a clean stop: release the routes still under this node, leave the registry."""
+        await self.take_over(self.node)
