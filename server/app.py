@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
 from server.api import health, order_live, orders_http, worker_socket
+from server.api.internal import InternalErrors
 from server.core.errors import ClientError
 from server.runtime import Runtime
 from server.settings import Settings
@@ -53,10 +55,10 @@ def create_app(settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
+        middleware=[Middleware(InternalErrors)],
         exception_handlers={
             ClientError: orders_http.client_error,
             StoreUnavailable: orders_http.store_unavailable,
-            Exception: orders_http.internal_error,
         },
     )
     app.state.exit_code = 0

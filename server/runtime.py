@@ -116,7 +116,7 @@ class Runtime:
             found.append("shutting down")
         if self.failed:
             found.append(f"failed: {self.failed}")
-        if not self.nodes.beating:
+        if not (self.nodes.beating and self.store.mux.health.answering):
             found.append("redis does not answer in time")
         if not self.hub.subscriber.subscribed.is_set():
             found.append("pub/sub is not subscribed")

@@ -84,6 +84,7 @@ class SimWorker:
         self.rng = random.Random(profile.seed)
         self.mover = Mover(world.grid, profile.start, world.scheduler.now(), self.rng)
         self.ws: ClientConnection | None = None
+        self.welcomed = False  # whether the current session got its welcome
         self.offer: OfferMade | None = None
         self.job: ActiveJob | None = None
         self.off_reasons: set[str] = set()
@@ -98,9 +99,9 @@ class SimWorker:
         """Stay connected until the run stops, reconnecting with backoff."""
         attempt = 0
         while not self.world.stopping:
+            self.welcomed = False
             try:
                 await self._connect_once()
-                attempt = 0
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 log.debug("%s: connect failed: %r", self.profile.worker_id, exc)
                 self.world.metrics.error("connect_failed")
@@ -114,6 +115,8 @@ class SimWorker:
                 self.world.metrics.error("sim_internal")
             if self.world.stopping:
                 return
+            if self.welcomed:  # a session was made: the backoff starts over
+                attempt = 0
             attempt += 1
             self.world.metrics.count("reconnects")
             await asyncio.sleep(self._backoff(attempt))
@@ -143,6 +146,7 @@ class SimWorker:
             if not isinstance(first, Welcome):
                 raise SessionRefused("unexpected_first_frame")
             self.world.metrics.count("connects")
+            self.welcomed = True
             self.world.metrics.connected += 1
             self.ws = ws
             try:

@@ -29,7 +29,16 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from protocol import codec
-from protocol.messages import Ack, Hello, LiveMessage, OfferMade, ServerMessage, Welcome
+from protocol.messages import (
+    Ack,
+    Error,
+    Hello,
+    HttpError,
+    LiveMessage,
+    OfferMade,
+    ServerMessage,
+    Welcome,
+)
 from server import auth
 from server.embedded_redis import EmbeddedRedis
 
@@ -43,6 +52,38 @@ T = TypeVar("T")
 _RUN = uuid.uuid4().hex[:6]
 CITY_POOL = tuple(f"t{_RUN}-{i:03d}" for i in range(120))
 _next_city = iter(CITY_POOL)
+
+
+# Every error code a test client was sent, for the check that each documented
+# code is emitted by some test (tests/test_zz_error_codes.py).
+SEEN_CODES: set[str] = set()
+
+
+def note(msg: object) -> object:
+    """Remember the code of an ``error`` frame or HTTP error body; returns ``msg``."""
+    if isinstance(msg, Error | HttpError):
+        SEEN_CODES.add(msg.code)
+    return msg
+
+
+def note_raw(data: str | bytes) -> None:
+    """Remember the code of a raw JSON frame or body, if it is an error."""
+    with contextlib.suppress(msgspec.DecodeError):
+        body = msgspec.json.decode(data, type=dict[str, object])
+        if isinstance(body.get("code"), str) and "message" in body:
+            SEEN_CODES.add(str(body["code"]))
+
+
+def server_frame(raw: str | bytes) -> ServerMessage:
+    """A frame from the server to a worker, decoded (and its error code remembered)."""
+    msg = codec.server_decoder.decode(raw)
+    note(msg)
+    return msg
+
+
+async def _note_response(response: httpx.Response) -> None:
+    if response.status_code >= 400:
+        note_raw(await response.aread())
 
 
 def free_port() -> int:
@@ -62,13 +103,35 @@ def scratch_city() -> str:
 
 
 class RedisProcess(EmbeddedRedis):
-    """A throwaway redis-server for one test session."""
+    """A throwaway redis-server for one test session (or one fault test)."""
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def pause(self) -> None:
+        """SIGSTOP: the server keeps its sockets but answers nothing."""
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL: what is not yet in the append-only file is lost."""
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait()
+        self._proc = None
 
 
 class ServerProcess:
     """``dispatch serve`` as a child process on a free port."""
 
-    def __init__(self, redis_url: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, redis_url: str, env: Mapping[str, str] | None = None, log: Path | None = None
+    ) -> None:
+        self.log = log
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -88,20 +151,29 @@ class ServerProcess:
             "DISPATCH_HEARTBEAT_MS": str(int(250 * UNIT)),
             "DISPATCH_NODE_TTL_MS": str(int(1000 * UNIT)),
             "DISPATCH_REDIS_TIMEOUT_MS": str(int(1000 * UNIT)),
+            "DISPATCH_HEADER_TIMEOUT_S": str(2.0 * UNIT),
+            "DISPATCH_BODY_TIMEOUT_S": str(1.0 * UNIT),
             **(env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None
+        self.node = ""  # its node id, once started
 
     def start(self, timeout_s: float = 15.0) -> ServerProcess:
+        stderr = self.log.open("ab") if self.log else None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve"], env=self.env, stdin=subprocess.DEVNULL
-        )
+            [sys.executable, "-m", "server.cli", "serve"], env=self.env, stdin=subprocess.DEVNULL,
+            stderr=stderr,
+        )  # fmt: skip
+        if stderr is not None:
+            stderr.close()
         deadline = time.monotonic() + timeout_s * UNIT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                ready = httpx.get(f"{self.url}/readyz", timeout=1)
+                if ready.status_code == 200:
+                    self.node = str(ready.json()["node"])
                     return self
             except httpx.HTTPError:
                 pass
@@ -189,6 +261,7 @@ class WorkerClient:
             if left <= 0:
                 raise TimeoutError(f"no matching frame; backlog {self.backlog}")
             msg = codec.server_decoder.decode(await asyncio.wait_for(self.ws.recv(), left))
+            note(msg)
             if pred(msg):
                 return msg
             self.backlog.append(msg)
@@ -217,6 +290,7 @@ class WorkerClient:
                 got.append(
                     codec.server_decoder.decode(await asyncio.wait_for(self.ws.recv(), left))
                 )
+                note(got[-1])
             except TimeoutError:
                 break
         self.backlog.extend(got)
@@ -233,8 +307,9 @@ class Customer:
         self.id = cid or "c" + uuid.uuid4().hex[:8]
         self.token = customer_token(self.id)
         self.http = httpx.AsyncClient(
-            base_url=base, headers={"Authorization": f"Bearer {self.token}"}
-        )
+            base_url=base, headers={"Authorization": f"Bearer {self.token}"},
+            event_hooks={"response": [_note_response]},
+        )  # fmt: skip
 
     async def create(
         self, city: str, lat: float = 52.52, lng: float = 13.401, *, skill: str = "delivery",
@@ -283,7 +358,9 @@ class LiveClient:
 
     async def next_frame(self, timeout: float = 5.0) -> LiveMessage:
         raw = await asyncio.wait_for(self.ws.recv(), timeout * UNIT)
-        return codec.live_decoder.decode(raw)
+        msg = codec.live_decoder.decode(raw)
+        note(msg)
+        return msg
 
     async def closed(self, timeout: float = 5.0) -> int | None:
         """Wait for the server to close the socket; return its close code."""

@@ -291,14 +291,14 @@ def _claims(**extra: object) -> dict[str, object]:
         "role": "customer",
         "iss": "dispatch",
         "iat": int(NOW),
-        "exp": int(NOW) + 60,
+        "exp": int(NOW) + 3600,
     }
     return {**base, **extra}
 
 
 def _worker_token(**fields: object) -> str:
     claims = {"sub": "w1", "role": "worker", "iss": "dispatch", "iat": int(NOW),
-              "exp": int(NOW) + 60}  # fmt: skip
+              "exp": int(NOW) + 3600}  # fmt: skip
     claims.update(fields)
     return jwt.encode(claims, SECRET, algorithm="HS256")
 

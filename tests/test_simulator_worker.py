@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
@@ -38,6 +39,7 @@ from simulator.procs import run_processes
 from simulator.runner import run_slice
 from simulator.scenario import SimConfig, parse_scenario, with_overrides
 from simulator.stats import Snapshot
+from simulator.worker import SimWorker
 
 UNIT_S = 1.0  # scale for slow machines
 Script = Callable[["FakeServer", ServerConnection], Awaitable[None]]
@@ -216,3 +218,29 @@ async def test_two_processes_merge_their_measurements() -> None:
     assert snapshot.counters["location_reports"] >= 3
     assert snapshot.errors == {}
     assert seen and seen[-1].workers == 3
+
+
+async def _welcome_then_vanish(server: FakeServer, ws: ServerConnection) -> None:
+    """A node that dies right after welcoming the worker: no close frame, three times over."""
+    await _welcome(server, ws, [])
+    if server.sessions >= 4:
+        server.done.set()
+        await _idle(server, ws)
+        return
+    ws.transport.abort()
+
+
+async def test_backoff_starts_over_after_a_welcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker whose sessions keep dying after a welcome waits the first backoff step each
+    time: the backoff grows only over attempts that never got a session."""
+    attempts: list[int] = []
+
+    def backoff(self: SimWorker, attempt: int) -> float:
+        attempts.append(attempt)
+        return 0.01
+
+    monkeypatch.setattr(SimWorker, "_backoff", backoff)
+    fake = FakeServer(_welcome_then_vanish)
+    await _run_against(fake)
+    assert fake.sessions >= 4
+    assert attempts[:3] == [1, 1, 1]

@@ -308,3 +308,154 @@ async def test_nearer_ring_wins_over_more_candidates(store: Store, clock: Clock)
                          pickup=Point(lat=52.52, lng=13.40)))  # fmt: skip
     await d.drain()
     assert (await store.order_fields(oid))["holders"] == "near"
+
+
+async def test_accept_at_expiry_is_refused_before_the_sweeper_runs(
+    store: Store, clock: Clock
+) -> None:
+    """An accept that reaches Redis at expires_at is offer_expired, though nothing expired
+    the offer yet: the store's clock decides, not who ran first."""
+    city = scratch_city()
+    await add_workers(store, city, "a")
+    d = dispatcher(store, city)
+    oid = await new_order(d, city)
+    exp = int((await store.order_fields(oid))["exp"])
+    clock.ms = exp
+    with pytest.raises(Refused) as err:
+        await d.accept(WorkerId("a"), city, f"{oid}/1")
+    assert err.value.code == "offer_expired"
+    clock.ms = exp - 1
+    assert (await d.accept(WorkerId("a"), city, f"{oid}/1")).order_state == "assigned"
+
+
+async def test_the_deadline_is_hard(store: Store, clock: Clock) -> None:
+    """An offer made close to the deadline expires at the deadline, and at the deadline the
+    order ends unassigned although candidates remain."""
+    city = scratch_city()
+    await add_workers(store, city, *[f"w{i}" for i in range(8)])
+    d = dispatcher(store, city)  # offers last 10 s, the deadline is 60 s
+    oid = await new_order(d, city)
+    fresh = {f"w{i}": (13.40, 52.52 + i / 10_000, T0) for i in range(8)}
+    for _ in range(5):  # five silent workers, one after the other: 50 s
+        clock.ms = int((await store.order_fields(oid))["exp"])
+        await locate(store, city, fresh)  # the others keep reporting
+        await d.dispatch(oid)
+    fields = await store.order_fields(oid)
+    assert fields["state"] == "offered" and int(fields["exp"]) == T0 + 60_000
+    clock.ms = T0 + 60_000
+    await locate(store, city, fresh)
+    await d.dispatch(oid)
+    view = await store.order_view(oid)
+    assert view is not None and view.state == "unassigned"
+    assert [e.type for e in view.events[-2:]] == ["expired", "unassigned"]
+
+
+async def test_candidates_on_a_dead_node_are_skipped(store: Store, clock: Clock) -> None:
+    """A worker whose node is not among the live nodes is not offered the order."""
+    city = scratch_city()
+    await add_workers(store, city, "near")
+    await store.connect(city, WorkerId("far"), "node-y", "s-far", ("delivery",), 1, 60_000)
+    await store.set_status(city, WorkerId("far"), "go_available")
+    await store.locate("node-y", {city: {"far": (13.40, 52.53, T0)}})
+    d = dispatcher(store, city)
+    d.live_nodes = lambda: ("node-y",)  # node-x, holding "near", stopped beating
+    oid = await new_order(d, city)
+    assert (await store.order_fields(oid))["holders"] == "far"
+
+
+async def test_takeover_withdraws_offers_and_keeps_jobs(store: Store, clock: Clock) -> None:
+    """When node-x dies, its worker with an offer loses it (expired, worker_lost, due at
+    once), its worker with a job keeps the job, and both leave the search index."""
+    city = scratch_city()
+    await add_workers(store, city, "offered", "busy")
+    d = dispatcher(store, city)
+    first = await new_order(d, city)
+    await d.accept(WorkerId("offered"), city, f"{first}/1")  # "offered" now has a job...
+    await store.progress(first, WorkerId("offered"), city, "arrive")
+    second = await new_order(d, city)  # ...and "busy" gets the next offer
+    assert (await store.order_fields(second))["holders"] == "busy"
+    result = await store.takeover(city, NODE)
+    assert (result.workers, result.offers) == (2, 1)
+    view = await store.order_view(second)
+    assert view is not None and view.state == "dispatching"
+    lost = view.events[-1]
+    assert (lost.type, lost.reason, lost.worker) == ("expired", "worker_lost", "busy")
+    assert await store.call("ZSCORE", f"d:{{{city}}}:timers", second) == str(T0).encode()
+    kept = await store.worker_record(city, WorkerId("offered"))
+    assert kept.jobs == (first,)
+    assert await store.call("ZCARD", f"d:{{{city}}}:free:delivery") == 0
+    assert await store.call("EXISTS", f"d:{{{city}}}:node:{NODE}") == 0
+
+
+async def test_a_late_location_does_not_bring_a_worker_back(store: Store, clock: Clock) -> None:
+    """A position written after the worker disconnected (a buffered report landing late) is
+    dropped: the worker stays out of the search index."""
+    city = scratch_city()
+    await add_workers(store, city, "gone")
+    await store.disconnect(city, WorkerId("gone"), NODE, "s-gone")
+    await locate(store, city, {"gone": (13.40, 52.52, T0)})
+    assert await store.call("ZCARD", f"d:{{{city}}}:free:delivery") == 0
+    d = dispatcher(store, city)
+    oid = await new_order(d, city)
+    assert (await store.order_fields(oid))["state"] == "dispatching"
+
+
+async def test_search_index_follows_every_change(store: Store, clock: Clock) -> None:
+    """free:<skill> holds a worker exactly while it is connected, available and located."""
+    city = scratch_city()
+    free = f"d:{{{city}}}:free:delivery"
+
+    async def indexed() -> bool:
+        return await store.call("ZSCORE", free, "w") is not None
+
+    await connect(store, city, "w")
+    assert not await indexed()  # offline
+    await store.set_status(city, WorkerId("w"), "go_available")
+    assert not await indexed()  # no position yet
+    await locate(store, city, {"w": (13.40, 52.52, T0)})
+    assert await indexed()
+    d = dispatcher(store, city)
+    oid = await new_order(d, city)
+    assert not await indexed()  # holds an offer
+    await d.reject(WorkerId("w"), city, f"{oid}/1", "busy")
+    assert await indexed()  # available again
+    second = await new_order(d, city)
+    await d.accept(WorkerId("w"), city, f"{second}/1")
+    assert not await indexed()  # on a job
+    for event in ("arrive", "start", "complete"):
+        await store.progress(second, WorkerId("w"), city, event)
+    assert await indexed()  # the job ended
+    await store.set_status(city, WorkerId("w"), "pause")
+    assert not await indexed()
+    await store.set_status(city, WorkerId("w"), "go_available")
+    assert await indexed()
+    await store.disconnect(city, WorkerId("w"), NODE, "s-w")
+    assert not await indexed()
+    await connect(store, city, "w")
+    assert not await indexed()  # back, but its position is from the last session
+    await locate(store, city, {"w": (13.40, 52.52, T0)})
+    assert await indexed()
+
+
+async def test_ended_orders_and_departed_workers_expire(store: Store, clock: Clock) -> None:
+    """An order's hash, history and tried set get the retention as TTL in the step that ends
+    it; a worker's record gets it when it leaves holding nothing, and loses it on return."""
+    city = scratch_city()
+    await add_workers(store, city, "a")
+    d = dispatcher(store, city, retention_s=3600)
+    oid = await new_order(d, city)
+    order_keys = [
+        f"d:{{{city}}}:o:{oid}",
+        f"d:{{{city}}}:o:{oid}:ev",
+        f"d:{{{city}}}:o:{oid}:tried",
+    ]
+    assert [await store.call("PTTL", k) for k in order_keys] == [-1, -1, -1]
+    await d.cancel(oid, "cust")
+    for key in order_keys:
+        assert 3_590_000 < int(await store.call("PTTL", key)) <= 3_600_000  # type: ignore[call-overload]
+    worker = f"d:{{{city}}}:w:a"
+    assert await store.call("PTTL", worker) == -1
+    await store.disconnect(city, WorkerId("a"), NODE, "s-a")
+    assert int(await store.call("PTTL", worker)) > 0  # type: ignore[call-overload]
+    await connect(store, city, "a")
+    assert await store.call("PTTL", worker) == -1

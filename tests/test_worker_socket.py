@@ -11,11 +11,18 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from protocol import codec
 from protocol.messages import Ack, Error, Welcome
 from server import auth
 from server.store import keys
-from tests.support import TOKENS, UNIT, ServerProcess, WorkerClient, customer_token, worker_token
+from tests.support import (
+    TOKENS,
+    UNIT,
+    ServerProcess,
+    WorkerClient,
+    customer_token,
+    server_frame,
+    worker_token,
+)
 
 BAD_FRAMES = [
     ("not json", "bad_json"),
@@ -95,7 +102,7 @@ async def test_token_in_hello(server: ServerProcess, city: str) -> None:
     """Without a handshake token, hello may carry it; a bad one gets unauthorized and close 4401."""
     async with connect(f"{server.ws_url}/v1/worker") as ws:
         await ws.send('{"type": "hello", "versions": [1], "token": "nope", "id": "h1"}')
-        reply = codec.server_decoder.decode(await ws.recv())
+        reply = server_frame(await ws.recv())
         assert isinstance(reply, Error) and (reply.code, reply.id) == ("unauthorized", "h1")
         with pytest.raises(ConnectionClosed):
             await ws.recv()
@@ -103,7 +110,7 @@ async def test_token_in_hello(server: ServerProcess, city: str) -> None:
     async with connect(f"{server.ws_url}/v1/worker") as ws:
         token = worker_token("w", city)
         await ws.send(f'{{"type": "hello", "versions": [1], "token": "{token}"}}')
-        assert isinstance(codec.server_decoder.decode(await ws.recv()), Welcome)
+        assert isinstance(server_frame(await ws.recv()), Welcome)
 
 
 async def test_first_frame_must_be_hello_and_versions_must_match(
@@ -113,10 +120,10 @@ async def test_first_frame_must_be_hello_and_versions_must_match(
     headers = {"Authorization": f"Bearer {worker_token('w', city)}"}
     async with connect(f"{server.ws_url}/v1/worker", additional_headers=headers) as ws:
         await ws.send('{"type": "ping", "id": "p"}')
-        reply = codec.server_decoder.decode(await ws.recv())
+        reply = server_frame(await ws.recv())
         assert isinstance(reply, Error) and reply.code == "hello_required"
         await ws.send('{"type": "hello", "versions": [99]}')
-        reply = codec.server_decoder.decode(await ws.recv())
+        reply = server_frame(await ws.recv())
         assert isinstance(reply, Error) and reply.code == "unsupported_version"
         with pytest.raises(ConnectionClosed):
             await ws.recv()
@@ -162,3 +169,14 @@ async def test_newer_connection_replaces_older(server: ServerProcess, city: str)
     assert first.ws.close_code == 4409
     assert isinstance(await second.request({"type": "ping"}), Ack)
     await second.close()
+
+
+async def test_customer_token_in_hello_is_forbidden(server: ServerProcess) -> None:
+    """A valid customer token in hello gets forbidden and the close 4403."""
+    async with connect(f"{server.ws_url}/v1/worker") as ws:
+        await ws.send(f'{{"type": "hello", "versions": [1], "token": "{customer_token("c")}"}}')
+        reply = server_frame(await ws.recv())
+        assert isinstance(reply, Error) and reply.code == "forbidden"
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4403

@@ -11,8 +11,10 @@ needs:
   WebSocket upgrade past ``max_connections`` open connections is refused
   with 503, as uvicorn already does for plain requests. Both are logged.
 - WebSocket: a send that cannot proceed for ``send_timeout_s`` (the client
-  stopped reading) aborts the connection; at shutdown, a connection still
-  open ``shutdown_timeout_s`` after the close frame was sent is aborted.
+  stopped reading) aborts the connection; after a close for misbehaving
+  (1008, 4008) nothing more is read from the client, and the connection is
+  cut a second later; at shutdown, a connection still open
+  ``shutdown_timeout_s`` after the close frame was sent is aborted.
 
 Request bodies get their deadline in the app (``orders_http``), where the
 answer can be a coded 408.
@@ -34,6 +36,9 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 LOG_EVERY_S = 10.0
+# Close codes that end a socket for misbehaving: the server reads nothing more from it.
+ABANDONED = frozenset({1008, 4008})
+ABANDON_AFTER_S = 1.0
 
 
 class _Throttled:
@@ -81,6 +86,11 @@ class GuardedWebSocket(WebSocketsSansIOProtocol):
                 self.transport.abort()
                 raise ClientDisconnected from None
         await super().send(message)
+        if message["type"] == "websocket.close" and message.get("code") in ABANDONED:
+            # A flooder or a client that does not read: parse nothing more of what it sends
+            # (a flood would keep the loop busy), let the close frame go, then hang up.
+            self.transport.pause_reading()
+            self.loop.call_later(ABANDON_AFTER_S, self.transport.abort)
 
     def shutdown(self) -> None:
         super().shutdown()

@@ -26,7 +26,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from protocol import codec, ids
 from protocol.errors import Close, message
-from protocol.messages import Error, EventHappened, OrderEvent, Snapshot
+from protocol.messages import Error, EventHappened, OrderEvent, OrderView, Snapshot
 from server import auth
 from server.api.origins import origin_allowed
 from server.core.errors import ClientError
@@ -38,6 +38,7 @@ from server.store.redis_store import StoreUnavailable
 
 BURST_SECONDS = 3.0
 STRIKES = 50
+RESYNC_PATIENCE_S = 10.0
 
 
 def stream_id(event_id: str) -> tuple[int, int]:
@@ -171,7 +172,7 @@ async def _follow(
                 return
             payload = getter.result()
             if payload is None:  # resync: the events after the last one sent, from the store
-                missed = await rt.dispatcher.view(oid, customer, last)
+                missed = await _read_again(rt, oid, customer, last)
                 payloads = [codec.encode(EventHappened(event=e)) for e in missed.events]
             else:
                 payloads = [payload]
@@ -191,6 +192,21 @@ async def _follow(
             await reader
 
 
+async def _read_again(rt: Runtime, oid: OrderId, customer: str, after: str | None) -> OrderView:
+    """The order's events after ``after``, read again after pub/sub came back: the store
+    may still be settling (a restarted Redis), so keep trying for a while before giving
+    up (the caller then closes with 1011)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RESYNC_PATIENCE_S
+    while True:
+        try:
+            return await rt.dispatcher.view(oid, customer, after)
+        except StoreUnavailable:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
 def _event_in(payload: bytes) -> OrderEvent | None:
     msg = codec.live_decoder.decode(payload)
     return msg.event if isinstance(msg, EventHappened) else None
@@ -200,10 +216,10 @@ async def _drop_client_frames(ws: WebSocket, rt: Runtime) -> None:
     """Read (and drop) client frames until the client goes away; close a flooder (1008)."""
     loop = asyncio.get_running_loop()
     rate = rt.settings.frame_rate_per_s
-    bucket, strikes = TokenBucket(rate, rate * BURST_SECONDS, loop.time()), Strikes(STRIKES)
+    now = loop.time()
+    bucket, strikes = TokenBucket(rate, rate * BURST_SECONDS, now), Strikes(STRIKES, 1.0, now)
     while (await ws.receive())["type"] != "websocket.disconnect":
-        if bucket.take(loop.time()):
-            strikes.clear()
-        elif strikes.hit():
+        now = loop.time()
+        if not bucket.take(now) and strikes.hit(now):
             await ws.close(Close.POLICY)
             raise Flooded

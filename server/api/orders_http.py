@@ -144,12 +144,6 @@ async def client_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def internal_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    code = "internal"
-    return json_response(HttpError(code=code, message=message(code)), 500)
-
-
 async def store_unavailable(request: Request, exc: Exception) -> Response:
     log.warning("%s %s: %s", request.method, request.url.path, exc)
     code = "unavailable"  # the cause is logged, not told: it may name the store's address

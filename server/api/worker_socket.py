@@ -56,14 +56,16 @@ from server.core.errors import ClientError
 from server.core.limits import Strikes, TokenBucket
 from server.core.order_states import TERMINAL
 from server.runtime import Runtime
-from server.store.keys import WorkerId
+from server.store.keys import OrderId, WorkerId
 from server.store.records import job
 from server.store.redis_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 BURST_SECONDS = 3.0  # a bucket holds this many seconds of its rate
-STRIKES = 50  # refused frames in a row before the socket is closed (1008)
+STRIKES = 50  # refused frames (forgiven at FORGIVE_PER_S) before the socket is closed (1008)
+FORGIVE_PER_S = 1.0
+RESYNC_PATIENCE_S = 10.0  # how long a resync keeps trying a store that is settling
 _DISCONNECTED = (WebSocketDisconnect, RuntimeError, OSError)
 
 
@@ -97,7 +99,7 @@ class WorkerSession:
             s.location_rate_per_s, s.location_rate_per_s * BURST_SECONDS, now
         )
         self._frames = TokenBucket(s.frame_rate_per_s, s.frame_rate_per_s * BURST_SECONDS, now)
-        self._strikes = Strikes(STRIKES)
+        self._strikes = Strikes(STRIKES, FORGIVE_PER_S, now)
 
     # ------------------------------------------------------------ outgoing
 
@@ -187,6 +189,9 @@ class WorkerSession:
         receive, decode = self._receive, codec.worker_decoder.decode
         loop = asyncio.get_running_loop()
         while True:
+            if self._closing is not None:  # flooded, slow or replaced: stop reading
+                await self._closing
+                return
             msg = await receive()
             if msg["type"] != "websocket.receive":
                 return
@@ -210,9 +215,8 @@ class WorkerSession:
     def _allowed(self, bucket: TokenBucket, id: str | None, now: float) -> bool:
         """Take a token for a frame; refuse it (and count a strike) if there is none."""
         if bucket.take(now):
-            self._strikes.clear()
             return True
-        self._strike(_error("rate_limited", id))
+        self._strike(_error("rate_limited", id), now)
         return False
 
     def _refuse(self, bucket: TokenBucket, error: Error, now: float) -> None:
@@ -220,10 +224,10 @@ class WorkerSession:
         if bucket.take(now):
             self.reply(error)
         else:
-            self._strike(_error("rate_limited", error.id))
+            self._strike(_error("rate_limited", error.id), now)
 
-    def _strike(self, error: Error) -> None:
-        if self._strikes.hit():
+    def _strike(self, error: Error, now: float) -> None:
+        if self._strikes.hit(now):
             log.warning("worker %s keeps flooding its socket; closing it (1008)", self._who())
             self.rt.stats["floods_closed"] += 1
             self.close_soon(Close.POLICY)
@@ -346,19 +350,28 @@ class WorkerSession:
     async def _resync(self) -> None:
         me = self.identity
         assert me is not None
-        try:
-            record = await self.rt.store.worker_record(me.city, WorkerId(me.subject))
-            if record.offer_frame:
-                self.send(record.offer_frame)
-            gone = self.jobs - set(record.jobs)
-            self.jobs = set(record.jobs)
-            for fields in await self.rt.store.jobs(gone):  # type: ignore[arg-type]
-                if fields.get("state") == OrderState.CANCELLED:
-                    self.reply(JobCancelled(order_id=fields["id"]))
-        except StoreUnavailable as exc:
-            log.warning("resync of worker %s failed: %s", me.subject, exc)
-        finally:
-            self._resyncing = None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + RESYNC_PATIENCE_S
+        while True:
+            try:
+                await self._resend(me)
+                break
+            except StoreUnavailable as exc:  # a restarted Redis may still be settling
+                if loop.time() > deadline:
+                    log.warning("resync of worker %s failed: %s", me.subject, exc)
+                    break
+                await asyncio.sleep(0.2)
+        self._resyncing = None
+
+    async def _resend(self, me: auth.Identity) -> None:
+        record = await self.rt.store.worker_record(me.city, WorkerId(me.subject))
+        if record.offer_frame:
+            self.send(record.offer_frame)
+        gone = [OrderId(oid) for oid in self.jobs - set(record.jobs)]
+        self.jobs = set(record.jobs)
+        for fields in await self.rt.store.jobs(gone):
+            if fields.get("state") == OrderState.CANCELLED:
+                self.reply(JobCancelled(order_id=fields["id"]))
 
     # ------------------------------------------------------------ messages
 
@@ -369,6 +382,9 @@ class WorkerSession:
             reply = _error(exc.code, msg.id, exc.message)
         except StoreUnavailable:
             reply = _error("unavailable", msg.id)
+        except Exception:
+            log.exception("worker %s: %s failed", self._who(), type(msg).__name__)
+            reply = _error("internal", msg.id)
         if reply is not None:
             self.reply(reply)
 

@@ -32,18 +32,15 @@ class TokenBucket:
 
 
 class Strikes:
-    """Refused frames in a row; past ``limit`` the sender is abusive."""
+    """Refused frames, forgiven at ``forgive_per_s``: past ``limit`` unforgiven ones the
+    sender is abusive. A client a little over its rate is refused now and then and goes
+    on; one far over it is closed within seconds, however it paces its flood."""
 
-    __slots__ = ("count", "limit")
+    __slots__ = ("bucket",)
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.count = 0
+    def __init__(self, limit: int, forgive_per_s: float, now: float) -> None:
+        self.bucket = TokenBucket(forgive_per_s, limit, now)
 
-    def hit(self) -> bool:
-        """Count a refused frame; whether the limit is now passed."""
-        self.count += 1
-        return self.count > self.limit
-
-    def clear(self) -> None:
-        self.count = 0
+    def hit(self, now: float) -> bool:
+        """Count a refused frame; whether the sender is now abusive."""
+        return not self.bucket.take(now)

@@ -102,8 +102,25 @@ class Address:
         return commands
 
 
-class _Protocol(asyncio.Protocol):
+class Health:
+    """When the connection last delivered a reply, and last failed (loop time)."""
+
     def __init__(self) -> None:
+        self.last_reply = 0.0
+        self.last_failure = 0.0
+
+    def failed(self) -> None:
+        self.last_failure = asyncio.get_running_loop().time()
+
+    @property
+    def answering(self) -> bool:
+        """Whether Redis answered since the last failure."""
+        return self.last_reply > self.last_failure
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, health: Health) -> None:
+        self.health = health
         self.reader = hiredis.Reader(replyError=ReplyError)
         self.waiting: collections.deque[asyncio.Future[Reply]] = collections.deque()
         self.transport: asyncio.Transport | None = None
@@ -121,7 +138,7 @@ class _Protocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
 
     def data_received(self, data: bytes) -> None:
-        self.progress = asyncio.get_running_loop().time()
+        self.progress = self.health.last_reply = asyncio.get_running_loop().time()
         self.reader.feed(data)
         while (reply := self.reader.gets()) is not False:
             future = self.waiting.popleft()
@@ -131,6 +148,7 @@ class _Protocol(asyncio.Protocol):
     def fail(self, error: MuxError) -> None:
         """Fail every waiting call with ``error`` and drop the connection."""
         self.error = error
+        self.health.failed()
         transport, self.transport = self.transport, None
         while self.waiting:
             future = self.waiting.popleft()
@@ -156,12 +174,13 @@ class Mux:
         self._down_until = 0.0
         self._last_error: Exception | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        self.health = Health()
         self.timeouts = 0
         self.connects = 0
 
     async def _connect(self) -> _Protocol:
         async with asyncio.timeout(self.connect_timeout_s):
-            protocol = await self.address.open(_Protocol)
+            protocol = await self.address.open(lambda: _Protocol(self.health))
             for command in self.address.login():
                 reply = await self._send(protocol, command)
                 if isinstance(reply, ReplyError):
@@ -183,6 +202,7 @@ class Mux:
             try:
                 protocol = await self._connect()
             except (OSError, TimeoutError, MuxError) as exc:
+                self.health.failed()
                 self._down_until = loop.time() + RETRY_AFTER_S
                 self._last_error = exc
                 error = MuxClosed(f"redis unreachable: {exc or type(exc).__name__}")

@@ -1,0 +1,138 @@
+"""Nodes are mortal: heartbeats, takeover of a dead node's workers, one session per worker
+across nodes, and a node's pub/sub coming back without anything silently missed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from websockets.exceptions import ConnectionClosed
+
+from protocol.messages import Ack, JobCancelled, OfferMade
+from server.store import keys
+from tests.support import UNIT, Customer, ServerProcess, WorkerClient
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def second(redis_url: str) -> Iterator[ServerProcess]:
+    proc = ServerProcess(redis_url).start()
+    yield proc
+    proc.stop()
+
+
+async def _node_of(redis_url: str, city: str, wid: str) -> str:
+    client = aioredis.from_url(redis_url)
+    node: bytes | None = await client.hget(keys.worker(city, wid), "node")  # type: ignore[assignment]
+    await client.aclose()
+    return (node or b"").decode()
+
+
+async def test_a_dead_nodes_offers_go_elsewhere_at_once(
+    server: ServerProcess, redis_url: str, city: str
+) -> None:
+    """SIGKILL the node holding a worker's socket and offer: within the node TTL another
+    node disconnects that worker, withdraws its offer (expired, worker_lost) and the order
+    is offered to a worker on a live node, long before the offer itself would expire."""
+    doomed = ServerProcess(redis_url, env={"DISPATCH_OFFER_TIMEOUT_S": "30"}).start()
+    near = await WorkerClient.connect(doomed.ws_url, "near", city, lat=52.5201)
+    far = await WorkerClient.connect(server.ws_url, "far", city, lat=52.525)
+    customer = Customer(doomed.url)  # the offer it makes lasts 30 s
+    try:
+        oid = (await customer.create(city)).json()["id"]
+        assert (await near.offer()).order_id == oid
+        doomed.kill()
+        await customer.close()
+        customer = Customer(server.url, customer.id)
+        started = time.monotonic()
+        moved_on = await far.offer(timeout=6)
+        assert moved_on.order_id == oid and time.monotonic() - started < 4 * UNIT
+        view = await customer.order(oid)
+        lost = [e for e in view["events"] if e.get("reason") == "worker_lost"]
+        assert [(e["type"], e["worker"]) for e in lost] == [("expired", "near")]
+        assert await _node_of(redis_url, city, "near") == ""
+        client = aioredis.from_url(redis_url)
+        assert await client.zscore(keys.NODES, doomed.node) is None
+        await client.aclose()
+        back = await WorkerClient.connect(server.ws_url, "near", city, status=None)
+        assert back.welcome.offer is None and back.welcome.state == "available"
+        await back.close()
+    finally:
+        await far.close()
+        await customer.close()
+
+
+async def test_the_newest_session_wins_across_nodes(
+    server: ServerProcess, second: ServerProcess, redis_url: str, city: str
+) -> None:
+    """A worker that connects on node B while its socket on node A is open: A's socket is
+    closed with 4409, and the worker's frames are routed to B."""
+    first = await WorkerClient.connect(server.ws_url, "w", city)
+    again = await WorkerClient.connect(second.ws_url, "w", city, status=None)
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(first.ws.recv(), 5 * UNIT)
+    assert first.ws.close_code == 4409
+    assert isinstance(await again.request({"type": "ping"}), Ack)
+    assert await _node_of(redis_url, city, "w") == second.node
+    customer = Customer(server.url)
+    await customer.create(city)
+    assert isinstance(await again.offer(), OfferMade)
+    await again.close()
+    await customer.close()
+
+
+async def test_pubsub_loss_resends_the_offer_and_cancellations(
+    server: ServerProcess, second: ServerProcess, redis_url: str, city: str
+) -> None:
+    """While node A cannot reach Redis's pub/sub, an offer and a cancellation for its
+    workers are published and lost; once A subscribes again it re-reads and sends both."""
+    holder = await WorkerClient.connect(server.ws_url, "holder", city, lat=52.5201)
+    customer = Customer(second.url)
+    admin = aioredis.from_url(redis_url)
+    job = (await customer.create(city)).json()["id"]
+    await holder.accept_next()
+    waiter = await WorkerClient.connect(server.ws_url, "waiter", city, lat=52.5202)
+    try:
+        connected = int((await admin.info("clients"))["connected_clients"])
+        await admin.config_set("maxclients", connected - 2)  # A's pub/sub cannot reconnect
+        await admin.client_kill_filter(_type="pubsub")
+        await asyncio.sleep(0.2)
+        offered = (await customer.create(city)).json()["id"]
+        await customer.http.post(f"/v1/orders/{job}/cancel")
+        await asyncio.sleep(0.5)  # both frames were published to nobody
+        await admin.config_set("maxclients", 10_000)
+        offer = await waiter.offer(timeout=8)
+        assert offer.order_id == offered
+        cancelled = await holder.expect(JobCancelled, timeout=8)
+        assert cancelled.order_id == job
+    finally:
+        await admin.config_set("maxclients", 10_000)
+        await admin.aclose()
+        await customer.close()
+        await holder.close()
+        await waiter.close()
+
+
+async def test_a_node_restarted_under_its_id_clears_its_old_routes(
+    redis_url: str, city: str
+) -> None:
+    """A node SIGKILLed and started again under the same node id finds workers still routed
+    to it from before; it holds none of those sockets, so it disconnects them at start."""
+    env = {"DISPATCH_NODE_ID": f"fixed-{city}"}
+    node = ServerProcess(redis_url, env=env).start()
+    w = await WorkerClient.connect(node.ws_url, "w", city)
+    node.kill()
+    assert await _node_of(redis_url, city, "w") == env["DISPATCH_NODE_ID"]
+    again = ServerProcess(redis_url, env=env).start()
+    try:
+        assert await _node_of(redis_url, city, "w") == ""
+        async with httpx.AsyncClient(base_url=again.url) as http:
+            assert (await http.get("/readyz")).status_code == 200
+    finally:
+        await w.close()
+        again.stop()

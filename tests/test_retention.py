@@ -1,0 +1,78 @@
+"""Every key ends: after orders reach every terminal state and their workers leave, each key
+left in Redis (the whole keyspace, not a list we keep) has a time to live."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from protocol.messages import Ack
+from tests.support import UNIT, Customer, RedisProcess, ServerProcess, WorkerClient, unique_city
+
+pytestmark = pytest.mark.slow
+
+RETENTION_S = 600
+FAR_LAT, FAR_LNG = 10.0, 10.0  # nobody works there: orders stay unassigned
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    redis = RedisProcess(tmp_path / "redis", appendonly=False)
+    yield redis.start()
+    redis.stop()
+
+
+async def _to_state(w: WorkerClient, customer: Customer, city: str, steps: list[str]) -> str:
+    oid = str((await customer.create(city)).json()["id"])
+    assert await w.accept_next() == oid
+    for step in steps:
+        assert isinstance(await w.request({"type": "progress", "order_id": oid, "step": step}), Ack)
+    return oid
+
+
+async def test_every_key_left_behind_has_a_ttl(own_redis: str) -> None:
+    """Orders completed, cancelled from every state that allows it, and unassigned; an
+    Idempotency-Key; a live follower; workers that leave; a node that stops. Then every key
+    in Redis has a TTL, none longer than the retention or the idempotency TTL."""
+    city = unique_city()
+    env = {"DISPATCH_RETENTION_S": str(RETENTION_S), "DISPATCH_MAX_DISPATCH_S": str(1.5 * UNIT)}
+    node = ServerProcess(own_redis, env=env).start()
+    customer = Customer(node.url)
+    a = await WorkerClient.connect(node.ws_url, "a", city)
+    try:
+        await _to_state(a, customer, city, ["arrived", "started", "completed"])
+        for steps in ([], ["arrived"]):  # cancelled when assigned, when arrived
+            oid = await _to_state(a, customer, city, steps)
+            assert (await customer.http.post(f"/v1/orders/{oid}/cancel")).status_code == 200
+        oid = (await customer.create(city)).json()["id"]
+        await a.offer()
+        live = await customer.live(oid)
+        await customer.http.post(f"/v1/orders/{oid}/cancel")  # cancelled while offered
+        assert await live.closed() == 1000
+        far = (await customer.create(city, FAR_LAT, FAR_LNG, key="idem-1")).json()["id"]
+        await customer.http.post(f"/v1/orders/{far}/cancel")  # cancelled while dispatching
+        lonely = (await customer.create(city, FAR_LAT, FAR_LNG)).json()["id"]
+        await customer.wait_state(lonely, "unassigned", timeout=5)
+    finally:
+        await a.close()
+        await customer.close()
+        await asyncio.sleep(0.3)
+        node.stop()
+    client = aioredis.from_url(own_redis)
+    endless: list[str] = []
+    longest = 0
+    async for key in client.scan_iter(count=1000):
+        ttl = await client.pttl(key)
+        if ttl < 0:
+            kind: bytes = await client.type(key)  # type: ignore[assignment]
+            endless.append(f"{key.decode()} ({kind.decode()})")
+        longest = max(longest, ttl)
+    count = await client.dbsize()
+    await client.aclose()
+    assert count > 10, "the run should have left records behind"
+    assert endless == []
+    assert longest <= 86_400 * 1000  # the idempotency TTL; records get RETENTION_S
