@@ -12,6 +12,8 @@ ingest CPU per report     server CPU / reports, over the bare figure      ≤ 1.
 ingest lag p99            ``/metrics`` receipt → Redis write              ≤ 100 ms
 dispatch latency          POST → offer at the worker, 500 orders/s        p50 ≤ 3, p99 ≤ 10 ms
 idle memory               server RSS delta / 20k hello'd connections      ≤ 35 KiB each
+busy-city search          Redis time of one tick, 10k workers, 90% busy   p99 ≤ 1 ms
+memory per 1,000 orders   Redis used_memory, orders ending, retention     flat after retention
 ========================  ==============================================  =====================
 
 The ``uvicorn`` phase runs a raw ASGI app with the server's uvicorn settings
@@ -52,7 +54,7 @@ QUICK = {
     "connections": 2_000, "dispatch_workers": 2_000, "order_rate": 200,
     "idle_connections": 5_000, "cities": 4, "warmup_s": 2.0, "window_s": 6.0,
 }  # fmt: skip
-PHASES = ("bare", "uvicorn", "ingest", "dispatch", "idle")
+PHASES = ("bare", "uvicorn", "ingest", "dispatch", "idle", "busy", "memory")
 SIZES = ("connections", "location_rate", "dispatch_workers", "order_rate", "idle_connections",
          "cities", "window_s")  # fmt: skip
 
@@ -108,6 +110,8 @@ async def measure(
         "ingest": lambda: phases.ingest_phase(plan, redis),
         "dispatch": lambda: phases.dispatch_phase(plan, redis),
         "idle": lambda: phases.idle_phase(plan),
+        "busy": lambda: phases.busy_phase(plan),
+        "memory": lambda: phases.memory_phase(plan, redis),
     }
     results: dict[str, Figures] = {}
     for name in (p for p in PHASES if p in wanted):
@@ -136,7 +140,8 @@ def capped(plan: Plan, fd_limit: int) -> tuple[Plan, list[str]]:
 def targets(r: dict[str, Figures]) -> list[dict[str, Any]]:
     """Each target with the measured value and whether it is met (None: not measured)."""
     bare, ingest = r.get("bare", {}), r.get("ingest", {})
-    dispatch, idle = r.get("dispatch", {}), r.get("idle", {})
+    dispatch, idle, busy = r.get("dispatch", {}), r.get("idle", {}), r.get("busy", {})
+    memory = r.get("memory", {})
     ratio = _ratio(ingest, bare)
     rows = [  # (name, value, op, limit, unit); reports/s allows 2% for window timing
         ("ingest reports/s, kept up", _kept_up_rate(ingest), ">=", 25_000 * 0.98, "/s"),
@@ -145,6 +150,14 @@ def targets(r: dict[str, Figures]) -> list[dict[str, Any]]:
         ("dispatch p50", dispatch.get("dispatch_p50_ms"), "<=", 3.0, "ms"),
         ("dispatch p99", dispatch.get("dispatch_p99_ms"), "<=", 10.0, "ms"),
         ("idle RSS per connection", idle.get("rss_per_conn_kib"), "<=", 35.0, "KiB"),
+        ("busy-city search p99 in Redis", busy.get("tick_redis_p99_us"), "<=", 1000.0, "µs"),
+        (
+            "memory growth after retention",
+            memory.get("growth_after_2_retentions_pct"),
+            "<=",
+            15.0,
+            "%",
+        ),
     ]
     out = []
     for name, value, op, limit, unit in rows:

@@ -12,6 +12,11 @@
 4. ``dispatch``: orders at a fixed rate to a fleet that reports every few
    seconds and accepts everything (``loadtest.bench_orders``).
 5. ``idle``: resident memory per connected, silent worker.
+6. ``busy``: Redis time per search in a city with 90% of 10,000 workers on a
+   job (``loadtest.bench_busy``).
+7. ``memory``: Redis ``used_memory`` while orders are created and completed
+   for several times the (shortened) retention: it must level off once
+   finished orders start to expire, not grow with the history.
 
 Every phase returns a flat dict of JSON-ready figures.
 """
@@ -241,3 +246,70 @@ async def idle_phase(plan: Plan) -> Figures:
     finally:
         abort_all(fleet)
         child.stop()
+
+
+# ---------------------------------------------------------------- 7: memory
+
+MEMORY_RETENTION_S = 15
+MEMORY_SAMPLE_S = 5.0
+
+
+def _used_memory(redis: procs.RedisServer) -> int:
+    info = redis.command("INFO", "memory").decode()
+    return next(
+        int(line.split(":")[1]) for line in info.splitlines() if line.startswith("used_memory:")
+    )
+
+
+async def memory_phase(plan: Plan, redis: procs.RedisServer | None) -> Figures:
+    """Orders completed at ``order_rate`` for four retention periods, Redis memory sampled."""
+    if redis is None:
+        return {"skipped": "needs the bench's own Redis (not --redis-url)"}
+    cities = [f"mem{i}" for i in range(plan.cities)]
+    seconds = 4 * MEMORY_RETENTION_S
+    say(f"memory: {plan.order_rate} orders/s for {seconds} s, retention {MEMORY_RETENTION_S} s")
+    env = {**server_env(plan, "memory"), "DISPATCH_RETENTION_S": str(MEMORY_RETENTION_S)}
+    child = await procs.start_dispatch(
+        plan.redis_url, plan.secret, cities, env, plan.workdir / "memory-server.log"
+    )
+    stats = FleetStats()
+    fleet = make_fleet(plan.dispatch_workers, cities, Area(), stats, seed=4)
+    driver = DispatchDriver(
+        procs.HOST, child.port, plan.secret, cities, Area(), sample_every=1_000_000
+    )
+    driver.attach(fleet)
+    try:
+        await connect(plan, fleet, child.port, "memory", available=True)
+        base = _used_memory(redis)
+        sender = asyncio.create_task(send_locations(fleet, len(fleet) / plan.report_every_s,
+                                                    seconds + 6, 0))  # fmt: skip
+        orders = asyncio.create_task(driver.run(plan.order_rate, seconds))
+        samples: list[tuple[float, float]] = []
+        start = time.monotonic()
+        while not orders.done():
+            await asyncio.sleep(MEMORY_SAMPLE_S)
+            mib = (_used_memory(redis) - base) / 2**20
+            samples.append((round(time.monotonic() - start), round(mib, 1)))
+            say(f"  {samples[-1][0]:>3} s: Redis holds {mib:,.1f} MiB more than at the start")
+        await orders
+        sender.cancel()
+        kept = [mib for t, mib in samples if t >= 2 * MEMORY_RETENTION_S]
+        per_1000 = (sum(kept) / len(kept)) * 1024 / (plan.order_rate * MEMORY_RETENTION_S / 1000)
+        return {
+            "order_rate": plan.order_rate,
+            "retention_s": MEMORY_RETENTION_S,
+            "samples_s_mib": samples,
+            "kib_per_1000_orders_kept": round(per_1000, 1),
+            "growth_after_2_retentions_pct": round(100 * (max(kept) - min(kept)) / max(kept), 1)
+            if kept and max(kept) > 0 else None,
+        }  # fmt: skip
+    finally:
+        driver.close()
+        abort_all(fleet)
+        child.stop()
+
+
+async def busy_phase(plan: Plan) -> Figures:
+    from loadtest.bench_busy import busy_phase as run_busy  # imports server: only when asked
+
+    return await run_busy(plan)

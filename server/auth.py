@@ -6,6 +6,10 @@ its issuer (``iss``), carry integer ``iat`` and ``exp`` no further apart than
 ``protocol/ids.py``; a worker's token also names a valid ``city``, its
 ``skills`` and its ``capacity``. Anything else is :class:`Unauthorized`.
 The claims themselves are written once, in ``protocol/tokens.py``.
+
+Expiry is checked against the ``now`` the caller passes: the server passes
+its estimate of Redis time, the one clock of the system, so a node whose own
+clock is off neither accepts expired tokens nor refuses valid ones.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from server.core.errors import ClientError
 
 MAX_SKILLS = 16
 MAX_CAPACITY = 16
+ISSUED_LEEWAY_S = 60  # an iat this far in the future is still taken (issuers' clocks drift)
 
 
 class TokenPolicy(NamedTuple):
@@ -111,32 +116,41 @@ _VERIFIED: dict[tuple[TokenPolicy, str, str], tuple[Identity, float]] = {}
 _VERIFIED_MAX = 4096
 
 
-def verify(policy: TokenPolicy, token: str | None, role: Role) -> Identity:
-    """The identity in ``token``, which must be valid and for ``role``."""
+def verify(
+    policy: TokenPolicy, token: str | None, role: Role, now: float | None = None
+) -> Identity:
+    """The identity in ``token``, which must be valid at ``now`` (seconds; default this
+    machine's clock) and for ``role``."""
     if not token:
         raise Unauthorized("missing")
+    at = time.time() if now is None else now
     key = (policy, token, role)
     hit = _VERIFIED.get(key)
-    if hit is not None and hit[1] > time.time():
+    if hit is not None and hit[1] > at:
         return hit[0]
-    identity, expires = _verify(policy, token, role)
+    identity, expires = _verify(policy, token, role, at)
     if len(_VERIFIED) >= _VERIFIED_MAX:
         del _VERIFIED[next(iter(_VERIFIED))]
     _VERIFIED[key] = (identity, expires)
     return identity
 
 
-def _verify(policy: TokenPolicy, token: str, role: Role) -> tuple[Identity, float]:
+def _verify(policy: TokenPolicy, token: str, role: Role, now: float) -> tuple[Identity, float]:
     try:
         claims = jwt.decode(
             token, policy.secret, algorithms=[tokens.ALGORITHM], issuer=policy.issuer,
-            options={"require": ["exp", "iat", "sub", "role", "iss"]},
+            options={"require": ["exp", "iat", "sub", "role", "iss"], "verify_exp": False,
+                     "verify_iat": False},
         )  # fmt: skip
     except jwt.PyJWTError as exc:
         raise Unauthorized(str(exc)) from exc
     issued, expires = claims["iat"], claims["exp"]
     if not (_is_int(issued) and _is_int(expires)):
         raise Unauthorized("'iat' and 'exp' must be integers (seconds since the epoch)")
+    if expires <= now:
+        raise Unauthorized("Signature has expired")
+    if issued > now + ISSUED_LEEWAY_S:
+        raise Unauthorized("issued in the future ('iat')")
     if expires - issued > policy.max_ttl_s:
         raise Unauthorized(f"lifetime over {policy.max_ttl_s} s (token_max_ttl_s)")
     subject = claims["sub"]

@@ -54,6 +54,8 @@ class WorkerLink(Protocol):
 
     def resync(self) -> None: ...
 
+    def restart(self) -> None: ...
+
 
 class LiveLink(Protocol):
     """What the hub needs of a customer's live order socket."""
@@ -99,6 +101,11 @@ class Hub:
         self.workers[worker_id] = link
         if old is not None and old is not link:
             old.replaced()
+
+    def restart_workers(self) -> None:
+        """Close every worker socket with 1012: this node's routes were taken from it."""
+        for link in tuple(self.workers.values()):
+            link.restart()
 
     def detach(self, worker_id: str, link: WorkerLink) -> bool:
         """Forget ``link``; False if a newer link of the worker has taken over."""

@@ -18,7 +18,9 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
-from server.auth import TokenPolicy
+from protocol.tokens import Role
+from server import auth
+from server.auth import Identity, TokenPolicy
 from server.dispatcher import Dispatcher
 from server.embedded_redis import EmbeddedRedis
 from server.hub import Hub
@@ -65,6 +67,10 @@ class Runtime:
         self._embedded: EmbeddedRedis | None = None
         self.supervisor = Supervisor(self._fatal)
 
+    def verify(self, token: str | None, role: Role) -> Identity:
+        """The identity in a bearer token, checked against the one clock (Redis time)."""
+        return auth.verify(self.tokens, token, role, self.store.now_ms() / 1000)
+
     def _fatal(self, reason: str) -> None:
         log.critical("node %s cannot go on: %s", self.node, reason)
         self.failed = reason
@@ -84,7 +90,8 @@ class Runtime:
         if version < MIN_REDIS:
             raise StoreUnavailable(f"Redis {version} is too old: 6.2 or newer is needed")
         self.hub = Hub(url, self.node, timeout_s)
-        self.nodes = NodeWatch(self.store, self.node, s.cities, s.heartbeat_ms, s.node_ttl_ms)
+        self.nodes = NodeWatch(self.store, self.node, s.cities, s.heartbeat_ms, s.node_ttl_ms,
+                               on_lost=self.hub.restart_workers)  # fmt: skip
         self.dispatcher = Dispatcher(self.store, s, self.nodes.live_nodes)
         self.ingest = LocationIngest(self.store, self.node, s.location_flush_ms)
         self.supervisor.start("pubsub", self.hub.run)
@@ -148,6 +155,7 @@ class Runtime:
             "orders_watched": len(self.hub.watchers),
             "offers_made": self.dispatcher.offers_made,
             "live_nodes": list(self.nodes.live),
+            "taken_over_while_alive": self.nodes.lost_count,
             "redis_timeouts": self.store.mux.timeouts,
             "redis_connects": self.store.mux.connects,
             "pubsub_reconnects": self.hub.subscriber.reconnects,

@@ -78,7 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--url",
         default=os.environ.get("DISPATCH_URL", "http://127.0.0.1:8000"),
-        help="base URL of the dispatch server; the ws:// URLs are derived from it "
+        help="base URL of the dispatch server, or several nodes' URLs comma-separated (clients "
+        "spread over them and fail over); the ws:// URLs are derived from it "
         "(default: $DISPATCH_URL or %(default)s)",
     )
     add(
@@ -96,6 +97,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "properties.name and properties.weight, instead of the scenario's city",
     )
     add("--report", type=Path, metavar="FILE", help="write the JSON report to FILE, not stdout")
+    add(
+        "--journal",
+        metavar="DIR",
+        help="write what the clients were told (acknowledged orders, live events, reconnects) "
+        "to DIR/journal-<proc>.jsonl, for checking the server afterwards",
+    )
     add("--quiet", action="store_true", help="no progress display on stderr")
     add(
         "--log-level",
@@ -114,6 +121,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     }
     overrides["url"] = args.url.rstrip("/")
     overrides["secret"] = args.secret
+    overrides["journal"] = args.journal
     if args.districts:
         overrides["districts"] = str(Path(args.districts).resolve())
     config = with_overrides(config, overrides)

@@ -112,23 +112,27 @@ class Customers:
         body = self._order_body(rng)
         headers = self._auth(customer) | {"Idempotency-Key": f"{self.run_id}-{self.proc}-{n}"}
         posted_ms = time.time() * 1000.0
-        response = await self._request("POST", "/v1/orders", headers, codec.encode(body))
+        response = await self._request("POST", "/v1/orders", headers, codec.encode(body), node=n)
         if response is None or response.status_code != 201:
             world.metrics.count("orders_create_failed")
             return
         view = codec.order_view_decoder.decode(response.content)
+        if world.journal is not None:
+            world.journal.order(view.id)
         world.metrics.count("orders_created")
         record = world.book.created(view, customer, posted_ms)
         if rng.random() < orders.cancel_share:
             delay = span(rng, orders.cancel_delay_s)
             world.scheduler.call_later(delay, lambda: self.spawn(self._cancel(record)))
         if rng.random() < orders.follow_share:
-            await self._follow(record)
+            await self._follow(record, n)
 
     async def _cancel(self, record: OrderRecord) -> None:
         self.world.metrics.count("cancels_requested")
         path = f"/v1/orders/{record.order_id}/cancel"
-        response = await self._request("POST", path, self._auth(record.customer), expect=(200, 409))
+        response = await self._request(
+            "POST", path, self._auth(record.customer), expect=(200, 409), node=record.customer
+        )
         if response is None:
             return
         if response.status_code == 409:
@@ -136,12 +140,16 @@ class Customers:
         else:
             self.world.book.update(record.order_id, "cancelled")
 
-    async def _follow(self, record: OrderRecord) -> None:
-        """Follow the order live until the server closes the socket (the order ended)."""
+    async def _follow(self, record: OrderRecord, n: int) -> None:
+        """Follow the order live until the server closes the socket (the order ended).
+        The journal gets the event ids seen and whether the socket stayed up to the end."""
         m, book = self.world.metrics, self.world.book
-        url = f"{self.world.ws_base}/v1/orders/{record.order_id}/live"
+        bases = self.world.ws_bases
+        url = f"{bases[n % len(bases)]}/v1/orders/{record.order_id}/live"
         headers = self._auth(record.customer)
         m.count("live_follows")
+        seen: list[str] = []
+        close: int | None = None
         try:
             async with connect(
                 url, additional_headers=headers, compression=None, ping_interval=None, proxy=None
@@ -150,19 +158,25 @@ class Customers:
                     msg = codec.live_decoder.decode(raw)
                     if isinstance(msg, EventHappened):
                         event = msg.event
+                        seen.append(event.id)
                         if event.type == "assigned":
                             m.record("assign_to_notified_ms", time.time() * 1000.0 - event.at)
                             book.assigned(record.order_id, event.at, exact=True)
                         book.update(record.order_id, event.state)
                     elif isinstance(msg, Snapshot):
+                        seen.extend(e.id for e in msg.order.events)
                         book.apply_view(msg.order)
                     elif isinstance(msg, LiveError):
                         m.error(msg.code)
                     else:
                         m.count("live_positions")
+            close = ws.close_code
         except (OSError, TimeoutError, InvalidHandshake, WebSocketException) as exc:
             log.debug("live %s: %r", record.order_id, exc)
             m.error("live_failed")
+        finally:
+            if self.world.journal is not None:
+                self.world.journal.follow(record.order_id, seen, close, close == 1000)
 
     async def refresh(self, records: Iterable[OrderRecord]) -> None:
         """Look up orders with ``GET /v1/orders/{id}`` and take their state and event times."""
@@ -171,7 +185,8 @@ class Customers:
         async def one(record: OrderRecord) -> None:
             async with gate:
                 path = f"/v1/orders/{record.order_id}"
-                response = await self._request("GET", path, self._auth(record.customer))
+                response = await self._request("GET", path, self._auth(record.customer),
+                                               node=record.customer)  # fmt: skip
             if response is not None:
                 self.world.book.apply_view(codec.order_view_decoder.decode(response.content))
 
@@ -187,14 +202,22 @@ class Customers:
         headers: dict[str, str],
         body: bytes | None = None,
         expect: tuple[int, ...] = (200, 201),
+        node: int = 0,
     ) -> httpx.Response | None:
-        """One request; an unexpected answer is counted by its error code and gives ``None``."""
+        """One request to server node ``node`` (modulo their number), or the next ones if
+        it cannot be reached; an unexpected answer is counted by its error code and gives
+        ``None``."""
         if body is not None:
             headers = headers | {"Content-Type": "application/json"}
-        try:
-            response = await self.http.request(method, path, headers=headers, content=body)
-        except httpx.HTTPError as exc:
-            log.debug("%s %s: %r", method, path, exc)
+        bases = self.world.http_bases
+        for attempt in range(len(bases)):
+            url = bases[(node + attempt) % len(bases)] + path
+            try:
+                response = await self.http.request(method, url, headers=headers, content=body)
+                break
+            except httpx.TransportError as exc:
+                log.debug("%s %s: %r", method, url, exc)
+        else:
             self.world.metrics.error("http_failed")
             return None
         if response.status_code in expect:

@@ -17,6 +17,7 @@ import random
 from dataclasses import dataclass
 
 from simulator.city import City
+from simulator.journal import Journal
 from simulator.movement import Grid, Node
 from simulator.orders import OrderBook
 from simulator.scenario import SimConfig, Skill
@@ -57,8 +58,16 @@ class World:
     scheduler: Scheduler
     metrics: Metrics
     book: OrderBook
-    ws_base: str
+    http_bases: tuple[str, ...]  # one per server node; clients spread over them
+    journal: Journal | None = None
     stopping: bool = False
+
+    @property
+    def ws_bases(self) -> tuple[str, ...]:
+        return tuple(
+            b.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+            for b in self.http_bases
+        )
 
     def skill(self, name: str) -> Skill | None:
         """The scenario's settings for a skill, if it has any."""

@@ -32,6 +32,7 @@ from simulator.city import City, CityError, default_city, load_geojson
 from simulator.customers import Customers
 from simulator.display import Progress
 from simulator.fleet import World, build_fleet
+from simulator.journal import Journal
 from simulator.movement import Grid
 from simulator.orders import OrderBook
 from simulator.report import Report, build_report
@@ -128,18 +129,23 @@ async def run_slice(
     city_name, count, rate = slice_of(config, proc)
     metrics = Metrics()
     grid = Grid(city.bbox, city.projection, config.block_m)
-    ws_base = config.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    journal = Journal(config.journal, proc) if config.journal else None
     world = World(
-        config, city_name, city, grid, Scheduler(metrics), metrics, OrderBook(metrics), ws_base
-    )
+        config, city_name, city, grid, Scheduler(metrics), metrics, OrderBook(metrics),
+        config.urls, journal,
+    )  # fmt: skip
     workers = [SimWorker(world, p) for p in build_fleet(config, proc, count, city_name, city, grid)]
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     # Direct connections, like the websockets (proxy=None): a load generator talks to the server.
-    client = httpx.AsyncClient(base_url=config.url, timeout=30.0, limits=limits, trust_env=False)
+    client = httpx.AsyncClient(timeout=30.0, limits=limits, trust_env=False)
     async with client as http:
         customers = Customers(world, proc, http, rate)
         run = _Run(world, workers, customers, on_progress, stop or asyncio.Event())
-        await run.execute()
+        try:
+            await run.execute()
+        finally:
+            if journal is not None:
+                journal.close()
     world.book.settle()
     return metrics.snapshot()
 

@@ -170,6 +170,12 @@ class SimConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     )
     procs: Annotated[int, Meta(ge=1, le=256)] = 1
     progress_interval_s: Positive = 1.0
+    journal: str | None = None  # a folder: log what clients were told (simulator/journal.py)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The server nodes' base URLs: ``url`` may list several, comma-separated."""
+        return tuple(u.strip().rstrip("/") for u in self.url.split(",") if u.strip())
 
     def __post_init__(self) -> None:
         if not self.skills or sum(s.order_weight for s in self.skills.values()) <= 0:

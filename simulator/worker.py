@@ -53,6 +53,7 @@ from protocol.messages import (
 )
 from simulator.fleet import WorkerProfile, World, response_delay
 from simulator.jobs import ActiveJob, job_from
+from simulator.journal import now_ms
 from simulator.movement import Mover
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,9 @@ class SimWorker:
         self.mover = Mover(world.grid, profile.start, world.scheduler.now(), self.rng)
         self.ws: ClientConnection | None = None
         self.welcomed = False  # whether the current session got its welcome
+        self.node_index = profile.number  # which of the server nodes to connect to
+        self.lost_at: int | None = None  # when the last session was lost (ms)
+        self.node = ""  # the server node of the current (or last) session
         self.offer: OfferMade | None = None
         self.job: ActiveJob | None = None
         self.off_reasons: set[str] = set()
@@ -96,7 +100,8 @@ class SimWorker:
     # ------------------------------------------------------------ connection
 
     async def run(self) -> None:
-        """Stay connected until the run stops, reconnecting with backoff."""
+        """Stay connected until the run stops, reconnecting with backoff. With several
+        server nodes, a worker that cannot reach its node tries the next one."""
         attempt = 0
         while not self.world.stopping:
             self.welcomed = False
@@ -105,6 +110,7 @@ class SimWorker:
             except (OSError, TimeoutError, InvalidHandshake) as exc:
                 log.debug("%s: connect failed: %r", self.profile.worker_id, exc)
                 self.world.metrics.error("connect_failed")
+                self.node_index += 1
             except SessionRefused as exc:
                 self.world.metrics.error(str(exc))
             except ConnectionClosed:
@@ -117,6 +123,9 @@ class SimWorker:
                 return
             if self.welcomed:  # a session was made: the backoff starts over
                 attempt = 0
+                self.lost_at = now_ms()
+                if self.world.journal is not None:
+                    self.world.journal.lost(self.profile.worker_id, self.lost_at, self.node)
             attempt += 1
             self.world.metrics.count("reconnects")
             await asyncio.sleep(self._backoff(attempt))
@@ -129,7 +138,8 @@ class SimWorker:
 
     async def _connect_once(self) -> None:
         """One session: handshake, ``hello``, then read frames until the socket closes."""
-        url = f"{self.world.ws_base}/v1/worker"
+        bases = self.world.ws_bases
+        url = f"{bases[self.node_index % len(bases)]}/v1/worker"
         headers = {"Authorization": f"Bearer {self.profile.token}"}
         async with connect(
             url,
@@ -147,6 +157,10 @@ class SimWorker:
                 raise SessionRefused("unexpected_first_frame")
             self.world.metrics.count("connects")
             self.welcomed = True
+            self.node = first.node
+            if self.lost_at is not None and self.world.journal is not None:
+                self.world.journal.back(self.profile.worker_id, self.lost_at, first.node)
+            self.lost_at = None
             self.world.metrics.connected += 1
             self.ws = ws
             try:

@@ -84,10 +84,25 @@ async def test_a_client_that_stops_reading_is_dropped(redis_url: str) -> None:
 # A flooding worker app, in a process of its own so that its sending does not slow
 # the test's own client: hello, then 50,000 pings as fast as the socket takes them.
 FLOOD = """
-import json, sys, websocket
+import json, sys, threading, websocket
 ws = websocket.create_connection(sys.argv[1], header=["Authorization: Bearer " + sys.argv[2]])
 ws.send('{"type": "hello", "versions": [1]}')
 ws.recv()
+codes, close = set(), []
+
+def read():
+    try:
+        while not close:
+            opcode, frame = ws.recv_data_frame(True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                close.append(int.from_bytes(frame.data[:2], "big"))
+            elif opcode == websocket.ABNF.OPCODE_TEXT:
+                codes.add(json.loads(frame.data).get("code", "?"))
+    except Exception:
+        pass
+
+reader = threading.Thread(target=read)
+reader.start()
 sent = 0
 try:
     for i in range(50_000):
@@ -95,17 +110,8 @@ try:
         sent += 1
 except Exception:
     pass
-codes, close = set(), None
-try:
-    while close is None:
-        opcode, frame = ws.recv_data_frame(True)
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            close = int.from_bytes(frame.data[:2], "big")
-        elif opcode == websocket.ABNF.OPCODE_TEXT:
-            codes.add(json.loads(frame.data).get("code", "?"))
-except Exception:
-    pass
-print(json.dumps({"sent": sent, "codes": sorted(codes), "close": close}))
+reader.join(10)
+print(json.dumps({"sent": sent, "codes": sorted(codes), "close": close[0] if close else None}))
 """
 
 

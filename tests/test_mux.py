@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from server.store.keys import WorkerId
-from server.store.mux import Mux, MuxClosed, ReplyError
+from server.store.mux import Mux, MuxClosed, MuxTimeout, ReplyError
 from server.store.redis_store import Store, StoreUnavailable
 from tests.support import RedisProcess, scratch_city
 
@@ -91,3 +92,43 @@ async def test_password_and_database_from_the_url(redis_url: str, tmp_path: Path
     mux.close()
     await admin.aclose()
     secured.stop()
+
+
+async def test_a_silent_redis_fails_waiting_calls_within_the_deadline(tmp_path: Path) -> None:
+    """With Redis SIGSTOPped, waiting calls fail with MuxTimeout soon after the deadline, the
+    connection is dropped, and once Redis answers again the next call reconnects."""
+    redis = RedisProcess(tmp_path, appendonly=False)
+    mux = Mux(redis.start(), timeout_s=0.5, connect_timeout_s=0.5)
+    try:
+        assert await mux.call("PING") == b"PONG"
+        redis.pause()
+        started = time.monotonic()
+        calls = [asyncio.ensure_future(mux.call("PING")) for _ in range(20)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        took = time.monotonic() - started
+        assert all(isinstance(r, MuxTimeout) for r in results), results
+        assert took < 1.5 and mux.timeouts == 1 and not mux.connected
+        redis.resume()
+        assert await mux.call("PING") == b"PONG"
+    finally:
+        redis.resume()
+        mux.close()
+        redis.stop()
+
+
+async def test_a_handshake_that_never_completes_times_out() -> None:
+    """A server that accepts the connection but never answers AUTH: the call fails with
+    MuxClosed after the connect deadline instead of waiting for ever."""
+    accepted: list[asyncio.StreamWriter] = []
+    server = await asyncio.start_server(lambda r, w: accepted.append(w), "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    mux = Mux(f"redis://:secret@127.0.0.1:{port}", timeout_s=0.5, connect_timeout_s=0.5)
+    started = time.monotonic()
+    with pytest.raises(MuxClosed):
+        await mux.call("PING")
+    assert time.monotonic() - started < 1.5
+    mux.close()
+    for writer in accepted:
+        writer.close()
+    server.close()
+    await server.wait_closed()

@@ -14,6 +14,8 @@ from websockets.exceptions import ConnectionClosed
 
 from protocol.messages import Ack, JobCancelled, OfferMade
 from server.store import keys
+from server.store.mux import Mux
+from server.store.redis_store import Store
 from tests.support import UNIT, Customer, ServerProcess, WorkerClient
 
 pytestmark = pytest.mark.slow
@@ -136,3 +138,49 @@ async def test_a_node_restarted_under_its_id_clears_its_old_routes(
     finally:
         await w.close()
         again.stop()
+
+
+async def test_malformed_node_messages_are_skipped(
+    server: ServerProcess, redis_url: str, city: str
+) -> None:
+    """Garbage published on the node's channels (not msgpack, wrong shape, a worker id off
+    its pattern) is logged and skipped: the node stays ready and still delivers offers."""
+    w = await WorkerClient.connect(server.ws_url, "w", city)
+    client = aioredis.from_url(redis_url)
+    for junk in (
+        b"not msgpack \xff\n\x00",
+        b"\x93\xa5offer\xa1w\xa1x",
+        b"\x94\xa5offer\xa5a b\nx\xa1o\xa2{}",
+    ):
+        await client.publish(keys.node_channel(server.node), junk)
+    await client.publish(keys.order_channel(f"{city}.0123456789abcdef"), b"\xff not json")
+    await client.aclose()
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/readyz")).status_code == 200
+    customer = Customer(server.url)
+    await customer.create(city)
+    assert isinstance(await w.offer(), OfferMade)
+    await customer.close()
+    await w.close()
+
+
+async def test_a_node_taken_over_while_alive_closes_its_sockets(
+    server: ServerProcess, redis_url: str, city: str
+) -> None:
+    """If the other nodes declare a node dead while it still runs (it was too slow to beat),
+    its workers are no longer routed: the node notices at its next beat and closes their
+    sockets with 1012, and a worker that reconnects gets offers again."""
+    w = await WorkerClient.connect(server.ws_url, "w", city)
+    store = Store(Mux(redis_url))
+    await store.takeover(city, server.node)  # what a survivor does to a dead node
+    await store.forget_node(server.node)
+    store.mux.close()
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(w.ws.recv(), 5 * UNIT)
+    assert w.ws.close_code == 1012
+    back = await WorkerClient.connect(server.ws_url, "w", city, status=None)
+    customer = Customer(server.url)
+    await customer.create(city)
+    assert isinstance(await back.offer(), OfferMade)
+    await customer.close()
+    await back.close()

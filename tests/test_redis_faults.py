@@ -162,3 +162,22 @@ async def test_the_private_redis_is_restarted_when_it_dies(tmp_path: Path) -> No
     finally:
         await customer.close()
         node.stop()
+
+
+async def test_a_node_stops_in_time_while_redis_hangs(private_redis: RedisProcess) -> None:
+    """SIGTERM while Redis is SIGSTOPped: every step of the shutdown that waits on Redis has
+    a deadline, so the process still exits promptly."""
+    city = unique_city()
+    node = ServerProcess(private_redis.url).start()
+    worker = await WorkerClient.connect(node.ws_url, "w", city)
+    private_redis.pause()
+    try:
+        assert node.proc is not None
+        started = time.monotonic()
+        node.proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(node.proc.wait, 20)
+        assert time.monotonic() - started < 8 * UNIT
+    finally:
+        private_redis.resume()
+        await worker.close()
+        node.stop()

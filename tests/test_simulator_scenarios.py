@@ -77,7 +77,7 @@ def test_scenario_file_errors_name_the_file(tmp_path: Path) -> None:
     path.write_text("seed = = 3\n")
     with pytest.raises(ScenarioError, match="not valid TOML"):
         load_scenario(str(path))
-    with pytest.raises(ScenarioError, match="built-in: demo"):
+    with pytest.raises(ScenarioError, match="built-in: chaos, demo"):
         load_scenario("no-such-scenario")
 
 

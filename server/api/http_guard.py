@@ -24,39 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any, NamedTuple
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
+from server.logs import Throttled
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LOG_EVERY_S = 10.0
 # Close codes that end a socket for misbehaving: the server reads nothing more from it.
 ABANDONED = frozenset({1008, 4008})
 ABANDON_AFTER_S = 1.0
-
-
-class _Throttled:
-    """A warning logged at most once every LOG_EVERY_S, with a count of the rest."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.last = 0.0
-        self.skipped = 0
-
-    def __call__(self, *args: object) -> None:
-        now = time.monotonic()
-        if now - self.last < LOG_EVERY_S:
-            self.skipped += 1
-            return
-        more = f" (and {self.skipped} more since the last report)" if self.skipped else ""
-        log.warning(self.text + more, *args)
-        self.last, self.skipped = now, 0
 
 
 class Limits(NamedTuple):
@@ -66,9 +47,9 @@ class Limits(NamedTuple):
     max_connections: int
 
 
-_slow_headers = _Throttled("dropped a connection whose request headers took over %.1f s")
-_full = _Throttled("refused a WebSocket: %d connections open (max_connections)")
-_stuck = _Throttled("aborted a WebSocket whose client stopped reading for %.1f s")
+_slow_headers = Throttled(log, "dropped a connection whose request headers took over %.1f s")
+_full = Throttled(log, "refused a WebSocket: %d connections open (max_connections)")
+_stuck = Throttled(log, "aborted a WebSocket whose client stopped reading for %.1f s")
 
 
 class GuardedWebSocket(WebSocketsSansIOProtocol):

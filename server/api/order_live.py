@@ -111,7 +111,7 @@ async def live_endpoint(ws: WebSocket) -> None:
         return
     token = auth.bearer(ws.headers.get("authorization")) or ws.query_params.get("token")
     try:
-        me = auth.verify(rt.tokens, token, "customer")
+        me = rt.verify(token, "customer")
     except ClientError:
         await ws.close(code=Close.POLICY)
         return

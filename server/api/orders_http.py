@@ -26,6 +26,7 @@ from protocol.messages import HttpError
 from server import auth
 from server.core.errors import ClientError
 from server.dispatcher import fingerprint
+from server.logs import Throttled
 from server.runtime import Runtime
 from server.store import keys
 from server.store.keys import OrderId
@@ -70,7 +71,7 @@ def error_response(exc: ClientError) -> Response:
 def _customer(request: Request) -> auth.Identity:
     rt: Runtime = request.app.state.runtime
     token = auth.bearer(request.headers.get("authorization"))
-    return auth.verify(rt.tokens, token, "customer")
+    return rt.verify(token, "customer")
 
 
 async def _body(request: Request, limit: int, timeout_s: float) -> bytes:
@@ -144,7 +145,10 @@ async def client_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+_unavailable = Throttled(log, "answered 503: %s")
+
+
 async def store_unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    _unavailable(exc)
     code = "unavailable"  # the cause is logged, not told: it may name the store's address
     return json_response(HttpError(code=code, message=message(code)), STATUS[code])

@@ -55,6 +55,7 @@ from server.api.origins import origin_allowed
 from server.core.errors import ClientError
 from server.core.limits import Strikes, TokenBucket
 from server.core.order_states import TERMINAL
+from server.logs import Throttled
 from server.runtime import Runtime
 from server.store.keys import OrderId, WorkerId
 from server.store.records import job
@@ -67,6 +68,8 @@ STRIKES = 50  # refused frames (forgiven at FORGIVE_PER_S) before the socket is 
 FORGIVE_PER_S = 1.0
 RESYNC_PATIENCE_S = 10.0  # how long a resync keeps trying a store that is settling
 _DISCONNECTED = (WebSocketDisconnect, RuntimeError, OSError)
+_slow = Throttled(log, "worker %s does not read its socket; closed it (4008)")
+_flood = Throttled(log, "worker %s keeps flooding its socket; closed it (1008)")
 
 
 def _error(code: str, id: str | None = None, text: str | None = None) -> Error:
@@ -115,14 +118,25 @@ class WorkerSession:
         """A newer connection of this worker took over: close this one (4409)."""
         self.close_soon(Close.REPLACED)
 
+    def restart(self) -> None:
+        """This node no longer routes the worker (it was taken over): close (1012) so that
+        the app reconnects, here or elsewhere, and is routed again."""
+        self.close_soon(Close.RESTART)
+
     def close_soon(self, code: int) -> None:
+        """Close with ``code`` once what is already queued has gone out (nothing more is
+        queued from now on); a slow reader's queue is dropped instead."""
         if self._closing is None:
-            self._outbox.clear()
-            self._held = True  # nothing more goes out on this socket
+            if code == Close.SLOW_READER:
+                self._outbox.clear()
+                self._held = True
             self._closing = asyncio.get_running_loop().create_task(self._close_quietly(code))
 
     async def _close_quietly(self, code: int) -> None:
         with contextlib.suppress(*_DISCONNECTED):
+            if self._writer is not None:  # the send deadline below uvicorn bounds this wait
+                await asyncio.shield(self._writer)
+            self._held = True
             await self.ws.close(code)
 
     def send(self, frame: str) -> None:
@@ -130,7 +144,7 @@ class WorkerSession:
             return
         self._outbox_bytes += len(frame)
         if self._outbox_bytes > self.rt.settings.outbox_max_bytes:
-            log.warning("worker %s does not read its socket; closing it (4008)", self._who())
+            _slow(self._who())
             self.rt.stats["slow_readers_closed"] += 1
             self.close_soon(Close.SLOW_READER)
             return
@@ -167,7 +181,7 @@ class WorkerSession:
         )
         if token:
             try:
-                self.identity = auth.verify(self.rt.tokens, token, "worker")
+                self.identity = self.rt.verify(token, "worker")
             except ClientError:
                 await self.ws.close(code=Close.POLICY)  # before accept: the handshake gets 403
                 return
@@ -228,7 +242,7 @@ class WorkerSession:
 
     def _strike(self, error: Error, now: float) -> None:
         if self._strikes.hit(now):
-            log.warning("worker %s keeps flooding its socket; closing it (1008)", self._who())
+            _flood(self._who())
             self.rt.stats["floods_closed"] += 1
             self.close_soon(Close.POLICY)
         else:
@@ -300,7 +314,7 @@ class WorkerSession:
             return False
         if self.identity is None:
             try:
-                self.identity = auth.verify(self.rt.tokens, hello.token, "worker")
+                self.identity = self.rt.verify(hello.token, "worker")
             except ClientError as exc:
                 close = Close.FORBIDDEN if exc.code == "forbidden" else Close.UNAUTHORIZED
                 await self._close_with(_error(exc.code, hello.id, exc.message), close)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 
 from protocol.codec import encode
 from protocol.messages import Position, WorkerMoved
-from server.loops.outage import Outage
+from server.logs import Outage
 from server.store import keys
 from server.store.redis_store import Spot, Store, StoreUnavailable
 

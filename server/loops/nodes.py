@@ -14,6 +14,13 @@ A node that starts under the id of a dead one (a restart with a fixed
 ``node_id``) first takes over its own old routes: it holds none of those
 sockets any more. A node that stops cleanly does the same on its way out.
 The beat also re-reads Redis ``TIME``, keeping the node's estimate of it.
+
+Judging others needs a healthy judge: a node declares others dead only after
+its own beats have gone through for a whole ``node_ttl_ms`` (after a Redis
+restart every node's last beat looks old, and the first one back must not
+take the others over while they reconnect too). And a node that finds it was
+taken over while alive (its beat finds it unregistered) tells ``on_lost``:
+its sockets are no longer routed, so it closes them and the apps reconnect.
 """
 
 from __future__ import annotations
@@ -21,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from server.loops.outage import Outage
+from server.logs import Outage
 from server.store.redis_store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -33,9 +40,13 @@ class NodeWatch:
     """This node's heartbeat, its view of which nodes live, and takeovers."""
 
     def __init__(
-        self, store: Store, node: str, cities: Iterable[str], heartbeat_ms: int, node_ttl_ms: int
-    ) -> None:
+        self, store: Store, node: str, cities: Iterable[str], heartbeat_ms: int, node_ttl_ms: int,
+        on_lost: Callable[[], None] = lambda: None,
+    ) -> None:  # fmt: skip
         self.store = store
+        self.on_lost = on_lost
+        self.healthy_since: float | None = None  # start of the current run of good beats
+        self.registered = False
         self.node = node
         self.cities = tuple(cities)
         self.heartbeat_ms = heartbeat_ms
@@ -43,6 +54,7 @@ class NodeWatch:
         self.live: tuple[str, ...] = (node,)
         self.last_beat = 0.0  # monotonic time of the last heartbeat Redis took
         self.taken_over: dict[str, int] = {}  # dead node -> workers disconnected
+        self.lost_count = 0  # times this node found itself taken over
 
     def live_nodes(self) -> tuple[str, ...]:
         return self.live
@@ -61,8 +73,18 @@ class NodeWatch:
         """Record this node alive; take over the dead ones."""
         reply = await self.store.heartbeat(self.node, self.node_ttl_ms)
         await self.store.sync_clock()
-        self.last_beat = time.monotonic()
+        now = self.last_beat = time.monotonic()
+        if self.healthy_since is None:
+            self.healthy_since = now
+        if reply.added and self.registered:
+            self.lost_count += 1
+            log.warning("this node was taken over as dead while alive; closing its worker "
+                        "sockets so that they reconnect and are routed again")  # fmt: skip
+            self.on_lost()
+        self.registered = True
         self.live = tuple(sorted({*reply.live, self.node}))
+        if now - self.healthy_since < self.node_ttl_ms / 1000:
+            return  # not healthy long enough to judge others
         for dead in reply.dead:
             if dead != self.node and await self.store.claim_takeover(
                 dead, self.node, self.node_ttl_ms * 10
@@ -90,6 +112,7 @@ class NodeWatch:
                 await self.beat()
                 outage.recovered()
             except StoreUnavailable as exc:
+                self.healthy_since = None
                 outage.failed(exc)
 
     async def leave(self) -> None:

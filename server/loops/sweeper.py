@@ -10,7 +10,7 @@ import asyncio
 import itertools
 
 from server.dispatcher import Dispatcher
-from server.loops.outage import Outage
+from server.logs import Outage
 from server.store.redis_store import StoreUnavailable
 
 FORGET_STALE_EVERY_S = 5.0

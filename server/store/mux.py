@@ -179,13 +179,18 @@ class Mux:
         self.connects = 0
 
     async def _connect(self) -> _Protocol:
-        async with asyncio.timeout(self.connect_timeout_s):
-            protocol = await self.address.open(lambda: _Protocol(self.health))
-            for command in self.address.login():
-                reply = await self._send(protocol, command)
-                if isinstance(reply, ReplyError):
-                    protocol.fail(MuxClosed(f"redis refused {command[0]}: {reply}"))
-                    raise MuxClosed(f"redis refused {command[0]}: {reply}")
+        protocol: _Protocol | None = None
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                protocol = await self.address.open(lambda: _Protocol(self.health))
+                for command in self.address.login():
+                    reply = await self._send(protocol, command)
+                    if isinstance(reply, ReplyError):
+                        raise MuxClosed(f"redis refused {command[0]}: {reply}")
+        except BaseException:
+            if protocol is not None:  # a half-made session is not left open
+                protocol.fail(MuxClosed("connect failed"))
+            raise
         self.connects += 1
         return protocol
 

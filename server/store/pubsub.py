@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 
 import hiredis
 
+from server.logs import reason
 from server.store.mux import Address, MuxClosed, ReplyError
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class Subscriber:
             try:
                 protocol = await self._connect()
             except (OSError, TimeoutError, MuxClosed, ReplyError) as exc:
-                log.warning("pub/sub: cannot connect (%s); again in %.1f s", exc, backoff)
+                log.warning("pub/sub: cannot connect (%s); again in %.1f s", reason(exc), backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue

@@ -110,6 +110,10 @@ class Store:
         }
         self._offset_ms = 0.0  # Redis time minus this node's monotonic clock
 
+    def script_id(self, name: str) -> str:
+        """The SHA1 by which Redis knows script ``name`` (as SLOWLOG and EVALSHA show it)."""
+        return self._shas[name]
+
     # ------------------------------------------------------------ calls
 
     async def call(self, *command: object) -> object:

@@ -118,6 +118,7 @@ class RateReply(Reply, frozen=True):
 
 class HeartbeatReply(Reply, frozen=True):
     now: int
+    added: int = 0
     live: list[str] = []
     dead: list[str] = []
 
