@@ -27,6 +27,14 @@ def server(redis_url: str) -> Iterator[ServerProcess]:
 
 
 @pytest.fixture
+def second(redis_url: str) -> Iterator[ServerProcess]:
+    """Another node sharing the session's Redis."""
+    proc = ServerProcess(redis_url).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
 def city() -> str:
     """A fresh city per test, so tests never see each other's workers."""
     return unique_city()

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from protocol.messages import Ack, EventHappened, OfferWithdrawn, Snapshot
 from tests.support import Customer, ServerProcess, WorkerClient
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def second(redis_url: str) -> Iterator[ServerProcess]:
-    """Another node sharing the session's Redis."""
-    proc = ServerProcess(redis_url).start()
-    yield proc
-    proc.stop()
 
 
 async def test_offer_and_events_cross_nodes(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -19,13 +18,6 @@ from server.store.redis_store import Store
 from tests.support import UNIT, Customer, ServerProcess, WorkerClient
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def second(redis_url: str) -> Iterator[ServerProcess]:
-    proc = ServerProcess(redis_url).start()
-    yield proc
-    proc.stop()
 
 
 async def _node_of(redis_url: str, city: str, wid: str) -> str:
