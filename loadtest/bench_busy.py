@@ -64,7 +64,7 @@ async def _fleet(store: Store, d: Dispatcher, workers: int, busy_share: float) -
     await store.locate(NODE, {CITY: spots})
     on_job = 0
     for start in range(0, busy, BATCH):
-        chunk = wids[start : start + BATCH]
+        chunk = wids[start : min(start + BATCH, busy)]
         oids = [new_order_id(City(CITY)) for _ in chunk]
         bodies = [
             CreateOrder(city=CITY, skill="delivery", pickup=Point(lat=spots[w][1], lng=spots[w][0]))

@@ -36,6 +36,7 @@ from protocol.messages import (
     Ack,
     ChangeStatus,
     Error,
+    Fix,
     Hello,
     Job,
     JobCancelled,
@@ -103,6 +104,8 @@ class WorkerSession:
         )
         self._frames = TokenBucket(s.frame_rate_per_s, s.frame_rate_per_s * BURST_SECONDS, now)
         self._strikes = Strikes(STRIKES, FORGIVE_PER_S, now)
+        self._ahead_ms = s.fix_max_ahead_s * 1000
+        self._behind_ms = s.fix_max_behind_s * 1000
 
     # ------------------------------------------------------------ outgoing
 
@@ -253,14 +256,12 @@ class WorkerSession:
         me = self.identity
         assert me is not None
         now = self.rt.store.now_ms()
-        s = self.rt.settings
-        if any(
-            p.at > now + s.fix_max_ahead_s * 1000 or p.at < now - s.fix_max_behind_s * 1000
-            for p in msg.points
-        ):
+        points = msg.points
+        last = points[-1]
+        earliest, latest = (last.at, last.at) if len(points) == 1 else _span(points)
+        if latest > now + self._ahead_ms or earliest < now - self._behind_ms:
             self.reply(_error("bad_fix_time", msg.id))
             return
-        last = msg.points[-1]
         written = partial(self._written, msg.id) if msg.id else None
         self.rt.ingest.report(
             me.city, me.subject, (last.lng, last.lat, last.at), self.jobs, written
@@ -434,6 +435,12 @@ class WorkerSession:
             case Hello():
                 return _error("already_hello", msg.id)
         return None  # location frames never get here: _session takes them on its hot path
+
+
+def _span(points: list[Fix]) -> tuple[int, int]:
+    """The earliest and the latest time of a batch of fixes."""
+    times = [p.at for p in points]
+    return min(times), max(times)
 
 
 def _as_decode_error(exc: Exception) -> msgspec.DecodeError:
