@@ -61,7 +61,7 @@ async def _fleet(store: Store, d: Dispatcher, workers: int, busy_share: float) -
     await _each([store.connect(CITY, WorkerId(w), NODE, f"s{w}", ("delivery",), 1, 3_600_000)
                  for w in wids])  # fmt: skip
     await _each([store.set_status(CITY, WorkerId(w), "go_available") for w in wids])
-    await store.locate(NODE, {CITY: spots})
+    await store.locate({CITY: spots}, dict.fromkeys(wids, ("delivery",)), {CITY: wids})
     on_job = 0
     for start in range(0, busy, BATCH):
         chunk = wids[start : min(start + BATCH, busy)]

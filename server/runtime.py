@@ -93,7 +93,7 @@ class Runtime:
         self.nodes = NodeWatch(self.store, self.node, s.cities, s.heartbeat_ms, s.node_ttl_ms,
                                on_lost=self.hub.restart_workers)  # fmt: skip
         self.dispatcher = Dispatcher(self.store, s, self.nodes.live_nodes)
-        self.ingest = LocationIngest(self.store, self.node, s.location_flush_ms)
+        self.ingest = LocationIngest(self.store, s.location_flush_ms)
         self.supervisor.start("pubsub", self.hub.run)
         async with asyncio.timeout(START_TIMEOUT_S):
             await self.hub.start()

@@ -120,7 +120,9 @@ class WorkerModel:
     node: str | None = None
     session: str | None = None
     slot: int = 0
-    seen: int | None = None  # when its live position was stored; None: no live position
+    seen: int | None = None  # when its position was stored; None: none (or forgotten)
+    last_report: int | None = None  # when it last reported, and in which session
+    reported_in: str | None = None
 
 
 class Model:
@@ -343,15 +345,24 @@ class Model:
         w = self.workers[wid]
         if w.session != session:
             return False
-        w.node = w.session = w.seen = None
+        w.node = w.session = None  # its last position stays, until forget_stale
         return True
 
-    def locate(self, wid: str, node: str, slot: int) -> int:
+    def first_report(self, wid: str) -> bool:
+        """Whether a node would call this report a first position: the session's first,
+        or one after a silence of more than half the location age."""
         w = self.workers[wid]
-        if w.node != node:
-            return 0
+        return (
+            w.last_report is None
+            or w.reported_in != w.session
+            or self.now - w.last_report > MAX_AGE_MS / 2
+        )
+
+    def locate(self, wid: str, slot: int) -> None:
+        """A report, from whichever node: the position is stored; the index follows."""
+        w = self.workers[wid]
         w.slot, w.seen = slot, self.now
-        return 1
+        w.last_report, w.reported_in = self.now, w.session
 
     def forget_stale(self) -> int:
         stale = [
@@ -369,7 +380,7 @@ class Model:
         offers = 0
         for wid in lost:
             w = self.workers[wid]
-            w.node = w.session = w.seen = None
+            w.node = w.session = None
             if w.offer:
                 offers += 1
                 o = self.orders[oid_of(w.offer)]

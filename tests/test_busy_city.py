@@ -47,7 +47,7 @@ async def _workers(
             PICKUP.lat + rng.uniform(-spread_deg, spread_deg), 0)
         for w in wids
     }  # fmt: skip
-    await store.locate(NODE, {city: spots})
+    await store.locate({city: spots}, dict.fromkeys(wids, ("delivery",)), {city: wids})
     if busy:  # paused here; on a job or holding an offer is the same to the index
         await asyncio.gather(*(store.set_status(city, WorkerId(w), "pause") for w in wids))
 
@@ -59,7 +59,8 @@ async def test_a_free_worker_behind_thousands_of_busy_ones_is_found(store: Store
     await _workers(store, city, [f"b{i}" for i in range(BUSY)], 0.004, busy=True)
     await store.connect(city, WorkerId("free"), NODE, "s-free", ("delivery",), 1, 60_000)
     await store.set_status(city, WorkerId("free"), "go_available")
-    await store.locate(NODE, {city: {"free": (PICKUP.lng, PICKUP.lat + 0.018, 0)}})  # ~2 km
+    far = {"free": (PICKUP.lng, PICKUP.lat + 0.018, 0)}  # ~2 km out
+    await store.locate({city: far}, {"free": ("delivery",)}, {city: ["free"]})
     assert await store.call("ZCARD", f"d:{{{city}}}:free:delivery") == 1
     settings = Settings(cities=(city,), search_count=10)
     d = Dispatcher(store, settings, lambda: (NODE,))

@@ -13,7 +13,9 @@ import pytest
 from protocol.errors import ERROR_CODES
 from server.core.errors import IllegalTransition
 from server.core.worker_states import (
+    CANDIDATE,
     NEEDS_NO_JOBS,
+    OFF_DUTY,
     REFUSAL_CODES,
     STATUS_EVENTS,
     TRANSITIONS,
@@ -122,3 +124,10 @@ def test_only_available_worker_can_take_an_offer() -> None:
 def test_every_refused_status_has_a_protocol_code(state: S, event: E) -> None:
     """A status a worker asks for is allowed, or refused with a code of the protocol."""
     assert event in TRANSITIONS[state] or REFUSAL_CODES.get(state) in ERROR_CODES
+
+
+def test_off_duty_is_offline_and_paused() -> None:
+    """Off duty are the states only status requests leave: offline and paused; no state
+    that holds an offer or a job, and no candidate state, is among them."""
+    assert {S.OFFLINE, S.PAUSED} == OFF_DUTY
+    assert not OFF_DUTY & CANDIDATE

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
 
+from protocol.messages import Ack
 from tests.support import Customer, ServerProcess, WorkerClient
 
 
@@ -107,11 +109,15 @@ async def test_bad_idempotency_key(customer: Customer, city: str) -> None:
 async def test_view_shows_assigned_worker_position(
     server: ServerProcess, customer: Customer, city: str
 ) -> None:
-    """Once assigned, the order shows its worker and the worker's last position."""
+    """Once assigned, the order shows its worker's last position: where and when the phone
+    took it (``at``, the phone's clock) and when the server got it (``seen_at``)."""
     w = await WorkerClient.connect(server.ws_url, "w", city, lat=52.5205, lng=13.4012)
     oid = (await customer.create(city)).json()["id"]
     assert await w.accept_next() == oid
-    await w.move(52.5210, 13.4015)
-    data = await customer.order(oid)
-    assert data["worker"] == "w" and abs(data["position"]["lat"] - 52.5210) < 1e-5
+    phone = int(time.time() * 1000) - 20_000  # a phone 20 s slow
+    fix = {"lat": 52.5210, "lng": 13.4015, "at": phone}
+    assert isinstance(await w.request({"type": "location", "points": [fix]}), Ack)
+    where = (await customer.order(oid))["position"]
+    assert where["worker"] == "w" and abs(where["lat"] - 52.5210) < 1e-5
+    assert where["at"] == phone and abs(where["seen_at"] - time.time() * 1000) < 2000
     await w.close()

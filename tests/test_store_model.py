@@ -178,7 +178,10 @@ class StoreMachine(RuleBasedStateMachine):
     def report(self, wid: str, node: str, slot: int) -> None:
         w = self.model.workers[wid]
         spots = {self.city: {wid: spot(w.index, slot, self.model.now)}}
-        assert self.run(self.store.locate(node, spots)) == self.model.locate(wid, node, slot)
+        first = {self.city: [wid]} if self.model.first_report(wid) else {}
+        on_job = [wid] if w.jobs else []
+        self.run(self.store.locate(spots, {wid: (SKILL,)}, first, on_job))  # ``node``: no part
+        self.model.locate(wid, slot)
 
     def change_status(self, w: str, status: str) -> None:
         worker = self.model.workers[w]
@@ -535,12 +538,12 @@ class StoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def index_holds_exactly_the_candidates(self) -> None:
-        """free:<skill> holds exactly the connected candidates with a live position."""
+        """free:<skill> holds exactly the connected candidates with a known position."""
         s = self.stored()
         expected = {
             wid
             for wid, h in s.workers.items()
-            if h.get("node") and h["state"] in CANDIDATE and h.get("live") == "1" and h.get("lng")
+            if h.get("node") and h["state"] in CANDIDATE and wid in s.seen
         }
         assert s.free == expected
 

@@ -50,8 +50,10 @@ def dispatcher(store: Store, city: str, **kw: object) -> Dispatcher:
     return Dispatcher(store, settings, lambda: (NODE,))
 
 
-async def locate(store: Store, city: str, spots: Mapping[str, Spot]) -> None:
-    await store.locate(NODE, {city: dict(spots)})
+async def locate(store: Store, city: str, spots: Mapping[str, Spot], *, first: bool = True) -> None:
+    """Reports of these workers, each a first position of its session unless told."""
+    skills = dict.fromkeys(spots, ("delivery",))
+    await store.locate({city: dict(spots)}, skills, {city: list(spots)} if first else {})
 
 
 async def connect(
@@ -283,7 +285,8 @@ async def test_forget_stale_drops_only_old_positions(store: Store, clock: Clock)
     assert await store.forget_stale(city, 30_000) == 1
     members = await store.call("ZRANGE", f"d:{{{city}}}:free:delivery", 0, -1)
     assert members == [b"new"]
-    assert await store.position(city, "old") is not None  # still shown, no longer searched
+    assert await store.position(city, "old") is None  # forgotten
+    assert await store.position(city, "new") is not None
 
 
 async def test_search_looks_past_busy_nearest_workers(store: Store, clock: Clock) -> None:
@@ -356,7 +359,7 @@ async def test_candidates_on_a_dead_node_are_skipped(store: Store, clock: Clock)
     await add_workers(store, city, "near")
     await store.connect(city, WorkerId("far"), "node-y", "s-far", ("delivery",), 1, 60_000)
     await store.set_status(city, WorkerId("far"), "go_available")
-    await store.locate("node-y", {city: {"far": (13.40, 52.53, T0)}})
+    await locate(store, city, {"far": (13.40, 52.53, T0)})
     d = dispatcher(store, city)
     d.live_nodes = lambda: ("node-y",)  # node-x, holding "near", stopped beating
     oid = await new_order(d, city)
@@ -431,9 +434,14 @@ async def test_search_index_follows_every_change(store: Store, clock: Clock) -> 
     assert await indexed()
     await store.disconnect(city, WorkerId("w"), NODE, "s-w")
     assert not await indexed()
+    await locate(store, city, {"w": (13.40, 52.52, T0)})  # a report landing late
+    assert not await indexed()
     await connect(store, city, "w")
-    assert not await indexed()  # back, but its position is from the last session
-    await locate(store, city, {"w": (13.40, 52.52, T0)})
+    assert await indexed()  # back, at its last position (still fresh)
+    clock.ms += 1
+    await store.forget_stale(city, 0)  # its position goes stale and is forgotten
+    assert not await indexed()
+    await locate(store, city, {"w": (13.40, 52.52, T0)})  # it reports again
     assert await indexed()
 
 

@@ -56,6 +56,7 @@ from server.api.origins import origin_allowed
 from server.core.errors import ClientError
 from server.core.limits import Strikes, TokenBucket
 from server.core.order_states import TERMINAL
+from server.core.worker_states import OFF_DUTY
 from server.logs import Throttled
 from server.runtime import Runtime
 from server.store.keys import OrderId, WorkerId
@@ -91,6 +92,10 @@ class WorkerSession:
         self.session = secrets.token_hex(8)
         self.identity: auth.Identity | None = None
         self.jobs: set[str] = set()
+        # The skills whose search index a report moves the worker in: none while it is
+        # off duty (offline or paused), which only its own status frames change, so it
+        # cannot be in the index then.
+        self._index_skills: tuple[str, ...] = ()
         self._outbox: collections.deque[str] = collections.deque()
         self._outbox_bytes = 0
         self._held = True
@@ -106,6 +111,8 @@ class WorkerSession:
         self._strikes = Strikes(STRIKES, FORGIVE_PER_S, now)
         self._ahead_ms = s.fix_max_ahead_s * 1000
         self._behind_ms = s.fix_max_behind_s * 1000
+        self._last_report = -(1 << 62)  # ms; none yet in this session
+        self._silence_ms = s.location_max_age_s * 1000 / 2  # well inside forget_stale's
 
     # ------------------------------------------------------------ outgoing
 
@@ -262,9 +269,19 @@ class WorkerSession:
         if latest > now + self._ahead_ms or earliest < now - self._behind_ms:
             self.reply(_error("bad_fix_time", msg.id))
             return
+        # The first report of this session, or one after a silence the store may have
+        # taken for departure (forget_stale): the worker may have to enter the index.
+        first = now - self._last_report > self._silence_ms
+        self._last_report = now
         written = partial(self._written, msg.id) if msg.id else None
         self.rt.ingest.report(
-            me.city, me.subject, (last.lng, last.lat, last.at), self.jobs, written
+            me.city,
+            me.subject,
+            self._index_skills,
+            (last.lng, last.lat, last.at),
+            self.jobs,
+            first,
+            written,
         )
 
     def _written(self, id: str, ok: bool) -> None:
@@ -331,6 +348,7 @@ class WorkerSession:
             s.retention_s * 1000,
         )  # fmt: skip
         self.jobs = set(record.jobs)
+        self._index_skills = () if record.state in OFF_DUTY else me.skills
         offer = (
             msgspec.json.decode(record.offer_frame, type=OfferMade) if record.offer_frame else None
         )
@@ -410,6 +428,7 @@ class WorkerSession:
         match msg:
             case ChangeStatus(status=status):
                 state = await rt.dispatcher.set_status(wid, me.city, status)
+                self._index_skills = () if state in OFF_DUTY else me.skills
                 return Ack(id=msg.id, state=WorkerState(state))
             case AcceptOffer(offer_id=offer):
                 acc = await rt.dispatcher.accept(wid, me.city, offer)

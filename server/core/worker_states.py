@@ -27,6 +27,7 @@ __all__ = [
     "CANDIDATE",
     "INITIAL",
     "NEEDS_NO_JOBS",
+    "OFF_DUTY",
     "REFUSAL_CODES",
     "STATUS_EVENTS",
     "TRANSITIONS",
@@ -78,6 +79,12 @@ STATUS_EVENTS: Final[dict[str, WorkerEventType]] = {
     "paused": E.PAUSE,
     "offline": E.GO_OFFLINE,
 }
+
+# Off duty: states that only the worker's own status requests lead out of (and,
+# by the table, into). A worker off duty is never in the search index.
+OFF_DUTY: Final[frozenset[WorkerState]] = frozenset(
+    s for s, row in TRANSITIONS.items() if set(row) <= set(STATUS_EVENTS.values())
+)
 
 # Status changes that a worker holding a job may not make: its jobs must end first.
 NEEDS_NO_JOBS: Final[frozenset[WorkerEventType]] = frozenset({E.PAUSE, E.GO_OFFLINE})

@@ -3,11 +3,11 @@
 A location report never waits for its own round trip to Redis (one awaited
 write per message caps a core near 8k messages/s). Reports land in a dict,
 keyed by worker so only the latest position per flush is written; every
-``location_flush_ms`` one ``locate`` script per city stores them (Redis
-time becomes each worker's "last seen"), and the positions of workers on a
-job are published to their orders' channels for the customers following
-them. The buffer is bounded by the number of connected workers; the
-callbacks of one flush by the per-socket rate limit.
+``location_flush_ms`` a few bulk commands per city store them (see
+``Store.locate``), and the positions of workers on a job are published to
+their orders' channels for the customers following them. The buffer is
+bounded by the number of connected workers; the callbacks of one flush by the
+per-socket rate limit.
 """
 
 from __future__ import annotations
@@ -38,11 +38,13 @@ def percentile(values: Iterable[float], q: float) -> float:
 class LocationIngest:
     """Buffers positions and writes them in batches."""
 
-    def __init__(self, store: Store, node: str, flush_ms: int) -> None:
+    def __init__(self, store: Store, flush_ms: int) -> None:
         self.store = store
-        self.node = node
         self.flush_s = flush_ms / 1000
         self._latest: dict[str, dict[str, Spot]] = {}  # city -> worker -> latest spot
+        self._skills: dict[str, tuple[str, ...]] = {}  # worker -> its skills (for the index)
+        self._first: dict[str, set[str]] = {}  # city -> workers giving a first position
+        self._on_job: set[str] = set()  # workers whose position their customers see
         self._moves: dict[str, bytes] = {}
         self._oldest: float | None = None
         self._after_write: list[Written] = []
@@ -56,12 +58,16 @@ class LocationIngest:
         self,
         city: str,
         worker_id: str,
+        skills: tuple[str, ...],
         spot: Spot,
         jobs: Iterable[str],
+        first: bool = False,
         on_written: Written | None = None,
     ) -> None:
         """Take one position; it reaches Redis within about one flush interval,
-        after which ``on_written`` (if given) is told whether it did."""
+        after which ``on_written`` (if given) is told whether it did. ``first`` marks
+        the first position of a session (or one after a long silence): the worker may
+        have to enter the search index, which later reports only move it in."""
         self.reports += 1
         batch = self._latest.get(city)
         if batch is None:
@@ -69,7 +75,11 @@ class LocationIngest:
             if self._oldest is None:
                 self._oldest = time.monotonic()
         batch[worker_id] = spot
+        self._skills[worker_id] = skills
+        if first:
+            self._first.setdefault(city, set()).add(worker_id)
         if jobs:
+            self._on_job.add(worker_id)
             position = Position(worker=worker_id, lat=spot[1], lng=spot[0], at=spot[2],
                                 seen_at=self.store.now_ms())  # fmt: skip
             moved = encode(WorkerMoved(position=position))
@@ -83,11 +93,17 @@ class LocationIngest:
         if not self._latest and not self._moves:
             return
         batch, moves, oldest = self._latest, self._moves, self._oldest
-        callbacks = self._after_write
+        callbacks, skills, first, on_job = (
+            self._after_write,
+            self._skills,
+            self._first,
+            self._on_job,
+        )
         self._latest, self._moves, self._oldest, self._after_write = {}, {}, None, []
+        self._skills, self._first, self._on_job = {}, {}, set()
         try:
             if batch:
-                await self.store.locate(self.node, batch)
+                await self.store.locate(batch, skills, first, on_job)
             if moves:
                 await self.store.publish_many(
                     (keys.order_channel(oid), payload) for oid, payload in moves.items()

@@ -81,6 +81,16 @@ def node_workers(city: str, node: str) -> str:
     return f"{_tag(city)}node:{node}"
 
 
+def pos(city: str) -> str:
+    """Where each connected (or lately connected) worker last reported itself."""
+    return f"{_tag(city)}pos"
+
+
+def fix_at(city: str) -> str:
+    """The phone's own time of each worker's last report (data, never decisions)."""
+    return f"{_tag(city)}fix_at"
+
+
 def seen(city: str) -> str:
     return f"{_tag(city)}seen"
 

@@ -108,7 +108,9 @@ class Store:
         self._shas = {
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._sources.items()
         }
-        self._offset_ms = 0.0  # Redis time minus this node's monotonic clock
+        # Redis time minus this node's monotonic clock: the wall clock until the first
+        # sync_clock (the node syncs before it serves, and at every heartbeat).
+        self._offset_ms = time.time() * 1000 - time.monotonic() * 1000
 
     def script_id(self, name: str) -> str:
         """The SHA1 by which Redis knows script ``name`` (as SLOWLOG and EVALSHA show it)."""
@@ -136,9 +138,7 @@ class Store:
     ) -> list[object]:
         """Run script ``name`` once per (keys, args), in one write, loading it if Redis
         lost it; ARGV[1] of each is the pinned time."""
-        clock = "" if self.pinned is None else self.pinned()
-        sha = self._shas[name]
-        commands = [("EVALSHA", sha, len(k), *k, clock, *a) for k, a in calls]
+        commands = [self._evalsha(name, k, a) for k, a in calls]
         try:
             answers = await self.mux.call_many(commands)
             if any(isinstance(a, ReplyError) and str(a).startswith("NOSCRIPT") for a in answers):
@@ -150,6 +150,30 @@ class Store:
             if isinstance(answer, ReplyError):
                 raise StoreUnavailable(f"redis script {name} failed: {answer}")
         return answers
+
+    def _evalsha(
+        self, name: str, keys_: Sequence[str], args: Sequence[object]
+    ) -> tuple[object, ...]:
+        """The command that runs script ``name`` (ARGV[1] is the pinned time)."""
+        clock = "" if self.pinned is None else self.pinned()
+        return ("EVALSHA", self._shas[name], len(keys_), *keys_, clock, *args)
+
+    async def _execute(
+        self, commands: Sequence[tuple[object, ...]], scripts: Iterable[str]
+    ) -> None:
+        """Commands (scripts among them) in one write; if Redis lost a script, load the
+        ``scripts`` and send again (every command here may run twice)."""
+        try:
+            answers = await self.mux.call_many(commands)
+            if any(isinstance(a, ReplyError) and str(a).startswith("NOSCRIPT") for a in answers):
+                for name in scripts:
+                    await self.mux.call("SCRIPT", "LOAD", self._sources[name])
+                answers = await self.mux.call_many(commands)
+        except MuxError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
+        for command, answer in zip(commands, answers, strict=True):
+            if isinstance(answer, ReplyError):
+                raise StoreUnavailable(f"redis refused {command[0]}: {answer}")
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[object]) -> object:
         return (await self._run_many(name, [(keys_, args)]))[0]
@@ -340,17 +364,15 @@ class Store:
     async def disconnect(self, city: str, wid: WorkerId, node: str, session: str) -> bool:
         """Unroute the worker unless a newer session holds it; whether it was unrouted."""
         result = await self._script(
-            "disconnect", [keys.worker(city, wid), keys.seen(city)], [wid, node, session],
-            replies.DoneReply,
-        )  # fmt: skip
+            "disconnect", [keys.worker(city, wid)], [wid, node, session], replies.DoneReply
+        )
         return bool(result.done)
 
     async def takeover(self, city: str, dead: str) -> replies.TakeoverReply:
         """Disconnect the workers a dead node held in ``city``, withdrawing their offers."""
         return await self._script(
-            "takeover", [keys.node_workers(city, dead), keys.seen(city)], [dead],
-            replies.TakeoverReply,
-        )  # fmt: skip
+            "takeover", [keys.node_workers(city, dead)], [dead], replies.TakeoverReply
+        )
 
     async def forget_stale(self, city: str, max_age_ms: int, limit: int = 1000) -> int:
         """Take up to ``limit`` workers not seen for ``max_age_ms`` out of the search index."""
@@ -359,22 +381,61 @@ class Store:
         )
         return result.count
 
-    async def locate(self, node: str, spots: Mapping[str, Mapping[str, Spot]]) -> int:
-        """Store positions, given by city then worker, of workers routed to ``node``:
-        one script per city. The hot write of the server: every report passes here."""
-        calls: list[tuple[Sequence[str], Sequence[object]]] = []
+    async def locate(
+        self,
+        spots: Mapping[str, Mapping[str, Spot]],
+        skills: Mapping[str, Sequence[str]],
+        first: Mapping[str, Iterable[str]],
+        on_job: Iterable[str] = (),
+    ) -> None:
+        """Store positions, given by city then worker: the hot write of the server (every
+        location report passes here), so it is a few bulk commands in one write however
+        many workers, no script. Per city: "last seen" (stamped with this node's
+        estimate of Redis time), the position, the phone's time of workers ``on_job``
+        (whose position their customers see), ``GEOADD XX`` on each skill's search
+        index (moving only workers already in it: a late report cannot bring back a
+        worker that left), and ``index.lua`` for the workers giving a ``first``
+        position (a new session, or one after a silence), which puts them in the index
+        if they belong there."""
+        now = self.now_ms()
+        shown = set(on_job)
+        commands: list[tuple[object, ...]] = []
         for city, batch in spots.items():
-            args: list[object] = [node]
+            seen_args: list[object] = []
+            pos_args: list[object] = []
+            at_args: list[object] = []
+            by_skill: dict[str, list[object]] = {}
             for worker_id, (lng, lat, at) in batch.items():
-                args += (worker_id, b"%.6f" % lng, b"%.6f" % lat, at)
-            calls.append(([keys.seen(city)], args))
-        answers = await self._run_many("locate", calls)
-        return sum(self._decoded("locate", a, replies.CountReply).count for a in answers)
+                x, y = b"%.6f" % lng, b"%.6f" % lat
+                seen_args += (now, worker_id)
+                pos_args += (x, y, worker_id)
+                if worker_id in shown:
+                    at_args += (at, worker_id)
+                for skill in skills.get(worker_id, ()):
+                    by_skill.setdefault(skill, []).extend((x, y, worker_id))
+            commands += [("ZADD", keys.seen(city), *seen_args),
+                         ("GEOADD", keys.pos(city), *pos_args)]  # fmt: skip
+            if at_args:
+                commands.append(("ZADD", keys.fix_at(city), *at_args))
+            for skill, members in by_skill.items():
+                commands.append(("GEOADD", keys.free(city, skill), "XX", *members))
+            newcomers = list(first.get(city, ()))
+            if newcomers:
+                commands.append(self._evalsha("index", [keys.seen(city)], newcomers))
+        if commands:
+            await self._execute(commands, ("index",))
 
     async def position(self, city: str, wid: str) -> Position | None:
-        names = ("lng", "lat", "at", "seen")
-        raw = await self.call("HMGET", keys.worker(city, wid), *names)
-        found = {n: text(v) for n, v in zip(names, _values(raw), strict=True) if v is not None}
+        where, seen, at = await self.call_many([
+            ("GEOPOS", keys.pos(city), wid),
+            ("ZSCORE", keys.seen(city), wid),
+            ("ZSCORE", keys.fix_at(city), wid),
+        ])  # fmt: skip
+        spot = _values(where)[0] if _values(where) else None
+        if not spot or seen is None:
+            return None
+        lng, lat = (float(text(v)) for v in _values(spot))
+        found = {"lng": str(lng), "lat": str(lat), "seen": text(seen), "at": text(at or seen)}
         return position(wid, found)
 
     # ------------------------------------------------------------ nodes

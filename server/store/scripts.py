@@ -33,7 +33,7 @@ SCRIPT_NAMES = (
     "disconnect",
     "takeover",
     "forget_stale",
-    "locate",
+    "index",
     "rate",
     "heartbeat",
 )

@@ -8,6 +8,7 @@
 --   d:{city}:o:<order>        order hash          d:{city}:o:<order>:ev     event stream
 --   d:{city}:o:<order>:tried  workers offered     d:{city}:w:<worker>       worker hash
 --   d:{city}:free:<skill>     geo set: candidates  d:{city}:seen            worker -> last seen ms
+--   d:{city}:pos              geo set: positions   d:{city}:fix_at          worker -> phone's time
 --   d:{city}:timers           order -> due ms      d:{city}:node:<node>     workers on a node
 -- Channels: d:node:<node> (msgpack [kind, worker, ref, frame] for that node),
 -- d:order:<order> (live order events, JSON).
@@ -87,27 +88,50 @@ local function withdraw(wkey, wid, oid, offer_id, reason)
     type = 'offer_withdrawn', offer_id = offer_id, order_id = oid, reason = reason}))
 end
 
--- Keep a worker's search index and the end of its record in step with its
--- hash: it is in free:<skill> for each of its skills exactly when it is
--- connected, in a CANDIDATE state and has a live position; its record
--- expires after its retention once it is disconnected and holds nothing.
-local function index_worker(wkey, wid)
-  local w = hmap(wkey, {'state', 'skills', 'node', 'lng', 'lat', 'live', 'keep', 'jobs', 'offer'})
+-- A worker is in free:<skill> for each of its skills exactly when it is
+-- connected, in a CANDIDATE state and has a known position (in pos and seen;
+-- forget_stale drops stale ones). Location reports move it there with
+-- GEOADD XX, and the node calls index.lua for a first position, so the rule
+-- holds through reports too. index_search applies the rule to one worker.
+local function index_search(wkey, wid)
+  local w = hmap(wkey, {'state', 'skills', 'node'})
   local prefix = city_prefix(wkey)
-  local connected = w.node ~= nil and w.node ~= ''
-  local indexed = connected and w.live == '1' and CANDIDATE[w.state or WORKER_INITIAL] and w.lng
+  local where = nil
+  if w.node and w.node ~= '' and CANDIDATE[w.state or WORKER_INITIAL]
+     and redis.call('ZSCORE', prefix .. 'seen', wid) then
+    where = redis.call('GEOPOS', prefix .. 'pos', wid)[1]
+  end
   for _, skill in ipairs(split(w.skills)) do
-    if indexed then
-      redis.call('GEOADD', prefix .. 'free:' .. skill, w.lng, w.lat, wid)
+    if where then
+      redis.call('GEOADD', prefix .. 'free:' .. skill, where[1], where[2], wid)
     else
       redis.call('ZREM', prefix .. 'free:' .. skill, wid)
     end
   end
-  if connected or (w.jobs and w.jobs ~= '') or w.offer then
+end
+
+-- A worker's record ends after its retention once it is disconnected and holds
+-- nothing; while it is connected or holds an offer or a job, it stays.
+local function settle_ttl(wkey)
+  local w = hmap(wkey, {'node', 'keep', 'jobs', 'offer'})
+  if (w.node and w.node ~= '') or (w.jobs and w.jobs ~= '') or w.offer then
     redis.call('PERSIST', wkey)
   elseif w.keep then
     redis.call('PEXPIRE', wkey, w.keep)
   end
+end
+
+-- After a change of connection or position: both rules.
+local function index_worker(wkey, wid)
+  index_search(wkey, wid)
+  settle_ttl(wkey)
+end
+
+-- Forget where a worker was (its report is too old, or it is gone for good).
+local function forget_position(prefix, wid)
+  redis.call('ZREM', prefix .. 'seen', wid)
+  redis.call('ZREM', prefix .. 'pos', wid)
+  redis.call('ZREM', prefix .. 'fix_at', wid)
 end
 
 -- Record an order event in its stream and tell whoever follows the order live.
@@ -153,14 +177,15 @@ local function order_step(okey, oid, event, now, extra)
   return nxt
 end
 
--- Move a worker along its table, keeping its index in step; nil if not allowed.
+-- Move a worker along its table, keeping its index in step (when it enters or
+-- leaves a CANDIDATE state); nil if not allowed.
 local function worker_step(wkey, wid, event)
   local state = redis.call('HGET', wkey, 'state') or WORKER_INITIAL
   local row = WORKER_T[state]
   local nxt = row and row[event]
   if not nxt then return nil end
   redis.call('HSET', wkey, 'state', nxt)
-  index_worker(wkey, wid)
+  if CANDIDATE[state] ~= CANDIDATE[nxt] then index_search(wkey, wid) end
   return nxt
 end
 
@@ -169,6 +194,7 @@ local function release(wkey, wid, offer_id)
   if redis.call('HGET', wkey, 'offer') == offer_id then
     redis.call('HDEL', wkey, 'offer', 'offer_frame')
     worker_step(wkey, wid, 'release')
+    settle_ttl(wkey)
   end
 end
 
@@ -176,7 +202,8 @@ end
 local function end_job(wkey, wid, oid)
   local jobs = without(split(redis.call('HGET', wkey, 'jobs')), oid)
   redis.call('HSET', wkey, 'jobs', table.concat(jobs, ','))
-  if not worker_step(wkey, wid, 'free') then index_worker(wkey, wid) end
+  worker_step(wkey, wid, 'free')
+  settle_ttl(wkey)
 end
 
 -- The event fields naming an offer's holders: 'worker' when there is one.
