@@ -3,15 +3,18 @@
 Theory of operation
 -------------------
 *One clock.* Every time that decides anything (an offer's expiry, a lease,
-"last seen", the order's deadline) is Redis ``TIME``, read inside the script
-that decides. A node hands times on (an offer's ``expires_at`` is computed
-from the tick's time) but never reads its own clock for them.
+the order's deadline) is Redis ``TIME``, read inside the script that decides;
+where no script runs ("last seen" of a location report, a token's expiry) it
+is the node's estimate of Redis time, re-synced at every heartbeat. A node
+hands times on (an offer's ``expires_at`` is computed from the tick's time)
+but never reads its own wall clock for them.
 
 *The search index.* ``free:<skill>`` geo sets per city hold exactly the
-workers who could take an order now: connected, ``available``, with a live
-position. Every script that changes a worker's state, connection or
-position keeps them in step (``index_worker`` in ``prelude.lua``), so busy,
-paused or departed workers cost a search nothing.
+workers who could take an order now: connected, ``available``, with a known
+position. Every script that changes a worker's state or connection keeps
+them in step (``index_search`` in ``prelude.lua``), and location reports move
+only workers already there (``GEOADD XX``), so busy, paused or departed
+workers cost a search nothing.
 
 *Finding a candidate.* An order that needs a worker is "ticked": one script
 (``tick.lua``) expires its open offer if the time is up, then searches the

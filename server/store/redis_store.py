@@ -7,10 +7,12 @@ into :class:`StoreUnavailable`; a refusal by a script comes back as
 dispatcher's job (``server/dispatcher.py``).
 
 Time: every script reads Redis ``TIME`` itself, so deadlines, leases and
-"last seen" all come from one clock whatever the nodes' and phones' clocks
-say. A test may pin the time (``pinned``) to play a race at fixed times.
-:meth:`Store.now_ms` is the node's estimate of that clock, for what is
-shown, never decided (a ping's ``server_time``, checking a fix's age).
+claims come from one clock whatever the nodes' and phones' clocks say. A
+test may pin the time (``pinned``) to play a race at fixed times.
+:meth:`Store.now_ms` is the node's estimate of that clock (its monotonic
+clock plus the offset measured by :meth:`Store.sync_clock` at every
+heartbeat), used where no script runs: "last seen" of location reports,
+token expiry, a ping's ``server_time``, a fix's age.
 """
 
 from __future__ import annotations
