@@ -28,7 +28,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
+import orjson
 import redis
 
 from server.core import order_states, worker_states
@@ -106,8 +108,9 @@ def _fields(raw: object) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
 
-def _stream_ms(event_id: str) -> int:
-    return int(event_id.partition("-")[0])
+def _event(raw: bytes) -> dict[str, str]:
+    """An event of an order's history (stored as JSON), its values as text."""
+    return {k: str(v) for k, v in orjson.loads(raw).items()}
 
 
 def _legal(history: Sequence[dict[str, str]]) -> bool:
@@ -147,10 +150,8 @@ class _Checker:
         if not fields:
             return
         f.orders_found += 1
-        history = [
-            {"id": _text(eid), **_fields(entry)}
-            for eid, entry in self.r.xrange(keys.events(keys.OrderId(oid)))  # type: ignore[union-attr]
-        ]
+        raw = cast(list[bytes], self.r.lrange(keys.events(keys.OrderId(oid)), 0, -1))
+        history = [_event(e) for e in raw]
         self.histories[oid] = history
         if sum(e["type"] == "assigned" for e in history) > 1:
             f.double_assigned.append(oid)

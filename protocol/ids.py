@@ -26,7 +26,7 @@ SUBJECT: Final = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z"
 ORDER: Final = r"^[a-z0-9_-]{1,32}\.[0-9a-z]{8,40}\Z"
 # An offer: its order, a slash, the attempt number.
 OFFER: Final = r"^[a-z0-9_-]{1,32}\.[0-9a-z]{8,40}/[0-9]{1,9}\Z"
-# An order event (a Redis stream id): milliseconds, a dash, a sequence number.
+# An order event: milliseconds, a dash, the event's number within its order.
 EVENT: Final = r"^[0-9]{1,20}-[0-9]{1,20}\Z"
 # A client's Idempotency-Key: 1 to 64 printable ASCII characters, no spaces.
 IDEMPOTENCY_KEY: Final = r"^[\x21-\x7e]{1,64}\Z"
@@ -42,3 +42,9 @@ Name = Annotated[str, Meta(pattern=NAME)]
 SubjectId = Annotated[str, Meta(pattern=SUBJECT)]
 OrderIdText = Annotated[str, Meta(pattern=ORDER)]
 OfferIdText = Annotated[str, Meta(pattern=OFFER)]
+
+
+def event_order(event_id: str) -> tuple[int, int]:
+    """An event id as a pair that sorts as the order's events happened."""
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)

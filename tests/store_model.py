@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar, cast
 
+import orjson
 from hypothesis import strategies as st
 
 from protocol.messages import OfferMode, OrderState, Point, WorkerState
@@ -430,8 +431,8 @@ def _ttl(reply: object) -> int:
     return max(-2, min(cast(int, reply), 1))
 
 
-def _stream(reply: object) -> list[dict[str, str]]:
-    return [_hash(cast(list[object], entry)[1]) for entry in _list(reply)]
+def _history(reply: object) -> list[dict[str, str]]:
+    return [{k: str(v) for k, v in orjson.loads(cast(bytes, e)).items()} for e in _list(reply)]
 
 
 async def read_city(store: Store, city: str, oids: Sequence[OrderId]) -> Stored:
@@ -439,7 +440,7 @@ async def read_city(store: Store, city: str, oids: Sequence[OrderId]) -> Stored:
     commands: list[tuple[object, ...]] = []
     for oid in oids:
         names = (keys.order(oid), keys.events(oid), keys.tried(oid))
-        commands += [("HGETALL", names[0]), ("XRANGE", names[1], "-", "+"), ("SMEMBERS", names[2])]
+        commands += [("HGETALL", names[0]), ("LRANGE", names[1], 0, -1), ("SMEMBERS", names[2])]
         commands += [("PTTL", name) for name in names]
     for wid in WORKERS:
         commands += [("HGETALL", keys.worker(city, wid)), ("PTTL", keys.worker(city, wid))]
@@ -453,7 +454,7 @@ async def read_city(store: Store, city: str, oids: Sequence[OrderId]) -> Stored:
     o, w = r[: 6 * len(oids)], r[6 * len(oids) : -5]
     return Stored(
         orders={oid: _hash(o[6 * i]) for i, oid in enumerate(oids)},
-        events={oid: _stream(o[6 * i + 1]) for i, oid in enumerate(oids)},
+        events={oid: _history(o[6 * i + 1]) for i, oid in enumerate(oids)},
         tried={oid: _members(o[6 * i + 2]) for i, oid in enumerate(oids)},
         ttls={
             oid: (_ttl(o[6 * i + 3]), _ttl(o[6 * i + 4]), _ttl(o[6 * i + 5]))

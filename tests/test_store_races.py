@@ -13,6 +13,7 @@ import pytest
 from protocol.messages import CreateOrder, OfferMode, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
+from server.store import keys
 from server.store.keys import City, OrderId, WorkerId, new_order_id
 from server.store.mux import Mux
 from server.store.redis_store import Refused, Spot, Store
@@ -467,3 +468,24 @@ async def test_ended_orders_and_departed_workers_expire(store: Store, clock: Clo
     assert int(await store.call("PTTL", worker)) > 0  # type: ignore[call-overload]
     await connect(store, city, "a")
     assert await store.call("PTTL", worker) == -1
+
+
+async def test_event_ids_sort_even_when_the_clock_steps_back(store: Store, clock: Clock) -> None:
+    """A Redis whose clock went back (a failover to a machine behind) still gives an order's
+    events ids that sort in the order they happened, and ``after`` resumes past exactly the
+    events seen. The history is a JSON list, not a stream (4 KB a node)."""
+    city = scratch_city()
+    await add_workers(store, city, "a")
+    d = dispatcher(store, city)
+    oid = await new_order(d, city)  # created, dispatching, offered
+    clock.ms -= 5_000
+    await d.accept(WorkerId("a"), city, f"{oid}/1")
+    view = await store.order_view(oid)
+    assert view is not None
+    got = [(e.type, e.id) for e in view.events]
+    assert [t for t, _ in got] == ["created", "dispatching", "offered", "assigned"]
+    assert [i for _, i in got] == [f"{T0}-{n}" for n in range(4)]
+    assert view.events[-1].at == T0 - 5_000  # the event keeps the time it was recorded at
+    resumed = await store.order_view(oid, after=view.events[1].id)
+    assert resumed is not None and [e.type for e in resumed.events] == ["offered", "assigned"]
+    assert await store.call("TYPE", keys.events(oid)) == b"list"

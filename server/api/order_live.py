@@ -41,12 +41,6 @@ STRIKES = 50
 RESYNC_PATIENCE_S = 10.0
 
 
-def stream_id(event_id: str) -> tuple[int, int]:
-    """A Redis stream id as a comparable pair."""
-    ms, _, seq = event_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 class Overflow(Exception):
     """The client let too much pile up."""
 
@@ -179,7 +173,7 @@ async def _follow(
             for data in payloads:
                 event = _event_in(data)
                 if event is not None:
-                    if last is not None and stream_id(event.id) <= stream_id(last):
+                    if last is not None and ids.event_order(event.id) <= ids.event_order(last):
                         continue
                     last = event.id
                 await ws.send_text(data.decode())

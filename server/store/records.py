@@ -1,4 +1,4 @@
-"""Redis records as protocol types: order hashes and event streams to
+"""Redis records as protocol types: order hashes and event lists to
 :class:`OrderView`, :class:`OrderEvent` and :class:`Job`.
 
 How an order is laid out in its hash (field names) is known here and in the
@@ -7,11 +7,11 @@ Lua scripts, nowhere else.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import cast
 
-import msgspec
-
+from protocol.codec import order_event_decoder
+from protocol.ids import event_order
 from protocol.messages import (
     CreateOrder,
     Job,
@@ -37,7 +37,7 @@ def point(lat: object, lng: object) -> Point | None:
 
 
 def decoded(raw: Mapping[bytes | str, bytes | str]) -> dict[str, str]:
-    """A hash (or stream entry) reply as text keys and values."""
+    """A hash reply as text keys and values."""
     return {text(k): text(v) for k, v in raw.items()}
 
 
@@ -46,17 +46,14 @@ def pairs(flat: list[object]) -> dict[bytes | str, bytes | str]:
     return {cast(bytes, flat[i]): cast(bytes, flat[i + 1]) for i in range(0, len(flat), 2)}
 
 
-def event(entry_id: object, fields: Mapping[bytes | str, bytes | str]) -> OrderEvent:
-    """An order event from a stream entry (``workers`` is stored as a comma list)."""
-    f: dict[str, object] = {"id": text(entry_id), **decoded(fields)}
-    if "workers" in f:
-        f["workers"] = str(f["workers"]).split(",")
-    return msgspec.convert(f, OrderEvent, strict=False)
-
-
-def events(entries: list[tuple[str, list[str]]]) -> list[OrderEvent]:
-    """Order events from an XRANGE reply (as text)."""
-    return [event(entry_id, pairs(list(flat))) for entry_id, flat in entries]
+def events(entries: Iterable[bytes | str], after: str | None = None) -> list[OrderEvent]:
+    """Order events from their history list (JSON each), those after ``after`` only
+    if given."""
+    history = [order_event_decoder.decode(e) for e in entries]
+    if after is None:
+        return history
+    since = event_order(after)
+    return [e for e in history if event_order(e.id) > since]
 
 
 def order_fields(oid: str, customer: str, body: CreateOrder, mode: OfferMode) -> dict[str, str]:

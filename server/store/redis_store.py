@@ -470,16 +470,12 @@ class Store:
         """The order with its events after ``after`` (all if None): one round trip,
         two when a worker is assigned (its position)."""
         raw, entries = await self.call_many(
-            [
-                ("HGETALL", keys.order(oid)),
-                ("XRANGE", keys.events(oid), f"({after}" if after else "-", "+"),
-            ]
+            [("HGETALL", keys.order(oid)), ("LRANGE", keys.events(oid), 0, -1)]
         )
         fields = decoded(pairs(_values(raw)))
         if not fields:
             return None
-        stream = cast(list[tuple[bytes, list[bytes]]], entries)
-        history = events([(text(e[0]), [text(v) for v in e[1]]) for e in stream])
+        history = events(cast(list[bytes], entries), after)
         worker = fields.get("worker") or None
         where = await self.position(fields["city"], worker) if worker else None
         return view_from_fields(oid, fields, history, where)

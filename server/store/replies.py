@@ -85,7 +85,7 @@ class SettleReply(Reply, frozen=True):
 class CreateReply(Reply, frozen=True):
     created: int
     now: int = 0
-    events: list[tuple[str, list[str]]] = []
+    events: list[str] = []
 
 
 class ConnectReply(Reply, frozen=True):

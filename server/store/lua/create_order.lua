@@ -1,7 +1,7 @@
 -- Create an order and start dispatching it, unless it exists already.
 -- KEYS: order, timers.  ARGV: now, order id, lease ms, retention ms, then field/value pairs.
--- Reply (CreateReply): created 1 with the creation time and the events (as XRANGE
--- gives them), or created 0 if the order was there already (an idempotent retry).
+-- Reply (CreateReply): created 1 with the creation time and the events (as JSON),
+-- or created 0 if the order was there already (an idempotent retry).
 local okey, timers = KEYS[1], KEYS[2]
 local now, oid = clock(ARGV[1]), ARGV[2]
 if redis.call('EXISTS', okey) == 1 then return reply({created = 0}) end
@@ -12,4 +12,4 @@ redis.call('HSET', okey, 'state', ORDER_INITIAL, 'dv', 0, 'created', now, 'keep'
 emit(okey, oid, CREATED_EVENT, ORDER_INITIAL, now, nil)
 order_step(okey, oid, 'dispatch', now, nil)
 redis.call('ZADD', timers, now + tonumber(ARGV[3]), oid)
-return reply({created = 1, now = now, events = redis.call('XRANGE', okey .. ':ev', '-', '+')})
+return reply({created = 1, now = now, events = redis.call('LRANGE', okey .. ':ev', 0, -1)})

@@ -5,7 +5,7 @@
 -- are written once: no guard below names a state.
 --
 -- Key layout (one hash tag per city, so one script touches one slot):
---   d:{city}:o:<order>        order hash          d:{city}:o:<order>:ev     event stream
+--   d:{city}:o:<order>        order hash          d:{city}:o:<order>:ev     event list (JSON)
 --   d:{city}:o:<order>:tried  workers offered     d:{city}:w:<worker>       worker hash
 --   d:{city}:free:<skill>     geo set: candidates  d:{city}:seen            worker -> last seen ms
 --   d:{city}:pos              geo set: positions   d:{city}:fix_at          worker -> phone's time
@@ -134,27 +134,26 @@ local function forget_position(prefix, wid)
   redis.call('ZREM', prefix .. 'fix_at', wid)
 end
 
--- Record an order event in its stream and tell whoever follows the order live.
+-- Record an order event in its history and tell whoever follows the order live.
+-- The history is a list of the events as JSON (a stream costs a 4 KB node per
+-- order). An event's id is "<ms>-<n>": n counts the order's events from 0, and
+-- ms never goes back within an order, so ids sort in the order events happened.
 -- extra: worker, workers (a list), offer_id, reason.
 local function emit(okey, oid, etype, state, now, extra)
-  local fields = {'type', etype, 'at', now, 'state', state}
   local ev = {type = etype, at = now, state = state}
   if extra then
     for _, name in ipairs({'worker', 'offer_id', 'reason'}) do
-      if extra[name] then
-        fields[#fields + 1] = name
-        fields[#fields + 1] = extra[name]
-        ev[name] = extra[name]
-      end
+      if extra[name] then ev[name] = extra[name] end
     end
-    if extra.workers and #extra.workers > 0 then
-      fields[#fields + 1] = 'workers'
-      fields[#fields + 1] = table.concat(extra.workers, ',')
-      ev.workers = extra.workers
-    end
+    if extra.workers and #extra.workers > 0 then ev.workers = extra.workers end
   end
-  ev.id = redis.call('XADD', okey .. ':ev', '*', unpack(fields))
-  redis.call('PUBLISH', 'd:order:' .. oid, cjson.encode({type = 'event', event = ev}))
+  local n = redis.call('HINCRBY', okey, 'evn', 1) - 1
+  local ms = math.max(now, tonumber(redis.call('HGET', okey, 'evms') or 0))
+  redis.call('HSET', okey, 'evms', ms)
+  ev.id = string.format('%d-%d', ms, n)
+  local json = cjson.encode(ev)
+  redis.call('RPUSH', okey .. ':ev', json)
+  redis.call('PUBLISH', 'd:order:' .. oid, '{"type":"event","event":' .. json .. '}')
 end
 
 -- Move an order along its table. Returns the new state, or nil if the table
