@@ -134,10 +134,11 @@ local function forget_position(prefix, wid)
   redis.call('ZREM', prefix .. 'fix_at', wid)
 end
 
--- Record an order event in its history and tell whoever follows the order live.
--- The history is a list of the events as JSON (a stream costs a 4 KB node per
--- order). An event's id is "<ms>-<n>": n counts the order's events from 0, and
--- ms never goes back within an order, so ids sort in the order events happened.
+-- Record an order event in its history, with the order's state after it, and
+-- tell whoever follows the order live. The history is a list of the events as
+-- JSON (a stream costs a 4 KB node per order). An event's id is "<ms>-<n>": n
+-- counts the order's events from 0, and ms never goes back within an order
+-- (the hash keeps the last id in 'ev'), so ids sort as the events happened.
 -- extra: worker, workers (a list), offer_id, reason.
 local function emit(okey, oid, etype, state, now, extra)
   local ev = {type = etype, at = now, state = state}
@@ -147,10 +148,11 @@ local function emit(okey, oid, etype, state, now, extra)
     end
     if extra.workers and #extra.workers > 0 then ev.workers = extra.workers end
   end
-  local n = redis.call('HINCRBY', okey, 'evn', 1) - 1
-  local ms = math.max(now, tonumber(redis.call('HGET', okey, 'evms') or 0))
-  redis.call('HSET', okey, 'evms', ms)
+  local ms, n = now, 0
+  local last_ms, last_n = string.match(redis.call('HGET', okey, 'ev') or '', '^(%d+)-(%d+)$')
+  if last_ms then ms, n = math.max(now, tonumber(last_ms)), tonumber(last_n) + 1 end
   ev.id = string.format('%d-%d', ms, n)
+  redis.call('HSET', okey, 'state', state, 'ev', ev.id)
   local json = cjson.encode(ev)
   redis.call('RPUSH', okey .. ':ev', json)
   redis.call('PUBLISH', 'd:order:' .. oid, '{"type":"event","event":' .. json .. '}')
@@ -165,7 +167,6 @@ local function order_step(okey, oid, event, now, extra)
   local row = ORDER_T[state]
   local nxt = row and row[event]
   if not nxt then return nil end
-  redis.call('HSET', okey, 'state', nxt)
   emit(okey, oid, RECORDED[event], nxt, now, extra)
   if TERMINAL[nxt] then
     local keep = redis.call('HGET', okey, 'keep')
