@@ -154,15 +154,55 @@ def test_lua_str_quotes_identifiers() -> None:
     assert scripts._lua_str("give_up") == "'give_up'"
 
 
+def test_prelude_parts_cover_the_whole_prelude() -> None:
+    """Split into its opening and its helpers, the prelude loses and repeats nothing."""
+    head, helpers = scripts.prelude_parts()
+    prelude = (resources.files("server.store") / "lua" / "prelude.lua").read_text()
+    assert head + "".join(helpers.values()) == prelude
+    assert "redis.replicate_commands()" in head
+    assert helpers["emit"].startswith("-- Record an order event")
+    assert all(text.count("\nlocal function ") <= 1 for text in helpers.values())
+
+
+def _defined(source: str) -> set[str]:
+    return set(re.findall(r"^local (?:function )?(\w+)", source, re.MULTILINE))
+
+
 @pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
-def test_source_is_rules_then_prelude_then_script(name: str) -> None:
-    """A script's source is the rendered rules, then the prelude, then its own text."""
-    lua = resources.files("server.store") / "lua"
-    expected = "\n".join(
-        [scripts.rules(), (lua / "prelude.lua").read_text(), (lua / f"{name}.lua").read_text()]
-    )
-    assert scripts.source(name).startswith(scripts.rules() + "\n")
-    assert scripts.source(name) == expected
+def test_source_defines_what_it_uses_and_nothing_more(name: str) -> None:
+    """A script's source is the tables and helpers it reaches (in the prelude's
+    order, each before its first use), then its own text; nothing unused."""
+    head, helpers = scripts.prelude_parts()
+    shared = {*scripts.rule_tables(), *helpers}
+    source = scripts.source(name)
+    body = (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
+    assert source.endswith(body)
+    assert head in source
+    defined = _defined(source[: -len(body)]) & shared
+    used = scripts._names_used(head + body, shared)
+    for helper in defined & set(helpers):
+        used |= scripts._names_used(helpers[helper], shared)
+    assert defined == used
+    positions = [source.index(helpers[h]) for h in helpers if h in defined]
+    assert positions == sorted(positions)
+
+
+def test_a_script_leaves_out_helpers_it_does_not_reach() -> None:
+    """claim_due reads no rule table and sends no event; tick reaches emit
+    through expire_offer and order_step."""
+    claim, tick = scripts.source("claim_due"), scripts.source("tick")
+    assert _defined(claim) & {*scripts.rule_tables(), "emit", "order_step"} == set()
+    assert {"clock", "reply"} <= _defined(claim)
+    assert {"emit", "order_step", "expire_offer", "OFFER_OPEN", "SEARCHING"} <= _defined(tick)
+
+
+def test_names_used_ignores_comments_and_strings() -> None:
+    """A helper's name in a comment or a string literal does not pull it in."""
+    lua = "-- emit here\nworker_step(k, w, 'release')\nlocal x = split(y)"
+    assert scripts._names_used(lua, ["emit", "release", "split", "worker_step"]) == {
+        "split",
+        "worker_step",
+    }
 
 
 def test_sources_holds_every_script() -> None:

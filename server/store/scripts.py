@@ -1,13 +1,14 @@
 """Render the core's transition tables into Lua and load the scripts.
 
-Each script in ``lua/`` is sent as: the rendered rule tables, then
-``prelude.lua`` (shared helpers), then the script's own text. The rules are
-therefore written once, in :mod:`server.core`, and a change to a table
-changes every script that reads it.
+Each script in ``lua/`` is sent as: the rendered rule tables it reads, then
+``prelude.lua``'s opening and the helpers it reaches, then the script's own
+text. The rules are therefore written once, in :mod:`server.core`, and a
+change to a table changes every script that reads it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import TypeVar
@@ -61,34 +62,71 @@ def _map(items: Mapping[K, str]) -> str:
     return "{" + ", ".join(f"[{_lua_str(k)}] = {_lua_str(v)}" for k, v in items.items()) + "}"
 
 
+def rule_tables() -> dict[str, str]:
+    """The core's rules as Lua values, by the local name the scripts read them under."""
+    return {
+        "ORDER_T": _table(order_states.TRANSITIONS),
+        "WORKER_T": _table(worker_states.TRANSITIONS),
+        "TERMINAL": _set(order_states.TERMINAL),
+        "OFFER_OPEN": _set(order_states.OFFER_OPEN),
+        "SEARCHING": _set(order_states.SEARCHING),
+        "ANSWER_REFUSALS": _map(order_states.ANSWER_REFUSALS),
+        "RECORDED": _map(order_states.RECORDED_AS),
+        "CREATED_EVENT": _lua_str(order_states.CREATED_EVENT),
+        "ORDER_INITIAL": _lua_str(order_states.INITIAL),
+        "WORKER_INITIAL": _lua_str(worker_states.INITIAL),
+        "CANDIDATE": _set(worker_states.CANDIDATE),
+        "NEEDS_NO_JOBS": _set(worker_states.NEEDS_NO_JOBS),
+        "REFUSAL": _map(worker_states.REFUSAL_CODES),
+    }
+
+
 def rules() -> str:
-    """The core's rules as Lua local definitions."""
-    return "\n".join(
-        [
-            f"local ORDER_T = {_table(order_states.TRANSITIONS)}",
-            f"local WORKER_T = {_table(worker_states.TRANSITIONS)}",
-            f"local TERMINAL = {_set(order_states.TERMINAL)}",
-            f"local OFFER_OPEN = {_set(order_states.OFFER_OPEN)}",
-            f"local SEARCHING = {_set(order_states.SEARCHING)}",
-            f"local ANSWER_REFUSALS = {_map(order_states.ANSWER_REFUSALS)}",
-            f"local RECORDED = {_map(order_states.RECORDED_AS)}",
-            f"local CREATED_EVENT = {_lua_str(order_states.CREATED_EVENT)}",
-            f"local ORDER_INITIAL = {_lua_str(order_states.INITIAL)}",
-            f"local WORKER_INITIAL = {_lua_str(worker_states.INITIAL)}",
-            f"local CANDIDATE = {_set(worker_states.CANDIDATE)}",
-            f"local NEEDS_NO_JOBS = {_set(worker_states.NEEDS_NO_JOBS)}",
-            f"local REFUSAL = {_map(worker_states.REFUSAL_CODES)}",
-        ]
-    )
+    """The core's rules as Lua local definitions (all of them)."""
+    return "\n".join(f"local {name} = {value}" for name, value in rule_tables().items())
 
 
 def _read(name: str) -> str:
     return (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
 
 
+_DEFINITION = re.compile(r"^(?:--[^\n]*\n)*local function (\w+)\(", re.MULTILINE)
+
+
+def prelude_parts() -> tuple[str, dict[str, str]]:
+    """The prelude as its opening text (run by every script) and its helper
+    functions by name, each with the comment above it, in the file's order."""
+    text = _read("prelude")
+    starts = [(m.start(), m.group(1)) for m in _DEFINITION.finditer(text)]
+    ends = [start for start, _ in starts[1:]] + [len(text)]
+    head = text[: starts[0][0]] if starts else text
+    return head, {name: text[start:end] for (start, name), end in zip(starts, ends, strict=True)}
+
+
+def _names_used(lua: str, names: Iterable[str]) -> set[str]:
+    """Which of ``names`` the Lua text refers to, outside comments and strings."""
+    code = re.sub(r"'[^'\n]*'", "''", re.sub(r"--[^\n]*", "", lua))
+    words = set(re.findall(r"[A-Za-z_]\w*", code))
+    return words & set(names)
+
+
 def source(name: str) -> str:
-    """The full Lua source sent to Redis for script ``name``."""
-    return "\n".join([rules(), _read("prelude"), _read(name)])
+    """The Lua source sent to Redis for script ``name``: the rule tables and
+    prelude helpers it uses (directly or through another helper), then its own
+    text. Redis runs the whole body on every call, so what a script does not
+    use is left out: each table built and closure made costs Redis time."""
+    tables = rule_tables()
+    head, helpers = prelude_parts()
+    body = _read(name)
+    needed = _names_used(head + body, [*tables, *helpers])
+    todo = [n for n in needed if n in helpers]
+    while todo:
+        for used in _names_used(helpers[todo.pop()], [*tables, *helpers]) - needed:
+            needed.add(used)
+            if used in helpers:
+                todo.append(used)
+    lines = [f"local {t} = {v}\n" for t, v in tables.items() if t in needed]
+    return "".join([*lines, head, *(h for n, h in helpers.items() if n in needed), body])
 
 
 def sources() -> dict[str, str]:

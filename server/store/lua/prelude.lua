@@ -2,7 +2,9 @@
 -- tables above this text (ORDER_T, WORKER_T, TERMINAL, OFFER_OPEN, SEARCHING,
 -- ANSWER_REFUSALS, RECORDED, CREATED_EVENT, ORDER_INITIAL, WORKER_INITIAL,
 -- CANDIDATE, NEEDS_NO_JOBS, REFUSAL), so the rules come from server/core and
--- are written once: no guard below names a state.
+-- are written once: no guard below names a state. A script gets the tables
+-- and the helpers below that it uses (Redis runs all of a script's text on
+-- every call); each helper is a "local function" with its comment above it.
 --
 -- Key layout (one hash tag per city, so one script touches one slot):
 --   d:{city}:o:<order>        order hash          d:{city}:o:<order>:ev     event list (JSON)
