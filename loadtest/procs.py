@@ -211,7 +211,9 @@ class HttpChild(Child):
         raise RuntimeError(f"{self.name} did not become ready")
 
     async def metrics(self) -> dict[str, Any]:
-        headers = {"Authorization": f"Bearer {self.metrics_token}"} if self.metrics_token else {}
+        headers = {"Accept": "application/json"}  # the server's counters as JSON
+        if self.metrics_token:
+            headers["Authorization"] = f"Bearer {self.metrics_token}"
         status, body = await httpconn.get(HOST, self.port, "/metrics", timeout_s=30.0,
                                           headers=headers)  # fmt: skip
         if status != 200:

@@ -55,8 +55,9 @@ from collections.abc import Callable, Iterable
 from protocol.codec import encode
 from protocol.messages import CreateOrder, OfferMade, OrderView
 from server.core import policy, ranking
-from server.core.order_states import PROGRESS_EVENTS
+from server.core.order_states import PROGRESS_EVENTS, TERMINAL, OrderState
 from server.core.worker_states import STATUS_EVENTS
+from server.metrics import Figures
 from server.settings import Settings
 from server.store import keys, records
 from server.store.keys import OfferId, OrderId, WorkerId
@@ -79,8 +80,12 @@ class Dispatcher:
     ``live_nodes`` names the nodes whose workers may be offered orders (the
     node watch keeps it; a worker on a node that stopped beating is skipped)."""
 
-    def __init__(self, store: Store, settings: Settings, live_nodes: LiveNodes) -> None:
+    def __init__(
+        self, store: Store, settings: Settings, live_nodes: LiveNodes,
+        figures: Figures | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
+        self.figures = figures or Figures()
         self.settings = settings
         self.live_nodes = live_nodes
         self.cities = frozenset(settings.cities)
@@ -112,11 +117,13 @@ class Dispatcher:
         fields = records.order_fields(oid, customer, body, mode)
         created = await self.store.create_order(oid, fields, self.settings.lease_ms, self.keep_ms)
         if created is not None:
+            self.figures.order(body.city, "created")
             self.dispatch_soon(oid)
         return created
 
     async def cancel(self, oid: OrderId, customer: str) -> None:
         await self.store.cancel(oid, customer)
+        self.figures.order(keys.city_of(oid) or "", "cancelled")
 
     async def view(self, oid: OrderId, customer: str, after: str | None = None) -> OrderView:
         view = await self.store.order_view(oid, after) if keys.city_of(oid) else None
@@ -156,7 +163,9 @@ class Dispatcher:
                 tick.candidates, mode=tick.mode, broadcast_size=self.settings.broadcast_size
             )
             if retry_at is None or not chosen:
-                await self.store.settle(oid, tick.dv, retry_at)
+                settled = await self.store.settle(oid, tick.dv, retry_at)
+                if settled.state == OrderState.UNASSIGNED:
+                    self.figures.order(keys.city_of(oid) or "", "unassigned")
                 return
             made = await self._offer(oid, tick, chosen)
             if made.made or made.reason != "nobody":
@@ -177,6 +186,8 @@ class Dispatcher:
         made = await self.store.offer(oid, tick.dv, offer, expires, frames)
         if made.made:
             self.offers_made += 1
+            if tick.dv == "0":
+                self.figures.order_to_offer.observe((tick.now - tick.created_at) / 1000)
         return made
 
     async def forget_stale(self) -> int:
@@ -201,7 +212,11 @@ class Dispatcher:
         oid = keys.order_of(offer)
         if oid is None or keys.city_of(oid) != city:
             raise Refused("offer_not_found")
-        return await self.store.accept(OfferId(offer), wid, city)
+        accepted = await self.store.accept(OfferId(offer), wid, city)
+        self.figures.order(city, "assigned")
+        self.figures.offers["accepted"] += 1
+        self.figures.created_to_assigned.observe((accepted.now - accepted.created_at) / 1000)
+        return accepted
 
     async def reject(self, wid: WorkerId, city: str, offer: str, reason: str) -> str:
         oid = keys.order_of(offer)
@@ -210,6 +225,7 @@ class Dispatcher:
         state, redispatch = await self.store.reject(
             OfferId(offer), wid, city, reason, self.settings.lease_ms
         )
+        self.figures.offers["rejected"] += 1
         if redispatch:
             self.dispatch_soon(oid)
         return state
@@ -218,7 +234,10 @@ class Dispatcher:
         oid = OrderId(order_id)
         if keys.city_of(oid) != city:
             raise Refused("job_not_found")
-        return await self.store.progress(oid, wid, city, PROGRESS_EVENTS[step])
+        order_state, worker_state = await self.store.progress(oid, wid, city, PROGRESS_EVENTS[step])
+        if order_state in TERMINAL:
+            self.figures.order(city, order_state)
+        return order_state, worker_state
 
     async def set_status(self, wid: WorkerId, city: str, status: str) -> str:
         return await self.store.set_status(city, wid, STATUS_EVENTS[status])

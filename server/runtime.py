@@ -28,6 +28,7 @@ from server.loops.ingest import LocationIngest
 from server.loops.nodes import NodeWatch
 from server.loops.supervisor import Supervisor
 from server.loops.sweeper import sweep_forever
+from server.metrics import Figures
 from server.settings import Settings
 from server.store.mux import Mux
 from server.store.redis_store import Store, StoreUnavailable
@@ -61,6 +62,7 @@ class Runtime:
         self.node = settings.node
         self.tokens: TokenPolicy = settings.tokens
         self.stats: Counter[str] = Counter()
+        self.figures = Figures()
         self.failed: str | None = None
         self.draining = False
         self._on_fatal = on_fatal
@@ -85,6 +87,7 @@ class Runtime:
             self.supervisor.start("embedded-redis", self._embedded.supervise)
         timeout_s = s.redis_timeout_ms / 1000
         self.store = Store(Mux(url, timeout_s=timeout_s, connect_timeout_s=timeout_s))
+        self.store.mux.on_round_trip = self.figures.redis_call.observe
         async with asyncio.timeout(START_TIMEOUT_S):
             version = await self._await_redis()
         if version < MIN_REDIS:
@@ -92,7 +95,7 @@ class Runtime:
         self.hub = Hub(url, self.node, timeout_s)
         self.nodes = NodeWatch(self.store, self.node, s.cities, s.heartbeat_ms, s.node_ttl_ms,
                                on_lost=self.hub.restart_workers)  # fmt: skip
-        self.dispatcher = Dispatcher(self.store, s, self.nodes.live_nodes)
+        self.dispatcher = Dispatcher(self.store, s, self.nodes.live_nodes, self.figures)
         self.ingest = LocationIngest(self.store, s.location_flush_ms)
         self.supervisor.start("pubsub", self.hub.run)
         async with asyncio.timeout(START_TIMEOUT_S):
@@ -103,6 +106,7 @@ class Runtime:
             "sweeper", lambda: sweep_forever(self.dispatcher, s.sweep_interval_ms)
         )
         self.supervisor.start("heartbeat", self.nodes.run)
+        self.supervisor.start("loop-lag", self.figures.watch_loop_lag)
         tune_gc()
         log.info("node %s up (redis %s; cities %s)", self.node, ".".join(map(str, version)),
                  ",".join(s.cities))  # fmt: skip

@@ -38,7 +38,10 @@ METRICS = "limits-metrics-token-0123456789"
 
 async def _metrics(node: ServerProcess) -> dict[str, object]:
     async with httpx.AsyncClient(base_url=node.url) as http:
-        r = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS}"})
+        r = await http.get(
+            "/metrics",
+            headers={"Authorization": f"Bearer {METRICS}", "Accept": "application/json"},
+        )
         data: dict[str, object] = r.json()
         return data
 

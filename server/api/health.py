@@ -6,7 +6,9 @@ do its work: Redis answers within its deadline, the pub/sub connection is
 subscribed, every background loop is running and the node is not shutting
 down. Otherwise 503 with the reasons. ``/metrics`` needs
 ``Authorization: Bearer <metrics_token>``, and is off while that setting is
-empty.
+empty; it answers Prometheus's text format (:mod:`server.metrics`), or the
+node's counters as one JSON object to a request that accepts
+``application/json``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from server import auth
+from server.metrics import CONTENT_TYPE, exposition
 from server.runtime import Runtime
 
 
@@ -39,4 +42,6 @@ async def metrics(request: Request) -> Response:
     given = auth.bearer(request.headers.get("authorization")) or ""
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         return PlainTextResponse("Not Found", 404)  # as for any unknown route
-    return JSONResponse(rt.metrics())
+    if "application/json" in request.headers.get("accept", ""):
+        return JSONResponse(rt.metrics())
+    return Response(exposition(rt), media_type=CONTENT_TYPE)

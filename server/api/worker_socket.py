@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import secrets
 from functools import partial
@@ -121,8 +122,13 @@ class WorkerSession:
         if kind == "cancelled":
             self.jobs.discard(order_id)
         self.send(frame)
+        figures = self.rt.figures
+        figures.frames_out[_HUB_FRAMES.get(kind, kind)] += 1
         if kind == "offer":
             self.rt.stats["offers_delivered"] += 1
+            figures.offers["sent"] += 1
+        elif kind == "withdrawn":
+            figures.offers["expired" if _EXPIRED in frame else "withdrawn"] += 1
 
     def replaced(self) -> None:
         """A newer connection of this worker took over: close this one (4409)."""
@@ -163,6 +169,7 @@ class WorkerSession:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
 
     def reply(self, msg: msgspec.Struct) -> None:
+        self.rt.figures.frames_out[_tag(type(msg))] += 1
         self.send(codec.encode(msg).decode())
 
     async def _drain(self) -> None:
@@ -212,6 +219,7 @@ class WorkerSession:
             return
         receive, decode = self._receive, codec.worker_decoder.decode
         loop = asyncio.get_running_loop()
+        frames_in = self.rt.figures.frames_in
         while True:
             if self._closing is not None:  # flooded, slow or replaced: stop reading
                 await self._closing
@@ -221,15 +229,18 @@ class WorkerSession:
                 return
             data = msg.get("text")
             if data is None:
+                frames_in["(binary)"] += 1
                 self._refuse(self._frames, _error("binary_frame"), loop.time())
                 continue
             try:
                 decoded = decode(data)
             except (msgspec.DecodeError, RecursionError) as exc:
+                frames_in["(malformed)"] += 1
                 error = _error(codec.error_code(_as_decode_error(exc)), codec.readable_id(data),
                                str(exc))  # fmt: skip
                 self._refuse(self._frames, error, loop.time())
                 continue
+            frames_in[_tag(type(decoded))] += 1
             if type(decoded) is LocationReported:  # the hot path: no coroutine, no await
                 if self._allowed(self._locations, decoded.id, loop.time()):
                     self._locate(decoded)
@@ -399,6 +410,7 @@ class WorkerSession:
     async def _resend(self, me: auth.Identity) -> None:
         record = await self.rt.store.worker_record(me.city, WorkerId(me.subject))
         if record.offer_frame:
+            self.rt.figures.frames_out["offer"] += 1
             self.send(record.offer_frame)
         gone = [OrderId(oid) for oid in self.jobs - set(record.jobs)]
         self.jobs = set(record.jobs)
@@ -454,6 +466,17 @@ class WorkerSession:
             case Hello():
                 return _error("already_hello", msg.id)
         return None  # location frames never get here: _session takes them on its hot path
+
+
+# What the hub's kinds of message are as frames (for the frame counters).
+_HUB_FRAMES = {"withdrawn": "offer_withdrawn", "cancelled": "job_cancelled"}
+_EXPIRED = '"reason":"expired"'  # in an offer_withdrawn frame, as the scripts encode it
+
+
+@functools.cache
+def _tag(kind: type[msgspec.Struct]) -> str:
+    """A message's ``type`` in the protocol."""
+    return str(kind.__struct_config__.tag)
 
 
 def _span(points: list[Fix]) -> tuple[int, int]:

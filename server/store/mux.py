@@ -177,6 +177,8 @@ class Mux:
         self.health = Health()
         self.timeouts = 0
         self.connects = 0
+        self.errors: collections.Counter[str] = collections.Counter()  # failed calls by kind
+        self.on_round_trip: Callable[[float], None] | None = None  # told each call's seconds
 
     async def _connect(self) -> _Protocol:
         protocol: _Protocol | None = None
@@ -256,20 +258,25 @@ class Mux:
 
     async def call(self, *command: Any) -> Reply:
         """Send one command and wait for its reply (a ReplyError is returned, not raised)."""
-        protocol = self._protocol
-        if protocol is None or protocol.transport is None:
-            protocol = await self._connected()
-        return await self._send(protocol, command)
+        return (await self.call_many((command,)))[0]
 
     async def call_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Reply]:
         """Send several commands in one write and wait for all their replies, in order."""
-        protocol = self._protocol
-        if protocol is None or protocol.transport is None:
-            protocol = await self._connected()
-        if len(commands) == 1:
-            return [await self._send(protocol, commands[0])]
-        futures = [self._send(protocol, command) for command in commands]
-        return list(await asyncio.gather(*futures))
+        start = asyncio.get_running_loop().time()
+        try:
+            protocol = self._protocol
+            if protocol is None or protocol.transport is None:
+                protocol = await self._connected()
+            if len(commands) == 1:
+                replies = [await self._send(protocol, commands[0])]
+            else:
+                replies = list(await asyncio.gather(*(self._send(protocol, c) for c in commands)))
+        except MuxError as exc:
+            self.errors["timeout" if isinstance(exc, MuxTimeout) else "connection"] += 1
+            raise
+        if self.on_round_trip is not None:
+            self.on_round_trip(asyncio.get_running_loop().time() - start)
+        return replies
 
     @property
     def connected(self) -> bool:

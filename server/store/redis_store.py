@@ -76,6 +76,7 @@ class Accepted(NamedTuple):
     pickup: Point
     dropoff: Point | None
     note: str | None
+    created_at: int
 
 
 class WorkerRecord(NamedTuple):
@@ -308,7 +309,7 @@ class Store:
         )
         return Accepted(r.now, r.worker_state, r.order_state, r.skill,
                         Point(lat=r.plat, lng=r.plng), _point(r.dlat, r.dlng),
-                        r.note or None)  # fmt: skip
+                        r.note or None, r.created)  # fmt: skip
 
     async def reject(
         self, offer: OfferId, wid: WorkerId, city: str, reason: str, lease_ms: int

@@ -53,6 +53,7 @@ class OfferReply(Reply, frozen=True):
 
 class AcceptReply(Refusable, frozen=True):
     now: int = 0
+    created: int = 0
     worker_state: str = ""
     order_state: str = ""
     skill: str = ""

@@ -3,7 +3,8 @@
 -- an accept that arrives at or after the offer's expiry, even if the sweeper
 -- has not expired it yet.
 -- KEYS: order, timers, worker, tried.  ARGV: now, order id, offer id, worker id.
--- Reply (AcceptReply): ok 1 with the worker's and order's states and the job's details,
+-- Reply (AcceptReply): ok 1 with the worker's and order's states, the job's details and
+-- when the order was created,
 -- or ok 0 with a code.
 local okey, timers, wkey, tried = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, oid, offer_id, wid = clock(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
@@ -29,7 +30,7 @@ worker_step(wkey, wid, 'accept')
 if #jobs < tonumber(redis.call('HGET', wkey, 'capacity') or '1') then
   worker_step(wkey, wid, 'free')
 end
-local out = hmap(okey, {'skill', 'plat', 'plng', 'dlat', 'dlng', 'note'})
+local out = hmap(okey, {'skill', 'plat', 'plng', 'dlat', 'dlng', 'note', 'created'})
 out.ok, out.now, out.order_state = 1, now, state
 out.worker_state = redis.call('HGET', wkey, 'state')
 return reply(out)
