@@ -10,6 +10,7 @@ import resource
 import sys
 from collections.abc import Sequence
 
+from server import logs
 from server import settings as settings_mod
 
 DESCRIPTION = """\
@@ -21,7 +22,6 @@ orders over HTTP (/v1/orders). State lives in Redis: set REDIS_URL, or let
 environment variables or a TOML file (--config); see README.md."""
 
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # A token in a logged URL or header (uvicorn logs each WebSocket's path and query).
 _TOKEN = re.compile(r"((?:token|access_token)=|[Bb]earer\s+)[^&\s\"']+")
 
@@ -37,11 +37,16 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def configure_logging(level: str) -> None:
-    """One handler on the root logger, redacting tokens; uvicorn's loggers propagate to it."""
-    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, force=True)
+def configure_logging(level: str, fmt: str = "text", node: str = "") -> None:
+    """One handler on the root logger (uvicorn's loggers propagate to it), in
+    ``text`` or ``json`` lines, each with the node and, where known, the worker
+    and the order; tokens redacted."""
+    logging.basicConfig(level=level.upper(), format=logs.TEXT_FORMAT, force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
+        handler.addFilter(logs.Context(node))
+        if fmt == "json":
+            handler.setFormatter(logs.JsonFormatter())
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -64,7 +69,7 @@ def _serve(args: argparse.Namespace) -> int:
             "bytes (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), "
             "or listen on 127.0.0.1 for development."
         )
-    configure_logging(cfg.log_level)
+    configure_logging(cfg.log_level, cfg.log_format, cfg.node)
     raise_open_file_limit()
     app = create_app(cfg)
     http, ws = protocols(cfg)

@@ -57,6 +57,7 @@ from protocol.messages import CreateOrder, OfferMade, OrderView
 from server.core import policy, ranking
 from server.core.order_states import PROGRESS_EVENTS, TERMINAL, OrderState
 from server.core.worker_states import STATUS_EVENTS
+from server.logs import about_order
 from server.metrics import Figures
 from server.settings import Settings
 from server.store import keys, records
@@ -115,14 +116,18 @@ class Dispatcher:
         self.served(body.city)
         mode = body.mode or self.settings.offer_mode
         fields = records.order_fields(oid, customer, body, mode)
-        created = await self.store.create_order(oid, fields, self.settings.lease_ms, self.keep_ms)
-        if created is not None:
-            self.figures.order(body.city, "created")
-            self.dispatch_soon(oid)
+        with about_order(oid):
+            created = await self.store.create_order(
+                oid, fields, self.settings.lease_ms, self.keep_ms
+            )
+            if created is not None:
+                self.figures.order(body.city, "created")
+                self.dispatch_soon(oid)
         return created
 
     async def cancel(self, oid: OrderId, customer: str) -> None:
-        await self.store.cancel(oid, customer)
+        with about_order(oid):
+            await self.store.cancel(oid, customer)
         self.figures.order(keys.city_of(oid) or "", "cancelled")
 
     async def view(self, oid: OrderId, customer: str, after: str | None = None) -> OrderView:
@@ -142,12 +147,13 @@ class Dispatcher:
     async def dispatch_logged(self, oid: OrderId) -> None:
         """:meth:`dispatch`, logging a failure: the order's lease runs out and
         a sweeper (this node's or another's) tries again."""
-        try:
-            await self.dispatch(oid)
-        except StoreUnavailable as exc:
-            log.warning("dispatch of %s failed, will be retried: %s", oid, exc)
-        except Exception:
-            log.exception("dispatch of %s failed, will be retried", oid)
+        with about_order(oid):
+            try:
+                await self.dispatch(oid)
+            except StoreUnavailable as exc:
+                log.warning("dispatch of %s failed, will be retried: %s", oid, exc)
+            except Exception:
+                log.exception("dispatch of %s failed, will be retried", oid)
 
     async def dispatch(self, oid: OrderId) -> None:
         """Tick the order, and offer it, schedule its next search, or give up."""

@@ -10,10 +10,71 @@ with a count of the ones it held back.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import orjson
 
 log = logging.getLogger(__name__)
+
+# Who a log line is about: set by the worker's socket (after hello) and by the
+# task that dispatches or serves an order, so every line logged in that task
+# carries them. A task copies them from its parent, and changes stay its own.
+WORKER: contextvars.ContextVar[str] = contextvars.ContextVar("worker", default="")
+ORDER: contextvars.ContextVar[str] = contextvars.ContextVar("order", default="")
+
+
+@contextlib.contextmanager
+def about_order(oid: str) -> Iterator[None]:
+    """Lines logged inside this block name the order ``oid``."""
+    token = ORDER.set(oid)
+    try:
+        yield
+    finally:
+        ORDER.reset(token)
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(node)s %(name)s%(ids)s: %(message)s"
+
+
+class Context(logging.Filter):
+    """Put the node, worker and order ids on every record (as ``node``,
+    ``worker``, ``order``, and ``ids`` for the text format)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        worker, order = WORKER.get(), ORDER.get()
+        record.node, record.worker, record.order = self.node, worker, order
+        ids = [f"{k}={v}" for k, v in (("worker", worker), ("order", order)) if v]
+        record.ids = f" [{' '.join(ids)}]" if ids else ""
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message,
+    node, and worker, order and exception when there are any."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "node": getattr(record, "node", ""),
+        }
+        for field in ("worker", "order"):
+            if value := getattr(record, field, ""):
+                line[field] = value
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line).decode()
 
 
 def reason(exc: BaseException) -> str:

@@ -69,6 +69,7 @@ FULL_ENV = {
     "DISPATCH_IDEMPOTENCY_TTL_S": "60",
     "DISPATCH_ACCESS_LOG": "true",
     "DISPATCH_LOG_LEVEL": "debug",
+    "DISPATCH_LOG_FORMAT": "json",
 }
 FULL_SETTINGS = Settings(
     host="0.0.0.0",
@@ -115,6 +116,7 @@ FULL_SETTINGS = Settings(
     idempotency_ttl_s=60,
     access_log=True,
     log_level="debug",
+    log_format="json",
 )
 
 

@@ -52,7 +52,7 @@ from protocol.messages import (
     WorkerMessage,
     WorkerState,
 )
-from server import auth
+from server import auth, logs
 from server.api.origins import origin_allowed
 from server.core.errors import ClientError
 from server.core.limits import Strikes, TokenBucket
@@ -217,6 +217,8 @@ class WorkerSession:
     async def _session(self) -> None:
         if not await self._hello():
             return
+        assert self.identity is not None
+        logs.WORKER.set(self.identity.subject)  # this socket's task only
         receive, decode = self._receive, codec.worker_decoder.decode
         loop = asyncio.get_running_loop()
         frames_in = self.rt.figures.frames_in
@@ -421,6 +423,10 @@ class WorkerSession:
     # ------------------------------------------------------------ messages
 
     async def _handle(self, msg: WorkerMessage) -> None:
+        with logs.about_order(_order_named(msg)):
+            await self._answer(msg)
+
+    async def _answer(self, msg: WorkerMessage) -> None:
         try:
             reply = await self._apply(msg)
         except ClientError as exc:
@@ -477,6 +483,16 @@ _EXPIRED = '"reason":"expired"'  # in an offer_withdrawn frame, as the scripts e
 def _tag(kind: type[msgspec.Struct]) -> str:
     """A message's ``type`` in the protocol."""
     return str(kind.__struct_config__.tag)
+
+
+def _order_named(msg: WorkerMessage) -> str:
+    """The order a frame is about, for the log lines it causes ("" if none)."""
+    match msg:
+        case AcceptOffer(offer_id=offer) | RejectOffer(offer_id=offer):
+            return offer.rpartition("/")[0]
+        case ReportProgress(order_id=oid):
+            return oid
+    return ""
 
 
 def _span(points: list[Fix]) -> tuple[int, int]:
