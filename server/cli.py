@@ -7,6 +7,7 @@ import logging
 import math
 import re
 import resource
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -69,18 +70,55 @@ def _serve(args: argparse.Namespace) -> int:
             "bytes (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), "
             "or listen on 127.0.0.1 for development."
         )
-    configure_logging(cfg.log_level, cfg.log_format, cfg.node)
     raise_open_file_limit()
+    if args.workers > 1:
+        import asyncio
+
+        from server.workers import Fleet
+
+        configure_logging(cfg.log_level, cfg.log_format, "fleet")
+        serve_args = ["--host", cfg.host, "--port", str(cfg.port)]
+        if args.config:
+            serve_args += ["--config", args.config]
+        return asyncio.run(Fleet(cfg, args.workers, serve_args).run())
+    configure_logging(cfg.log_level, cfg.log_format, cfg.node)
     app = create_app(cfg)
     http, ws = protocols(cfg)
-    uvicorn.run(
+    config = uvicorn.Config(
         app, host=cfg.host, port=cfg.port, loop="uvloop", http=http,
         ws=ws, ws_max_size=cfg.max_frame_bytes, ws_ping_interval=20.0,
         ws_ping_timeout=20.0, lifespan="on", log_level=cfg.log_level, log_config=None,
         access_log=cfg.access_log, limit_concurrency=cfg.max_connections,
         timeout_graceful_shutdown=math.ceil(cfg.shutdown_timeout_s), timeout_keep_alive=5,
     )  # fmt: skip
+    server = uvicorn.Server(config)
+    server.run(sockets=[reuse_port_socket(cfg.host, cfg.port)] if args.reuse_port else None)
+    if not server.started:
+        return STARTUP_FAILURE
     return int(app.state.exit_code)
+
+
+STARTUP_FAILURE = 3  # as uvicorn.run exits when the app does not start
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket that other processes may bind too (SO_REUSEPORT): the
+    kernel spreads new connections over every process listening on the port."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(address)
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def raise_open_file_limit() -> None:
@@ -139,6 +177,12 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     serve.add_argument("--config", help="TOML settings file (else $DISPATCH_CONFIG)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument(
+        "--workers", type=_positive, default=1, metavar="N",
+        help="run N node processes on the port (SO_REUSEPORT), each its own node, sharing "
+        "one Redis (the private one when REDIS_URL is not set); default 1",
+    )  # fmt: skip
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     serve.set_defaults(func=_serve)
 
     token = sub.add_parser(

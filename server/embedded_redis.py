@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: get SIGTERM when the server process dies, even by SIGKILL,
     so redis-server shuts down cleanly (flushing its append-only file)."""
     if sys.platform == "linux":
@@ -84,7 +84,10 @@ class EmbeddedRedis:
             "--appendfsync", "everysec", "--save", "", "--daemonize", "no",
             "--loglevel", "warning", "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        # A session of its own: a Ctrl-C (or a signal to the whole group) reaches
+        # the server, which stops Redis after draining, not Redis first.
+        self._proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+                                      start_new_session=True)  # fmt: skip
         return self._proc
 
     def start(self, timeout_s: float = 10.0) -> str:

@@ -14,8 +14,11 @@ the one clock (Redis time), so they hold whichever node made each step.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -25,6 +28,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
@@ -170,3 +174,61 @@ def exposition(rt: Runtime) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RuntimeCollector(rt))
     return generate_latest(registry) + generate_latest(rt.figures.registry)
+
+
+# --------------------------------------------------------------- many processes
+#
+# The nodes of one ``dispatch serve --workers N`` share a port, so a scrape
+# reaches one of them. Each writes its figures to ``metrics_dir`` every
+# second, and the one scraped answers for all: its own figures now, the
+# others' as last written (if fresher than FILE_STALE_S), each sample labelled
+# with its node.
+
+FILE_EVERY_S = 1.0
+FILE_STALE_S = 5.0
+
+
+def _file(directory: str, node: str) -> Path:
+    return Path(directory) / f"{node}.prom"
+
+
+async def write_forever(rt: Runtime, directory: str) -> None:
+    """Write this node's figures for the others to answer with (a supervised loop)."""
+    target = _file(directory, rt.node)
+    part = target.with_suffix(".part")
+    try:
+        while True:
+            part.write_bytes(exposition(rt))
+            part.replace(target)
+            await asyncio.sleep(FILE_EVERY_S)
+    finally:
+        with contextlib.suppress(OSError):
+            target.unlink()
+
+
+class _Families(Collector):
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def fleet_exposition(rt: Runtime, directory: str) -> bytes:
+    """Every live node's figures of the fleet, each sample labelled with its node."""
+    texts = {rt.node: exposition(rt).decode()}
+    for path in Path(directory).glob("*.prom"):
+        with contextlib.suppress(OSError):
+            if path.stem != rt.node and time.time() - path.stat().st_mtime < FILE_STALE_S:
+                texts[path.stem] = path.read_text()
+    merged: dict[str, Metric] = {}
+    for node, text in sorted(texts.items()):
+        for family in text_string_to_metric_families(text):
+            into = merged.setdefault(
+                family.name, Metric(family.name, family.documentation, family.type)
+            )
+            for sample in family.samples:
+                into.add_sample(sample.name, {"node": node, **sample.labels}, sample.value)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(merged.values()))
+    return generate_latest(registry)

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 
 from protocol.tokens import Role
-from server import auth
+from server import auth, metrics
 from server.auth import Identity, TokenPolicy
 from server.dispatcher import Dispatcher
 from server.embedded_redis import EmbeddedRedis
@@ -107,6 +107,9 @@ class Runtime:
         )
         self.supervisor.start("heartbeat", self.nodes.run)
         self.supervisor.start("loop-lag", self.figures.watch_loop_lag)
+        if s.metrics_dir:
+            directory = s.metrics_dir
+            self.supervisor.start("metrics-file", lambda: metrics.write_forever(self, directory))
         tune_gc()
         log.info("node %s up (redis %s; cities %s)", self.node, ".".join(map(str, version)),
                  ",".join(s.cities))  # fmt: skip

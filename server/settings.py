@@ -78,6 +78,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     shutdown_timeout_s: Positive = 10.0
     allowed_origins: tuple[str, ...] = ()
     metrics_token: str = ""
+    metrics_dir: str = ""
     idempotency_ttl_s: PositiveInt = 86400
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"

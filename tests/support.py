@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -129,9 +129,11 @@ class ServerProcess:
     """``dispatch serve`` as a child process on a free port."""
 
     def __init__(
-        self, redis_url: str, env: Mapping[str, str] | None = None, log: Path | None = None
-    ) -> None:
+        self, redis_url: str, env: Mapping[str, str] | None = None, log: Path | None = None,
+        args: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         self.log = log
+        self.args = list(args)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
@@ -161,8 +163,8 @@ class ServerProcess:
     def start(self, timeout_s: float = 15.0) -> ServerProcess:
         stderr = self.log.open("ab") if self.log else None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve"], env=self.env, stdin=subprocess.DEVNULL,
-            stderr=stderr,
+            [sys.executable, "-m", "server.cli", "serve", *self.args], env=self.env,
+            stdin=subprocess.DEVNULL, stderr=stderr,
         )  # fmt: skip
         if stderr is not None:
             stderr.close()

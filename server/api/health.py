@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from server import auth
-from server.metrics import CONTENT_TYPE, exposition
+from server.metrics import CONTENT_TYPE, exposition, fleet_exposition
 from server.runtime import Runtime
 
 
@@ -44,4 +44,6 @@ async def metrics(request: Request) -> Response:
         return PlainTextResponse("Not Found", 404)  # as for any unknown route
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(rt.metrics())
+    if rt.settings.metrics_dir:
+        return Response(fleet_exposition(rt, rt.settings.metrics_dir), media_type=CONTENT_TYPE)
     return Response(exposition(rt), media_type=CONTENT_TYPE)
