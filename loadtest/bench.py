@@ -11,6 +11,7 @@ ingest reports/s          10k workers sending 25,000 locations/s          ≥ 25
 ingest CPU per report     server CPU / reports, over the bare figure      ≤ 1.5 x bare
 ingest lag p99            ``/metrics`` receipt → Redis write              ≤ 100 ms
 dispatch latency          POST → offer at the worker, 500 orders/s        p50 ≤ 3, p99 ≤ 10 ms
+dispatch, 2 processes     the same on ``dispatch serve --workers 2``      (figure only)
 idle memory               server RSS delta / 20k hello'd connections      ≤ 35 KiB each
 busy-city search          Redis time of one tick, 10k workers, 90% busy   p99 ≤ 1 ms
 memory per 1,000 orders   Redis used_memory, orders ending, retention     flat after retention
@@ -54,7 +55,7 @@ QUICK = {
     "connections": 2_000, "dispatch_workers": 2_000, "order_rate": 200,
     "idle_connections": 5_000, "cities": 4, "warmup_s": 2.0, "window_s": 6.0,
 }  # fmt: skip
-PHASES = ("bare", "uvicorn", "ingest", "dispatch", "idle", "busy", "memory")
+PHASES = ("bare", "uvicorn", "ingest", "dispatch", "dispatch2", "idle", "busy", "memory")
 SIZES = ("connections", "location_rate", "dispatch_workers", "order_rate", "idle_connections",
          "cities", "window_s")  # fmt: skip
 
@@ -109,6 +110,7 @@ async def measure(
         "uvicorn": lambda: phases.floor_phase(plan, "uvicorn"),
         "ingest": lambda: phases.ingest_phase(plan, redis),
         "dispatch": lambda: phases.dispatch_phase(plan, redis),
+        "dispatch2": lambda: phases.dispatch_phase(plan, redis, processes=2),
         "idle": lambda: phases.idle_phase(plan),
         "busy": lambda: phases.busy_phase(plan),
         "memory": lambda: phases.memory_phase(plan, redis),

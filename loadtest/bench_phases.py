@@ -148,25 +148,26 @@ async def _paced(
 # ---------------------------------------------------------------- 4: dispatch
 
 
-async def dispatch_phase(plan: Plan, redis: procs.RedisServer | None) -> Figures:
-    """Orders at a fixed rate to an available fleet reporting every few seconds."""
+async def dispatch_phase(
+    plan: Plan, redis: procs.RedisServer | None, processes: int = 1
+) -> Figures:
+    """Orders at a fixed rate to an available fleet reporting every few seconds,
+    served by one node or by ``processes`` node processes on one port."""
+    name = "dispatch" if processes == 1 else f"dispatch{processes}"
     cities = [f"bench{i}" for i in range(plan.cities)]
-    say(f"dispatch: starting, {plan.dispatch_workers} workers in {len(cities)} cities, "
-        f"{plan.order_rate} orders/s")  # fmt: skip
+    say(f"{name}: starting, {plan.dispatch_workers} workers in {len(cities)} cities, "
+        f"{plan.order_rate} orders/s, {processes} server process(es)")  # fmt: skip
     child = await procs.start_dispatch(
-        plan.redis_url,
-        plan.secret,
-        cities,
-        server_env(plan, "dispatch"),
-        plan.workdir / "dispatch-server.log",
-    )
+        plan.redis_url, plan.secret, cities, server_env(plan, name),
+        plan.workdir / f"{name}-server.log", workers=processes,
+    )  # fmt: skip
     stats = FleetStats()
     fleet = make_fleet(plan.dispatch_workers, cities, Area(), stats, seed=2)
     driver = DispatchDriver(procs.HOST, child.port, plan.secret, cities, Area())
     driver.attach(fleet)
     try:
-        figures = await connect(plan, fleet, child.port, "dispatch", available=True)
-        window = Window(plan, "dispatch", child, redis, lambda m: int(m["offers_made"]))
+        figures = await connect(plan, fleet, child.port, name, available=True)
+        window = Window(plan, name, child, redis, lambda m: int(m["offers_made"]))
         figures.update(await _orders(window, fleet, driver))
         figures["accept_ack_p50_ms"] = pct(stats.accept_ack_ms, 50)
         figures["accept_ack_p99_ms"] = pct(stats.accept_ack_ms, 99)

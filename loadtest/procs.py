@@ -12,6 +12,7 @@ imported.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from loadtest import httpconn
 
@@ -92,9 +94,14 @@ class Child:
         return self.proc.pid
 
     def cpu_s(self) -> float:
-        """User plus system CPU seconds used so far."""
-        t = self.ps.cpu_times()
-        return float(t.user + t.system)
+        """User plus system CPU seconds used so far, by it and its live children
+        (the node processes of ``dispatch serve --workers N``)."""
+        total = 0.0
+        for proc in [self.ps, *self.ps.children(recursive=True)]:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = proc.cpu_times()
+                total += t.user + t.system
+        return total
 
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
@@ -195,6 +202,7 @@ class HttpChild(Child):
         super().__init__(name, args, env, log)
         self.port = port
         self.metrics_token = ""
+        self.fleet = False  # dispatch serve --workers N: read /metrics in Prometheus's format
 
     async def wait_ready(self, path: str, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -211,15 +219,27 @@ class HttpChild(Child):
         raise RuntimeError(f"{self.name} did not become ready")
 
     async def metrics(self) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}  # the server's counters as JSON
+        """The server's counters as JSON; for a fleet, where JSON would be one
+        node's, ``offers_made`` summed over every node's Prometheus figures."""
+        headers = {} if self.fleet else {"Accept": "application/json"}
         if self.metrics_token:
             headers["Authorization"] = f"Bearer {self.metrics_token}"
         status, body = await httpconn.get(HOST, self.port, "/metrics", timeout_s=30.0,
                                           headers=headers)  # fmt: skip
         if status != 200:
             raise RuntimeError(f"{self.name} /metrics answered {status}")
+        if self.fleet:
+            return {"offers_made": _offers_sent(body.decode())}
         data: dict[str, Any] = json.loads(body)
         return data
+
+
+def _offers_sent(text: str) -> int:
+    """Offers sent to sockets, summed over the nodes of a Prometheus exposition."""
+    return int(sum(
+        s.value for family in text_string_to_metric_families(text) for s in family.samples
+        if s.name == "dispatch_offers_total" and s.labels.get("outcome") == "sent"
+    ))  # fmt: skip
 
 
 def dispatch_command() -> list[str]:
@@ -243,9 +263,10 @@ METRICS_TOKEN = secrets.token_urlsafe(24)
 
 async def start_dispatch(
     redis_url: str, secret: str, cities: Sequence[str], extra_env: Mapping[str, str] | None = None,
-    log: Path | None = None,
+    log: Path | None = None, workers: int = 1,
 ) -> HttpChild:  # fmt: skip
-    """A ``dispatch serve`` node on a free port serving ``cities``, ready to serve."""
+    """A ``dispatch serve`` on a free port serving ``cities``, ready to serve:
+    one node, or ``workers`` node processes on the port."""
     port = free_port()
     env = {
         **os.environ, "REDIS_URL": redis_url, "DISPATCH_JWT_SECRET": secret,
@@ -253,10 +274,26 @@ async def start_dispatch(
         "DISPATCH_NODE_ID": f"bench-{secrets.token_hex(3)}", "DISPATCH_CITIES": ",".join(cities),
         "DISPATCH_METRICS_TOKEN": METRICS_TOKEN, **UNLIMITED, **(extra_env or {}),
     }  # fmt: skip
-    child = HttpChild("dispatch serve", dispatch_command(), port, env, log)
+    args = dispatch_command() + (["--workers", str(workers)] if workers > 1 else [])
+    child = HttpChild("dispatch serve", args, port, env, log)
     child.metrics_token = METRICS_TOKEN
+    child.fleet = workers > 1
     await child.wait_ready("/readyz")
+    if workers > 1:
+        await _all_up(child, workers)
     return child
+
+
+async def _all_up(child: HttpChild, workers: int, timeout_s: float = 30.0) -> None:
+    """Wait until every node of a fleet answers (each writes its figures each second)."""
+    deadline = time.monotonic() + timeout_s
+    headers = {"Authorization": f"Bearer {child.metrics_token}"}
+    while time.monotonic() < deadline:
+        status, body = await httpconn.get(HOST, child.port, "/metrics", headers=headers)
+        if status == 200 and body.count(b"dispatch_node_info{") >= workers:
+            return
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"{child.name}: not all {workers} node processes came up")
 
 
 FLOORS = {"bare": "loadtest.bare_server", "uvicorn": "loadtest.uvicorn_floor"}

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from loadtest import procs
 from tests.support import SECRET, UNIT, ServerProcess, repo_root, unique_city
 
 EXCHANGES = {
@@ -66,3 +67,15 @@ def test_locust_drives_every_exchange_without_failures(
     assert not missing, f"no requests for {sorted(missing)}; got {sorted(seen)}"
     failed = {k: s["num_failures"] for k, s in seen.items() if s["num_failures"]}
     assert not failed, failed
+
+
+def test_the_bench_sums_offers_over_a_fleets_nodes() -> None:
+    """For ``--workers N`` the bench counts offers sent by every node, not the one
+    its request reached."""
+    text = "\n".join([
+        "# HELP dispatch_offers Offers.", "# TYPE dispatch_offers counter",
+        'dispatch_offers_total{node="a",outcome="sent"} 3.0',
+        'dispatch_offers_total{node="b",outcome="sent"} 4.0',
+        'dispatch_offers_total{node="b",outcome="accepted"} 2.0', "",
+    ])  # fmt: skip
+    assert procs._offers_sent(text) == 7
