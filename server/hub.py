@@ -48,6 +48,9 @@ class WorkerLink(Protocol):
 
     session: str
 
+    @property
+    def city(self) -> str: ...
+
     def deliver(self, kind: str, order_id: str, frame: str) -> None: ...
 
     def replaced(self) -> None: ...

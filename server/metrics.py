@@ -120,6 +120,11 @@ class RuntimeCollector(Collector):
             {("worker",): len(rt.hub.workers),
              ("live",): sum(len(group) for group in rt.hub.watchers.values())},
         )  # fmt: skip
+        cities: Counter[str] = Counter(link.city for link in rt.hub.workers.values())
+        yield _gauge(
+            "dispatch_workers_connected", "Worker sockets on this node, by city (supply).",
+            ["city"], {(city,): n for city, n in cities.items()},
+        )  # fmt: skip
         yield _counter(
             "dispatch_frames_received", "Worker frames received, by type.", ["type"],
             {(t,): n for t, n in figures.frames_in.items()},

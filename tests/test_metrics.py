@@ -4,6 +4,7 @@ after real orders went through a real server."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Iterator
 
@@ -84,6 +85,7 @@ async def test_metrics_count_what_happened(node: ServerProcess) -> None:
     assert grew("dispatch_redis_call_seconds_count") > 0
     assert _value(after, "dispatch_event_loop_lag_seconds_count") >= 1
     assert _value(after, "dispatch_connections", kind="worker") >= 1
+    assert _value(after, "dispatch_workers_connected", city=city) == 1
     assert _value(after, "dispatch_ready") == 1
     assert _value(after, "dispatch_node_info", node=node.node) == 1
 
@@ -117,3 +119,22 @@ async def test_readme_lists_every_exported_metric(node: ServerProcess) -> None:
     response, _ = await _scrape(node)
     exported = {family.name for family in text_string_to_metric_families(response.text)}
     assert listed == exported
+
+
+_SUFFIXES = ("_bucket", "_count", "_sum", "_total")
+
+
+async def test_the_dashboard_reads_only_exported_metrics(node: ServerProcess) -> None:
+    """Every metric a panel of deploy/grafana/dispatch-dashboard.json queries is one
+    the server exports (so a rename breaks this test, not an operator's dashboard)."""
+    dashboard = json.loads((repo_root() / "deploy/grafana/dispatch-dashboard.json").read_text())
+    exprs = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert exprs and all(panel["targets"] for panel in dashboard["panels"])
+    used = set()
+    for name in re.findall(r"\bdispatch_[a-z_]+", " ".join(exprs)):
+        for suffix in _SUFFIXES:
+            name = name.removesuffix(suffix)
+        used.add(name)
+    response, _ = await _scrape(node)
+    exported = {family.name for family in text_string_to_metric_families(response.text)}
+    assert used and used <= exported, used - exported

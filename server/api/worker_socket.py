@@ -115,6 +115,10 @@ class WorkerSession:
         self._last_report = -(1 << 62)  # ms; none yet in this session
         self._silence_ms = s.location_max_age_s * 1000 / 2  # well inside forget_stale's
 
+    @property
+    def city(self) -> str:
+        return self.identity.city if self.identity else ""
+
     # ------------------------------------------------------------ outgoing
 
     def deliver(self, kind: str, order_id: str, frame: str) -> None:
