@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -74,6 +74,7 @@ class Figures:
             "Round trip of one write of commands to Redis and their replies.",
             buckets=_SECONDS_REDIS, registry=self.registry,
         )  # fmt: skip
+        self.loop_lags_ms: deque[float] = deque(maxlen=1200)  # the last five minutes
         self.loop_lag = Histogram(
             "dispatch_event_loop_lag_seconds",
             f"How late a {LOOP_LAG_PROBE_S:g} s sleep on the event loop wakes up.",
@@ -89,7 +90,20 @@ class Figures:
         while True:
             start = loop.time()
             await asyncio.sleep(LOOP_LAG_PROBE_S)
-            self.loop_lag.observe(max(0.0, loop.time() - start - LOOP_LAG_PROBE_S))
+            lag = max(0.0, loop.time() - start - LOOP_LAG_PROBE_S)
+            self.loop_lag.observe(lag)
+            self.loop_lags_ms.append(lag * 1000)
+
+    def loop_lag_ms(self) -> dict[str, float]:
+        """The event loop's lag over the last probes: p50, p99 and max, in ms."""
+        lags = sorted(self.loop_lags_ms)
+        if not lags:
+            return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+
+        def at(q: float) -> float:
+            return round(lags[min(len(lags) - 1, int(q * len(lags)))], 2)
+
+        return {"p50": at(0.5), "p99": at(0.99), "max": round(lags[-1], 2)}
 
 
 def _counter(name: str, doc: str, labels: list[str], rows: dict[tuple[str, ...], float]) -> Metric:

@@ -170,4 +170,5 @@ class Runtime:
             "loop_restarts": dict(self.supervisor.restarts),
             **self.stats,
             "ingest": self.ingest.stats(),
+            "loop_lag_ms": self.figures.loop_lag_ms(),
         }

@@ -98,6 +98,7 @@ async def test_metrics_as_json_for_an_accept_header(node: ServerProcess) -> None
         )
     assert r.status_code == 200
     assert r.json()["node"] == node.node and "ingest" in r.json()
+    assert set(r.json()["loop_lag_ms"]) == {"p50", "p99", "max"}
 
 
 async def test_every_metric_has_help_and_one_type(node: ServerProcess) -> None:
