@@ -173,7 +173,11 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run a server node", description="Run one server node.")
+    serve = sub.add_parser(
+        "serve",
+        help="run a server node",
+        description="Run a server node (or, with --workers N, N of them on one port).",
+    )
     serve.add_argument("--config", help="TOML settings file (else $DISPATCH_CONFIG)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
