@@ -121,6 +121,11 @@ class GuardedHttp(HttpToolsProtocol):
             self.transport.close()
             return
         super().handle_websocket_upgrade()
+        # The socket is the WebSocket protocol's now. The parser holds this
+        # protocol's bound methods and this protocol the parser: let the
+        # reference count free both now instead of the cycle collector
+        # (about 15 objects per connection, measured with gc.DEBUG_SAVEALL).
+        self.parser = None  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
