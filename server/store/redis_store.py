@@ -125,15 +125,33 @@ class Store:
         """One command; its reply, or :class:`StoreUnavailable`."""
         return (await self.call_many([command]))[0]
 
-    async def call_many(self, commands: Sequence[tuple[object, ...]]) -> list[object]:
-        """Commands sent in one write; their replies, or :class:`StoreUnavailable`."""
-        try:
-            answers = await self.mux.call_many(commands)
-        except MuxError as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
+    async def call_many(
+        self, commands: Sequence[tuple[object, ...]], scripts: Iterable[str] = ()
+    ) -> list[object]:
+        """Commands sent in one write; their replies, or :class:`StoreUnavailable`. If
+        Redis lost one of ``scripts`` (the ones the commands run), they are loaded and
+        the commands sent again: every command here may run twice."""
+        answers = await self._send(commands, scripts)
         for command, answer in zip(commands, answers, strict=True):
             if isinstance(answer, ReplyError):
                 raise StoreUnavailable(f"redis refused {command[0]}: {answer}")
+        return answers
+
+    async def _send(
+        self, commands: Sequence[tuple[object, ...]], scripts: Iterable[str]
+    ) -> list[object]:
+        """The replies to ``commands`` (ReplyErrors among them), loading ``scripts`` and
+        sending again if Redis answered NOSCRIPT; a lost connection is StoreUnavailable."""
+        names = tuple(scripts)
+        try:
+            answers = await self.mux.call_many(commands)
+            if names and any(isinstance(a, ReplyError) and str(a).startswith("NOSCRIPT")
+                             for a in answers):  # fmt: skip
+                for name in names:
+                    await self.mux.call("SCRIPT", "LOAD", self._sources[name])
+                answers = await self.mux.call_many(commands)
+        except MuxError as exc:
+            raise StoreUnavailable(f"redis: {exc}") from exc
         return answers
 
     async def _run_many(
@@ -141,14 +159,7 @@ class Store:
     ) -> list[object]:
         """Run script ``name`` once per (keys, args), in one write, loading it if Redis
         lost it; ARGV[1] of each is the pinned time."""
-        commands = [self._evalsha(name, k, a) for k, a in calls]
-        try:
-            answers = await self.mux.call_many(commands)
-            if any(isinstance(a, ReplyError) and str(a).startswith("NOSCRIPT") for a in answers):
-                await self.mux.call("SCRIPT", "LOAD", self._sources[name])
-                answers = await self.mux.call_many(commands)
-        except MuxError as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
+        answers = await self._send([self._evalsha(name, k, a) for k, a in calls], (name,))
         for answer in answers:
             if isinstance(answer, ReplyError):
                 raise StoreUnavailable(f"redis script {name} failed: {answer}")
@@ -160,23 +171,6 @@ class Store:
         """The command that runs script ``name`` (ARGV[1] is the pinned time)."""
         clock = "" if self.pinned is None else self.pinned()
         return ("EVALSHA", self._shas[name], len(keys_), *keys_, clock, *args)
-
-    async def _execute(
-        self, commands: Sequence[tuple[object, ...]], scripts: Iterable[str]
-    ) -> None:
-        """Commands (scripts among them) in one write; if Redis lost a script, load the
-        ``scripts`` and send again (every command here may run twice)."""
-        try:
-            answers = await self.mux.call_many(commands)
-            if any(isinstance(a, ReplyError) and str(a).startswith("NOSCRIPT") for a in answers):
-                for name in scripts:
-                    await self.mux.call("SCRIPT", "LOAD", self._sources[name])
-                answers = await self.mux.call_many(commands)
-        except MuxError as exc:
-            raise StoreUnavailable(f"redis: {exc}") from exc
-        for command, answer in zip(commands, answers, strict=True):
-            if isinstance(answer, ReplyError):
-                raise StoreUnavailable(f"redis refused {command[0]}: {answer}")
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[object]) -> object:
         return (await self._run_many(name, [(keys_, args)]))[0]
@@ -426,7 +420,7 @@ class Store:
             if newcomers:
                 commands.append(self._evalsha("index", [keys.seen(city)], newcomers))
         if commands:
-            await self._execute(commands, ("index",))
+            await self.call_many(commands, ("index",))
 
     async def position(self, city: str, wid: str) -> Position | None:
         where, seen, at = await self.call_many([
