@@ -96,14 +96,18 @@ class Figures:
 
     def loop_lag_ms(self) -> dict[str, float]:
         """The event loop's lag over the last probes: p50, p99 and max, in ms."""
-        lags = sorted(self.loop_lags_ms)
-        if not lags:
-            return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+        lags = self.loop_lags_ms
+        return {"p50": round(percentile(lags, 50), 2), "p99": round(percentile(lags, 99), 2),
+                "max": round(max(lags, default=0.0), 2)}  # fmt: skip
 
-        def at(q: float) -> float:
-            return round(lags[min(len(lags) - 1, int(q * len(lags)))], 2)
 
-        return {"p50": at(0.5), "p99": at(0.99), "max": round(lags[-1], 2)}
+def percentile(values: Iterable[float], q: float) -> float:
+    """The q-th percentile (0-100) of ``values``, nearest rank; 0 when empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
 
 
 def _counter(name: str, doc: str, labels: list[str], rows: dict[tuple[str, ...], float]) -> Metric:

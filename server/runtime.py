@@ -161,6 +161,7 @@ class Runtime:
             "workers_connected": len(self.hub.workers),
             "orders_watched": len(self.hub.watchers),
             "offers_made": self.dispatcher.offers_made,
+            "offers_delivered": self.figures.offers["sent"],
             "live_nodes": list(self.nodes.live),
             "taken_over_while_alive": self.nodes.lost_count,
             "redis_timeouts": self.store.mux.timeouts,

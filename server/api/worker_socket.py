@@ -129,7 +129,6 @@ class WorkerSession:
         figures = self.rt.figures
         figures.frames_out[_HUB_FRAMES.get(kind, kind)] += 1
         if kind == "offer":
-            self.rt.stats["offers_delivered"] += 1
             figures.offers["sent"] += 1
         elif kind == "withdrawn":
             figures.offers["expired" if _EXPIRED in frame else "withdrawn"] += 1

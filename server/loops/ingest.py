@@ -20,19 +20,11 @@ from collections.abc import Callable, Iterable
 from protocol.codec import encode
 from protocol.messages import Position, WorkerMoved
 from server.logs import Outage
+from server.metrics import percentile
 from server.store import keys
 from server.store.redis_store import Spot, Store, StoreUnavailable
 
 Written = Callable[[bool], None]  # told whether the position reached Redis
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """The q-th percentile (0-100) of ``values``, nearest rank; 0 when empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
 
 
 class LocationIngest:
