@@ -17,7 +17,6 @@ child exited cleanly. Each child gets SIGTERM if the parent itself dies.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import os
@@ -30,6 +29,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from server.embedded_redis import EmbeddedRedis, die_with_parent
+from server.loops.supervisor import Recent
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class Fleet:
         self.count = count
         self.serve_args = list(serve_args)
         self.children: dict[int, subprocess.Popen[bytes]] = {}
-        self.deaths: collections.deque[float] = collections.deque()
+        self.deaths = Recent(RESTART_WINDOW_S)
         self.backoff_s = 0.5
         self.stopping = asyncio.Event()
         self.failed = False
@@ -111,15 +111,12 @@ class Fleet:
             for index, child in list(self.children.items()):
                 if child.poll() is None:
                     continue
-                now = time.monotonic()
-                self.deaths.append(now)
-                while self.deaths and now - self.deaths[0] > RESTART_WINDOW_S:
-                    self.deaths.popleft()
-                if len(self.deaths) == 1:  # the first in a while: start again soon
+                deaths = self.deaths.add(time.monotonic())
+                if deaths == 1:  # the first in a while: start again soon
                     self.backoff_s = 0.5
-                if len(self.deaths) > RESTARTS_ALLOWED:
+                if deaths > RESTARTS_ALLOWED:
                     log.critical("node processes keep exiting (%d times in %g s); stopping all",
-                                 len(self.deaths), RESTART_WINDOW_S)  # fmt: skip
+                                 deaths, RESTART_WINDOW_S)  # fmt: skip
                     self.failed = True
                     return
                 log.error("node process %d (pid %d) exited with %s; starting it again in %g s",

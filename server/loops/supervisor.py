@@ -21,6 +21,21 @@ log = logging.getLogger(__name__)
 Loop = Callable[[], Awaitable[None]]
 
 
+class Recent:
+    """How many times something happened within the last ``window_s`` seconds."""
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._times: collections.deque[float] = collections.deque()
+
+    def add(self, now: float) -> int:
+        """Count one more at ``now`` (monotonic seconds); how many are recent now."""
+        self._times.append(now)
+        while self._times[0] < now - self.window_s:
+            self._times.popleft()
+        return len(self._times)
+
+
 class Supervisor:
     """Starts loops, restarts the ones that fail, gives up on the ones that keep failing."""
 
@@ -42,7 +57,7 @@ class Supervisor:
         )
 
     async def _keep(self, name: str, loop: Loop) -> None:
-        failures: collections.deque[float] = collections.deque()
+        failures = Recent(self.window_s)
         while True:
             self.states[name] = "running"
             try:
@@ -50,17 +65,14 @@ class Supervisor:
                 log.error("background loop %s returned; loops must run until cancelled", name)
             except Exception:
                 log.exception("background loop %s failed", name)
-            now = time.monotonic()
-            failures.append(now)
-            while failures and failures[0] < now - self.window_s:
-                failures.popleft()
+            recent = failures.add(time.monotonic())
             self.restarts[name] += 1
-            if len(failures) > self.max_restarts:
+            if recent > self.max_restarts:
                 self.states[name] = "failed"
-                self.on_fatal(f"{name} failed {len(failures)} times within {self.window_s:g} s")
+                self.on_fatal(f"{name} failed {recent} times within {self.window_s:g} s")
                 return
             self.states[name] = "restarting"
-            await asyncio.sleep(min(0.1 * 2 ** (len(failures) - 1), 5.0))
+            await asyncio.sleep(min(0.1 * 2 ** (recent - 1), 5.0))
             log.warning("restarting background loop %s", name)
 
     def problems(self) -> list[str]:
