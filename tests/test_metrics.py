@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from protocol.messages import Ack
-from tests.support import Customer, ServerProcess, WorkerClient, repo_root, unique_city
+from tests.support import UNIT, Customer, ServerProcess, WorkerClient, repo_root, unique_city
 
 TOKEN = "metrics-test-token-0123456789abcdef"
 
@@ -58,8 +58,12 @@ async def test_metrics_count_what_happened(node: ServerProcess) -> None:
         await w.request({"type": "status", "status": "offline"})  # no offer for the next
         gone = (await customer.create(city)).json()["id"]
         assert (await customer.http.post(f"/v1/orders/{gone}/cancel")).status_code == 200
-        await asyncio.sleep(0.4)  # one probe of the event loop's lag at least
         response, after = await _scrape(node)
+        deadline = asyncio.get_running_loop().time() + 5 * UNIT
+        while _value(after, "dispatch_event_loop_lag_seconds_count") < 1:  # its first probe
+            assert asyncio.get_running_loop().time() < deadline, "no event-loop lag probe"
+            await asyncio.sleep(0.05)
+            response, after = await _scrape(node)
     finally:
         await w.close()
         await customer.close()

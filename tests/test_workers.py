@@ -78,9 +78,8 @@ async def test_two_nodes_share_the_port_and_a_dead_one_comes_back(redis_url: str
         finally:
             await w.close()
             await customer.close()
-        await asyncio.sleep(1.5)  # each node has written its figures for the others
-        nodes, created = _fleet_metrics(fleet.url, city)
-        assert nodes == first and created == 1
+        # Each node writes its figures for the others every second: one scrape names both.
+        await _until(lambda: _fleet_metrics(fleet.url, city) == (first, 1), 10)
         victim = _children(fleet)[0]
         victim.kill()
         await _until(lambda: len(_nodes_answering(fleet.url, 10) - first) == 1, 20)
