@@ -40,22 +40,33 @@ from simulator.runner import city_names
 READY_TIMEOUT_S = 30.0
 
 
+# --quick: the one-minute run of the test suite (tests/test_chaos.py); an option
+# given as well wins.
+FULL = {"duration": 600.0, "kill_every": 10.0, "grace": 25.0}
+QUICK = {"duration": 60.0, "kill_every": 6.0, "grace": 10.0}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--duration", type=float, default=600.0, help="seconds of orders under faults (600)")
+    add("--quick", action="store_true",
+        help="the suite's one-minute run: --duration 60 --kill-every 6 --grace 10")  # fmt: skip
+    add("--duration", type=float, help="seconds of orders under faults (600)")
     add("--nodes", type=int, default=3, help="server nodes (3)")
     add("--workers", type=int, default=1000, help="simulated workers (1000)")
     add("--rate", type=float, default=20.0, help="orders per second (20)")
-    add("--kill-every", type=float, default=10.0, help="seconds between node kills (10)")
+    add("--kill-every", type=float, help="seconds between node kills (10)")
     add("--down", type=float, default=2.0, help="seconds a killed node stays down (2)")
     add("--stop", type=float, default=10.0, help="seconds Redis is SIGSTOPped, once (10)")
-    add("--grace", type=float, default=25.0, help="seconds for open orders to end after (25)")
+    add("--grace", type=float, help="seconds for open orders to end after (25)")
     add("--seed", type=int, default=1, help="random seed for the fault schedule (1)")
     add("--workdir", type=Path, help="keep logs, journal and Redis files here (default: temp)")
     add("--out", type=Path, help="write the findings as JSON to this file")
 
 
 def run(args: argparse.Namespace) -> int:
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     return asyncio.run(_run(args))
 
 
