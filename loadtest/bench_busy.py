@@ -26,8 +26,8 @@ from loadtest.bench_measure import Figures, Plan, pct, say
 from protocol.messages import CreateOrder, OfferMode, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
+from server.store.cluster import open_link
 from server.store.keys import City, OrderId, WorkerId, new_order_id
-from server.store.mux import Mux
 from server.store.records import order_fields
 from server.store.redis_store import Refused, Store
 
@@ -93,7 +93,7 @@ async def busy_phase(plan: Plan) -> Figures:
     """Redis time per search in a city of ``plan.dispatch_workers`` workers, 90% busy."""
     workers = plan.dispatch_workers
     say(f"busy: {workers:,} workers, 90% on a job, most within ~1 km of the pickups")
-    store = Store(Mux(plan.redis_url))
+    store = Store(open_link(plan.redis_url))
     settings = Settings(cities=(CITY,), search_count=10)
     d = Dispatcher(store, settings, lambda: (NODE,))
     try:
@@ -120,7 +120,7 @@ async def busy_phase(plan: Plan) -> Figures:
         ticks = [cast(int, e[2]) for e in log if sha in cast(list[bytes], e[3])]
     finally:
         await store.call("CONFIG", "SET", "slowlog-log-slower-than", "10000")
-        store.mux.close()
+        store.link.close()
     micros = [float(t) for t in ticks]
     figures: Figures = {
         "workers": workers, "on_a_job": on_job, "in_search_index": free,

@@ -166,15 +166,15 @@ class RuntimeCollector(Collector):
             "accepted, rejected, expired, withdrawn (taken by another, cancelled, lost).",
             ["outcome"], {(o,): figures.offers[o] for o in OFFER_OUTCOMES},
         )  # fmt: skip
-        mux = rt.store.mux
+        link = rt.store.link
         yield _counter(
             "dispatch_redis_errors", "Redis calls that failed, by kind.", ["kind"],
-            {(kind,): n for kind, n in mux.errors.items()},
+            {(kind,): n for kind, n in link.errors.items()},
         )  # fmt: skip
         yield _counter("dispatch_redis_timeouts", "Redis connections dropped for giving no "
-                       "reply within redis_timeout_ms.", [], {(): mux.timeouts})  # fmt: skip
+                       "reply within redis_timeout_ms.", [], {(): link.timeouts})  # fmt: skip
         yield _counter("dispatch_redis_connects", "Connections made to Redis.", [],
-                       {(): mux.connects})  # fmt: skip
+                       {(): link.connects})  # fmt: skip
         yield _counter("dispatch_pubsub_reconnects", "Pub/sub connections made again.", [],
                        {(): rt.hub.subscriber.reconnects})  # fmt: skip
         yield _counter("dispatch_pubsub_bad_messages", "Pub/sub messages skipped as "

@@ -30,7 +30,7 @@ from server.loops.supervisor import Supervisor
 from server.loops.sweeper import sweep_forever
 from server.metrics import Figures
 from server.settings import Settings
-from server.store.mux import Mux
+from server.store.cluster import open_link
 from server.store.redis_store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ class Runtime:
             url = self._embedded.start()  # main thread: see embedded_redis
             self.supervisor.start("embedded-redis", self._embedded.supervise)
         timeout_s = s.redis_timeout_ms / 1000
-        self.store = Store(Mux(url, timeout_s=timeout_s, connect_timeout_s=timeout_s))
-        self.store.mux.on_round_trip = self.figures.redis_call.observe
+        self.store = Store(open_link(url, timeout_s, timeout_s))
+        self.store.link.on_round_trip = self.figures.redis_call.observe
         async with asyncio.timeout(START_TIMEOUT_S):
             version = await self._await_redis()
         if version < MIN_REDIS:
@@ -130,7 +130,7 @@ class Runtime:
             found.append("shutting down")
         if self.failed:
             found.append(f"failed: {self.failed}")
-        if not (self.nodes.beating and self.store.mux.health.answering):
+        if not (self.nodes.beating and self.store.link.health.answering):
             found.append("redis does not answer in time")
         if not self.hub.subscriber.subscribed.is_set():
             found.append("pub/sub is not subscribed")
@@ -151,7 +151,9 @@ class Runtime:
                 await self.nodes.leave()
         await self.supervisor.stop()
         self.hub.close()
-        self.store.mux.close()
+        with contextlib.suppress(TimeoutError, OSError):
+            async with asyncio.timeout(timeout_s):
+                await self.store.link.aclose()
         if self._embedded:
             await asyncio.to_thread(self._embedded.stop)
 
@@ -164,8 +166,8 @@ class Runtime:
             "offers_delivered": self.figures.offers["sent"],
             "live_nodes": list(self.nodes.live),
             "taken_over_while_alive": self.nodes.lost_count,
-            "redis_timeouts": self.store.mux.timeouts,
-            "redis_connects": self.store.mux.connects,
+            "redis_timeouts": self.store.link.timeouts,
+            "redis_connects": self.store.link.connects,
             "pubsub_reconnects": self.hub.subscriber.reconnects,
             "pubsub_bad_messages": self.hub.bad_messages,
             "loop_restarts": dict(self.supervisor.restarts),

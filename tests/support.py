@@ -21,10 +21,12 @@ import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 import msgspec
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -41,6 +43,7 @@ from protocol.messages import (
 )
 from server import auth
 from server.embedded_redis import EmbeddedRedis
+from server.store.cluster import is_cluster_url, seeds
 
 UNIT = float(os.environ.get("TEST_TIME_UNIT", "1.0"))
 SECRET = "test-secret-of-at-least-32-bytes-long"
@@ -84,6 +87,21 @@ def server_frame(raw: str | bytes) -> ServerMessage:
 async def _note_response(response: httpx.Response) -> None:
     if response.status_code >= 400:
         note_raw(await response.aread())
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    """A redis-py client for a test to look into Redis with: a cluster client for a
+    ``redis+cluster://`` URL (it has the same commands)."""
+    if not is_cluster_url(url):
+        return aioredis.from_url(url)
+    found, _ = seeds(url)
+    nodes = [ClusterNode(host, port) for host, port in found]
+    return cast(aioredis.Redis, RedisCluster(startup_nodes=nodes))
+
+
+def on_cluster() -> bool:
+    """Whether this run's tests use a Redis Cluster (``DISPATCH_TEST_REDIS=cluster``)."""
+    return os.environ.get("DISPATCH_TEST_REDIS") == "cluster"
 
 
 def free_port() -> int:

@@ -17,8 +17,8 @@ import pytest
 from protocol.messages import CreateOrder, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
+from server.store.cluster import open_link
 from server.store.keys import City, WorkerId, new_order_id
-from server.store.mux import Mux
 from server.store.redis_store import Store
 from tests.support import scratch_city
 
@@ -29,9 +29,9 @@ BUSY = 5000
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Store]:
-    store = Store(Mux(redis_url))
+    store = Store(open_link(redis_url))
     yield store
-    store.mux.close()
+    await store.link.aclose()
 
 
 async def _workers(

@@ -13,7 +13,6 @@ import time
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -25,6 +24,7 @@ from tests.support import (
     ServerProcess,
     WorkerClient,
     note_raw,
+    redis_client,
     server_frame,
     unique_city,
     worker_token,
@@ -184,7 +184,7 @@ async def test_undecodable_stored_order_is_a_logged_500(
     """An order record the server cannot read (corrupted in Redis) answers 500 internal, with
     no traceback, and the connection stays usable."""
     oid = (await customer.create(city)).json()["id"]
-    client = aioredis.from_url(redis_url)
+    client = redis_client(redis_url)
     await client.hset(keys.order(oid), "state", "bogus")
     await client.aclose()
     r = await customer.http.get(f"/v1/orders/{oid}")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
@@ -26,6 +25,7 @@ from tests.support import (
     Customer,
     ServerProcess,
     WorkerClient,
+    redis_client,
     server_frame,
     unique_city,
     worker_token,
@@ -244,7 +244,7 @@ async def test_a_location_then_a_reset_does_not_bring_the_worker_back(
     """A location frame followed at once by a TCP reset: however the two land, the worker
     ends disconnected and out of the search index, and is offered nothing."""
     city = unique_city()
-    client = aioredis.from_url(redis_url)
+    client = redis_client(redis_url)
     try:
         for round_ in range(5):
             wid = f"gone{round_}"

@@ -12,7 +12,9 @@ import redis.asyncio as aioredis
 from server.store.keys import WorkerId
 from server.store.mux import Mux, MuxClosed, MuxTimeout, ReplyError
 from server.store.redis_store import Store, StoreUnavailable
-from tests.support import RedisProcess, scratch_city
+from tests.support import RedisProcess, on_cluster, scratch_city
+
+pytestmark = pytest.mark.skipif(on_cluster(), reason="tests of the connection to one Redis")
 
 
 async def test_many_concurrent_calls_get_their_own_replies(redis_url: str) -> None:
@@ -64,7 +66,7 @@ async def test_store_reloads_scripts_redis_forgot(redis_url: str) -> None:
     await store.connect(city, WorkerId("w"), "n", "s", ("delivery",), 1, 60_000)
     await client.script_flush()
     assert await store.set_status(city, WorkerId("w"), "go_available") == "available"
-    store.mux.close()
+    store.link.close()
     await client.aclose()
 
 

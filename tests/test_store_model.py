@@ -45,8 +45,8 @@ from server.core.worker_states import CANDIDATE, STATUS_EVENTS
 from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store import keys, records
+from server.store.cluster import open_link
 from server.store.keys import OrderId, WorkerId
-from server.store.mux import Mux
 from server.store.redis_store import Accepted, Refused, Store
 from tests.store_model import (
     BROADCAST,
@@ -97,7 +97,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.city = scratch_city()
         self.model = Model(self.city)
-        self.store = Store(Mux(self.redis_url), pinned=lambda: self.model.now)
+        self.store = Store(open_link(self.redis_url), pinned=lambda: self.model.now)
         config = Settings(
             cities=(self.city,), offer_timeout_s=OFFER_TIMEOUT_MS / 1000, broadcast_size=BROADCAST,
             retry_interval_s=RETRY_MS / 1000, max_dispatch_s=MAX_DISPATCH_MS / 1000,
@@ -110,7 +110,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         self.loop.run_until_complete(self.dispatcher.drain())
-        self.store.mux.close()
+        self.loop.run_until_complete(self.store.link.aclose())
         self.loop.run_until_complete(asyncio.sleep(0))  # let the transport finish closing
         self.loop.close()
 

@@ -14,8 +14,8 @@ from protocol.messages import CreateOrder, OfferMode, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store import keys
+from server.store.cluster import open_link
 from server.store.keys import City, OrderId, WorkerId, new_order_id
-from server.store.mux import Mux
 from server.store.redis_store import Refused, Spot, Store
 from tests.support import scratch_city
 
@@ -40,9 +40,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def store(redis_url: str, clock: Clock) -> AsyncIterator[Store]:
-    store = Store(Mux(redis_url), pinned=clock)
+    store = Store(open_link(redis_url), pinned=clock)
     yield store
-    store.mux.close()
+    await store.link.aclose()
 
 
 def dispatcher(store: Store, city: str, **kw: object) -> Dispatcher:

@@ -7,7 +7,6 @@ import math
 import time
 
 import pytest
-import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -20,6 +19,7 @@ from tests.support import (
     ServerProcess,
     WorkerClient,
     customer_token,
+    redis_client,
     server_frame,
     worker_token,
 )
@@ -150,7 +150,7 @@ async def test_location_batch_stores_the_latest_point(
     ack = await w.request({"type": "location", "points": points})
     after = time.time() * 1000
     assert isinstance(ack, Ack)
-    client = aioredis.from_url(redis_url)
+    client = redis_client(redis_url)
     (where,) = await client.geopos(keys.pos(city), "w")
     seen = await client.zscore(keys.seen(city), "w")
     await client.aclose()

@@ -282,6 +282,9 @@ class Mux:
     def connected(self) -> bool:
         return self._protocol is not None and self._protocol.transport is not None
 
+    async def aclose(self) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 import hiredis
 
 from server.logs import reason
+from server.store.cluster import server_urls
 from server.store.mux import Address, MuxClosed, ReplyError
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,10 @@ class Subscriber:
         timeout_s: float = 2.0,
         ping_every_s: float = 1.0,
     ) -> None:
-        self.address = Address(url)
+        # A cluster URL names several servers: classic pub/sub reaches every
+        # subscriber from any of them, so one is used, the next when it fails.
+        self.addresses = [Address(u) for u in server_urls(url)]
+        self.address = self.addresses[0]
         self.on_message = on_message
         self.on_resubscribed = on_resubscribed
         self.timeout_s = timeout_s
@@ -134,6 +138,7 @@ class Subscriber:
                 protocol = await self._connect()
             except (OSError, TimeoutError, MuxClosed, ReplyError) as exc:
                 log.warning("pub/sub: cannot connect (%s); again in %.1f s", reason(exc), backoff)
+                self._next_address()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
@@ -147,6 +152,11 @@ class Subscriber:
             self.subscribed.clear()
             self._protocol = None
             log.warning("pub/sub: connection lost; reconnecting")
+            self._next_address()
+
+    def _next_address(self) -> None:
+        i = self.addresses.index(self.address)
+        self.address = self.addresses[(i + 1) % len(self.addresses)]
 
     async def _connect(self) -> _Protocol:
         async with asyncio.timeout(self.timeout_s):

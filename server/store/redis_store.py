@@ -17,6 +17,7 @@ token expiry, a ping's ``server_time``, a fix's age.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -29,8 +30,9 @@ from protocol.messages import OfferMode, OrderView, Point, Position
 from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
 from server.store import keys, replies
+from server.store.cluster import Link
 from server.store.keys import OfferId, OrderId, WorkerId
-from server.store.mux import Mux, MuxError, ReplyError
+from server.store.mux import MuxError, ReplyError
 from server.store.records import decoded, events, pairs, position, text, view_from_fields
 from server.store.replies import Refusable
 from server.store.scripts import sources
@@ -102,15 +104,16 @@ def _point(lat: float | None, lng: float | None) -> Point | None:
 
 
 class Store:
-    """Scripts and reads over one multiplexed connection."""
+    """Scripts and reads over one link to Redis (one server, or a cluster)."""
 
-    def __init__(self, mux: Mux, pinned: Callable[[], int] | None = None) -> None:
-        self.mux = mux
+    def __init__(self, link: Link, pinned: Callable[[], int] | None = None) -> None:
+        self.link = link
         self.pinned = pinned
         self._sources = sources()
         self._shas = {
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._sources.items()
         }
+        self._loading: dict[str, asyncio.Future[object]] = {}
         # Redis time minus this node's monotonic clock: the wall clock until the first
         # sync_clock (the node syncs before it serves, and at every heartbeat).
         self._offset_ms = time.time() * 1000 - time.monotonic() * 1000
@@ -144,15 +147,23 @@ class Store:
         sending again if Redis answered NOSCRIPT; a lost connection is StoreUnavailable."""
         names = tuple(scripts)
         try:
-            answers = await self.mux.call_many(commands)
+            answers = await self.link.call_many(commands)
             if names and any(isinstance(a, ReplyError) and str(a).startswith("NOSCRIPT")
                              for a in answers):  # fmt: skip
-                for name in names:
-                    await self.mux.call("SCRIPT", "LOAD", self._sources[name])
-                answers = await self.mux.call_many(commands)
+                await asyncio.gather(*(self._load(name) for name in names))
+                answers = await self.link.call_many(commands)
         except MuxError as exc:
             raise StoreUnavailable(f"redis: {exc}") from exc
         return answers
+
+    async def _load(self, name: str) -> None:
+        """Load script ``name``; callers that find it missing at once share one load."""
+        loading = self._loading.get(name)
+        if loading is None:
+            loading = asyncio.ensure_future(self.link.call("SCRIPT", "LOAD", self._sources[name]))
+            self._loading[name] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(name, None))
+        await asyncio.shield(loading)
 
     async def _run_many(
         self, name: str, calls: Sequence[tuple[Sequence[str], Sequence[object]]]

