@@ -408,6 +408,7 @@ class Stored:
     timers: dict[str, int]
     seen: dict[str, int]
     routed: dict[str, set[str]]  # node -> the workers in its node set
+    online: dict[str, str]  # the online index: worker -> '<node> <skills>'
 
 
 def _list(reply: object) -> list[object]:
@@ -449,8 +450,10 @@ async def read_city(store: Store, city: str, oids: Sequence[OrderId]) -> Stored:
         ("ZRANGE", keys.timers(city), 0, -1, "WITHSCORES"),
         ("ZRANGE", keys.seen(city), 0, -1, "WITHSCORES"),
         *(("SMEMBERS", keys.node_workers(city, node)) for node in NODES),
+        ("HGETALL", keys.online(city)),
     ]
     r = await store.call_many(commands)
+    online = _hash(r.pop())
     o, w = r[: 6 * len(oids)], r[6 * len(oids) : -5]
     return Stored(
         orders={oid: _hash(o[6 * i]) for i, oid in enumerate(oids)},
@@ -466,6 +469,7 @@ async def read_city(store: Store, city: str, oids: Sequence[OrderId]) -> Stored:
         timers=_scores(r[-4]),
         seen=_scores(r[-3]),
         routed={node: _members(reply) for node, reply in zip(NODES, r[-2:], strict=True)},
+        online=online,
     )
 
 

@@ -43,7 +43,8 @@ from protocol.messages import (
 )
 from server import auth
 from server.embedded_redis import EmbeddedRedis
-from server.store.cluster import is_cluster_url, seeds
+from server.store import keys
+from server.store.cluster import Link, is_cluster_url, open_link, seeds
 
 UNIT = float(os.environ.get("TEST_TIME_UNIT", "1.0"))
 SECRET = "test-secret-of-at-least-32-bytes-long"
@@ -97,6 +98,39 @@ def redis_client(url: str) -> aioredis.Redis:
     found, _ = seeds(url)
     nodes = [ClusterNode(host, port) for host, port in found]
     return cast(aioredis.Redis, RedisCluster(startup_nodes=nodes))
+
+
+class OneTagLink:
+    """A real link that also checks what Redis Cluster would refuse: every script
+    call declares keys of one hash tag. The store tests run their store on it."""
+
+    def __init__(self, link: Link) -> None:
+        self.link = link
+        self.checked = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.link, name)
+
+    def _check(self, command: tuple[Any, ...]) -> None:
+        if command[0] in ("EVALSHA", "EVAL"):
+            declared = [str(k) for k in command[3 : 3 + int(command[2])]]
+            tags = {keys.tag_of(k) for k in declared}
+            assert len(tags) == 1, f"one script, several hash tags: {declared}"
+            self.checked += 1
+
+    async def call(self, *command: Any) -> Any:
+        self._check(command)
+        return await self.link.call(*command)
+
+    async def call_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        for command in commands:
+            self._check(command)
+        return await self.link.call_many(commands)
+
+
+def one_tag(url: str) -> Link:
+    """The link for ``url``, checking that each script's keys share one hash tag."""
+    return cast(Link, OneTagLink(open_link(url)))
 
 
 def on_cluster() -> bool:

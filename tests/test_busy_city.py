@@ -17,10 +17,9 @@ import pytest
 from protocol.messages import CreateOrder, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
-from server.store.cluster import open_link
 from server.store.keys import City, WorkerId, new_order_id
 from server.store.redis_store import Store
-from tests.support import scratch_city
+from tests.support import one_tag, scratch_city
 
 NODE = "node-busy"
 PICKUP = Point(lat=52.52, lng=13.40)
@@ -29,7 +28,7 @@ BUSY = 5000
 
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Store]:
-    store = Store(open_link(redis_url))
+    store = Store(one_tag(redis_url))
     yield store
     await store.link.aclose()
 

@@ -32,11 +32,7 @@ def _row(table: str, state: str) -> str:
     return line
 
 
-def _hash_tag(key: str) -> str:
-    """The part of ``key`` that Redis Cluster hashes: the first non-empty ``{...}``, else all."""
-    start = key.find("{")
-    end = key.find("}", start + 1)
-    return key[start + 1 : end] if start >= 0 and end > start + 1 else key
+_hash_tag = keys.tag_of
 
 
 def test_rules_define_every_table() -> None:
@@ -289,6 +285,9 @@ def test_every_key_of_an_order_shares_its_city_hash_tag() -> None:
         keys.timers(CITY),
         keys.free(CITY, "delivery"),
         keys.seen(CITY),
+        keys.pos(CITY),
+        keys.fix_at(CITY),
+        keys.online(CITY),
         keys.node_workers(CITY, "node-1"),
         keys.worker(CITY, "w1"),
         keys.worker(CITY, "w{odd}"),
@@ -302,3 +301,25 @@ def test_keys_of_different_cities_do_not_share_a_tag() -> None:
     other = keys.City("lyon")
     assert _hash_tag(keys.seen(CITY)) != _hash_tag(keys.seen(other))
     assert _hash_tag(keys.order(keys.new_order_id(other))) == other
+
+
+@pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
+def test_scripts_touch_keys_only_through_the_guard(name: str) -> None:
+    """Every command on a key goes through call(), which refuses a key the caller did
+    not declare in KEYS; redis.call itself is left for TIME and PUBLISH (no key)."""
+    source = scripts.source(name)
+    code = re.sub(r"--[^\n]*", "", source)
+    direct = re.findall(r"redis\.p?call\(\s*([^,)]+)", code)
+    assert set(direct) <= {"'TIME'", "'PUBLISH'", "command"}, direct
+    assert direct.count("command") == 1  # the guard's own
+    assert "if not DECLARED[key] then error(" in code
+
+
+def test_the_guard_and_the_plan_are_in_every_script() -> None:
+    """want() and needs() come with a script that plans; the head declares for all."""
+    head, _ = scripts.prelude_parts()
+    assert "for _, k in ipairs(KEYS) do DECLARED[k] = true end" in head
+    for name in ("tick", "accept", "reject", "cancel", "offer", "takeover", "forget_stale",
+                 "connect", "disconnect", "set_status", "progress", "index"):  # fmt: skip
+        code = scripts.source(name)
+        assert "local function needs()" in code and "local need = needs()" in code, name

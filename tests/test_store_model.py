@@ -45,7 +45,6 @@ from server.core.worker_states import CANDIDATE, STATUS_EVENTS
 from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store import keys, records
-from server.store.cluster import open_link
 from server.store.keys import OrderId, WorkerId
 from server.store.redis_store import Accepted, Refused, Store
 from tests.store_model import (
@@ -84,7 +83,7 @@ from tests.store_model import (
     split,
     spot,
 )
-from tests.support import scratch_city
+from tests.support import one_tag, scratch_city
 
 
 class StoreMachine(RuleBasedStateMachine):
@@ -97,7 +96,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.city = scratch_city()
         self.model = Model(self.city)
-        self.store = Store(open_link(self.redis_url), pinned=lambda: self.model.now)
+        self.store = Store(one_tag(self.redis_url), pinned=lambda: self.model.now)
         config = Settings(
             cities=(self.city,), offer_timeout_s=OFFER_TIMEOUT_MS / 1000, broadcast_size=BROADCAST,
             retry_interval_s=RETRY_MS / 1000, max_dispatch_s=MAX_DISPATCH_MS / 1000,
@@ -488,6 +487,9 @@ class StoreMachine(RuleBasedStateMachine):
         assert s.free == self.model.indexed()
         assert s.routed == {
             n: {wid for wid, w in self.model.workers.items() if w.node == n} for n in NODES
+        }
+        assert s.online == {
+            wid: f"{w.node} {SKILL}" for wid, w in self.model.workers.items() if w.node
         }
 
     @invariant()

@@ -14,10 +14,9 @@ from protocol.messages import CreateOrder, OfferMode, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store import keys
-from server.store.cluster import open_link
-from server.store.keys import City, OrderId, WorkerId, new_order_id
+from server.store.keys import City, OfferId, OrderId, WorkerId, new_order_id
 from server.store.redis_store import Refused, Spot, Store
-from tests.support import scratch_city
+from tests.support import one_tag, scratch_city
 
 T0 = 1_800_000_000_000  # ms
 NODE = "node-x"
@@ -40,7 +39,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 async def store(redis_url: str, clock: Clock) -> AsyncIterator[Store]:
-    store = Store(open_link(redis_url), pinned=clock)
+    store = Store(one_tag(redis_url), pinned=clock)
     yield store
     await store.link.aclose()
 
@@ -160,6 +159,31 @@ async def test_two_accepts_of_one_broadcast(store: Store, clock: Clock) -> None:
         "on_job",
         "available",
     ]
+
+
+async def test_an_accept_missing_keys_asks_for_them_before_writing(
+    store: Store, clock: Clock
+) -> None:
+    """An accept sent with only its fixed keys (as by a node that never saw the offer)
+    answers need with the other holders' keys and writes nothing; the store sends it
+    again with them and it goes through."""
+    city = scratch_city()
+    await add_workers(store, city, "a", "b")
+    d = dispatcher(store, city)
+    oid = await new_order(d, city, OfferMode.BROADCAST)
+    before = await store.order_fields(oid), await worker_state(store, city, "b")
+    fixed = [keys.order(oid), keys.timers(city), keys.worker(city, "b"), keys.tried(oid)]
+    raw = await store.call("EVALSHA", store.script_id("accept"), len(fixed), *fixed,
+                           clock.ms, oid, f"{oid}/1", "b")  # fmt: skip
+    assert isinstance(raw, list) and raw[0] == b"need"
+    asked = {k.decode() for k in raw[1]}
+    assert {keys.worker(city, "a"), keys.events(oid), keys.online(city)} <= asked
+    assert (await store.order_fields(oid), await worker_state(store, city, "b")) == before
+    replans = store.replans["accept"]
+    fresh = Store(store.link, pinned=clock)  # knows no holders or skills: must ask
+    await fresh.accept(OfferId(f"{oid}/1"), WorkerId("b"), city)
+    assert fresh.replans["accept"] == 1 and store.replans["accept"] == replans
+    assert [await worker_state(store, city, w) for w in "ab"] == ["available", "on_job"]
 
 
 async def test_reject_of_expired_offer_changes_nothing(store: Store, clock: Clock) -> None:

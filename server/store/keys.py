@@ -81,6 +81,11 @@ def node_workers(city: str, node: str) -> str:
     return f"{_tag(city)}node:{node}"
 
 
+def online(city: str) -> str:
+    """Connected workers: worker -> ``'<node> <skills>'`` (the scripts plan from it)."""
+    return f"{_tag(city)}online"
+
+
 def pos(city: str) -> str:
     """Where each connected (or lately connected) worker last reported itself."""
     return f"{_tag(city)}pos"
@@ -105,6 +110,24 @@ def idempotency(customer: str, key: str) -> str:
 
 def order_rate(customer: str) -> str:
     return f"d:rate:{{{customer}}}"
+
+
+def order_keys(order_id: OrderId) -> list[str]:
+    """The keys a script on an order declares: record, timers, tried, history."""
+    city = city_of(order_id) or ""
+    return [order(order_id), timers(city), tried(order_id), events(order_id)]
+
+
+def city_keys(city: str) -> list[str]:
+    """The city's indexes that a script on a worker declares."""
+    return [online(city), seen(city), pos(city)]
+
+
+def tag_of(key: str) -> str:
+    """A key's hash tag (Redis Cluster hashes only it), or the whole key without one."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1 : end] if start >= 0 and end > start + 1 else key
 
 
 def takeover(node: str) -> str:

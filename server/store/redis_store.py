@@ -18,6 +18,7 @@ token expiry, a ping's ``server_time``, a fix's age.
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -94,6 +95,37 @@ class WorkerRecord(NamedTuple):
 Spot = tuple[float, float, int]
 
 
+# How many times a script may answer "need" before the call gives up: each round
+# reads more of what it plans from (takeover needs two: workers, then their offers).
+PLAN_ROUNDS = 5
+# The most workers' skills and orders' skills the store remembers to declare keys with.
+REMEMBERED = 200_000
+
+
+def _needed(raw: object) -> list[str]:
+    """The keys a script's ``need`` answer asks for (none for any other answer)."""
+    if isinstance(raw, list) and len(raw) == 2 and raw[0] == b"need":
+        return [text(k) for k in cast(list[bytes], raw[1])]
+    return []
+
+
+class _Memo:
+    """A bounded memory of what the store last learned: forgotten whole when full
+    (a miss costs one more round trip, never a wrong answer)."""
+
+    def __init__(self, limit: int = REMEMBERED) -> None:
+        self.limit = limit
+        self.items: dict[str, tuple[str, ...]] = {}
+
+    def get(self, key: str) -> tuple[str, ...]:
+        return self.items.get(key, ())
+
+    def put(self, key: str, value: tuple[str, ...]) -> None:
+        if len(self.items) >= self.limit:
+            self.items.clear()
+        self.items[key] = value
+
+
 def _values(reply: object) -> list[object]:
     """A multi-bulk reply as a list (an empty one for nil)."""
     return cast(list[object], reply or [])
@@ -114,6 +146,12 @@ class Store:
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._sources.items()
         }
         self._loading: dict[str, asyncio.Future[object]] = {}
+        # What the scripts need declared and the caller cannot see: each worker's
+        # skills (its search index keys), each order's skill and offer holders.
+        self._skills = _Memo()
+        self._order_skill = _Memo()
+        self._holders = _Memo()
+        self.replans: collections.Counter[str] = collections.Counter()  # need answers, by script
         # Redis time minus this node's monotonic clock: the wall clock until the first
         # sync_clock (the node syncs before it serves, and at every heartbeat).
         self._offset_ms = time.time() * 1000 - time.monotonic() * 1000
@@ -184,7 +222,18 @@ class Store:
         return ("EVALSHA", self._shas[name], len(keys_), *keys_, clock, *args)
 
     async def _run(self, name: str, keys_: Sequence[str], args: Sequence[object]) -> object:
-        return (await self._run_many(name, [(keys_, args)]))[0]
+        """Run script ``name``, declaring ``keys_``; when it answers that it needs keys
+        the caller could not know (an offer's holders, a worker's skills), it is run
+        again with those too. It asks before it writes anything."""
+        declared = list(dict.fromkeys(keys_))
+        for _ in range(PLAN_ROUNDS):
+            raw = (await self._run_many(name, [(declared, args)]))[0]
+            need = _needed(raw)
+            if not need:
+                return raw
+            self.replans[name] += 1
+            declared += need
+        raise StoreUnavailable(f"redis script {name} still needs keys after {PLAN_ROUNDS} rounds")
 
     def _decoded(self, name: str, raw: object, shape: type[R]) -> R:
         try:
@@ -205,6 +254,35 @@ class Store:
         if not result.ok:
             raise Refused(result.code)
         return result
+
+    def _worker_keys(self, city: str, wids: Iterable[str]) -> list[str]:
+        """What a script on workers declares: their records, the city's indexes, and
+        the search index of each skill the store knows they have."""
+        found = keys.city_keys(city)
+        for wid in wids:
+            found.append(keys.worker(city, wid))
+            found += (keys.free(city, s) for s in self._skills.get(f"{city}/{wid}"))
+        return found
+
+    def _own_keys(self, city: str, wid: str) -> list[str]:
+        """A worker's own keys, its record first (the scripts read it as KEYS[1])."""
+        found = self._worker_keys(city, [wid])
+        return [found[3], *found[:3], *found[4:]]
+
+    def _answer_keys(self, oid: OrderId, city: str, wid: str) -> list[str]:
+        """What an accept or reject declares: order, timers, worker, tried (KEYS[1..4]),
+        then the rest."""
+        order_, timers, tried, history = keys.order_keys(oid)
+        rest = self._order_keys(oid)[4:] + self._worker_keys(city, [wid])
+        return [order_, timers, keys.worker(city, wid), tried, history, *rest]
+
+    def _order_keys(self, oid: OrderId) -> list[str]:
+        """An order's keys, with its skill's search index and its offer's holders
+        when the store knows them."""
+        city = keys.city_of(oid) or ""
+        found = keys.order_keys(oid)
+        found += (keys.free(city, s) for s in self._order_skill.get(oid))
+        return found + self._worker_keys(city, self._holders.get(oid))
 
     # ------------------------------------------------------------ the clock and health
 
@@ -239,12 +317,13 @@ class Store:
         self, oid: OrderId, fields: dict[str, str], lease_ms: int, keep_ms: int
     ) -> OrderView | None:
         """Create the order; its view as created, or None if it existed already."""
-        city = keys.city_of(oid) or ""
         flat = [x for pair in fields.items() for x in pair]
         result = await self._script(
-            "create_order", [keys.order(oid), keys.timers(city)],
-            [oid, lease_ms, keep_ms, *flat], replies.CreateReply,
+            "create_order", keys.order_keys(oid), [oid, lease_ms, keep_ms, *flat],
+            replies.CreateReply,
         )  # fmt: skip
+        if skill := fields.get("skill"):
+            self._order_skill.put(oid, (skill,))
         if not result.created:
             return None
         history = events(result.events)
@@ -270,14 +349,16 @@ class Store:
         smallest radius step that holds any, nearest first."""
         city = keys.city_of(oid) or ""
         r = await self._script(
-            "tick",
-            [keys.order(oid), keys.timers(city), keys.tried(oid)],
+            "tick", self._order_keys(oid),
             [oid, ",".join(f"{m:g}" for m in radius_steps_m), want, max_age_ms, lease_ms,
              ",".join(live_nodes)],
             replies.TickReply,
         )  # fmt: skip
         if r.action != "search":
             return Tick(r.action)
+        self._order_skill.put(oid, (r.skill,))
+        for wid, skills in zip(r.ids, r.skills, strict=True):
+            self._skills.put(f"{city}/{wid}", tuple(skills.split(",")) if skills else ())
         candidates = tuple(Candidate(WorkerId(w), d) for w, d in zip(r.ids, r.dists, strict=True))
         return Tick(
             "search", r.now, r.created, r.dv, r.skill, r.mode, Point(lat=r.plat, lng=r.plng),
@@ -290,17 +371,20 @@ class Store:
     ) -> replies.OfferReply:  # fmt: skip
         """Offer to the workers with their frames: made, with the holders, or why not."""
         city = keys.city_of(oid) or ""
-        flat = [x for pair in frames for x in pair]
-        return await self._script(
-            "offer", [keys.order(oid), keys.timers(city), keys.tried(oid)],
+        pairs_ = list(frames)
+        flat = [x for pair in pairs_ for x in pair]
+        r = await self._script(
+            "offer", self._order_keys(oid) + self._worker_keys(city, (w for w, _ in pairs_)),
             [oid, dv, offer, expires_at, *flat], replies.OfferReply,
         )  # fmt: skip
+        if r.made:
+            self._holders.put(oid, tuple(r.holders))
+        return r
 
     async def settle(self, oid: OrderId, dv: str, retry_at: int | None) -> replies.SettleReply:
         """Search again at ``retry_at``, or give up (``None``)."""
-        city = keys.city_of(oid) or ""
         return await self._script(
-            "settle", [keys.order(oid), keys.timers(city)],
+            "settle", keys.order_keys(oid),
             [oid, dv, "" if retry_at is None else retry_at], replies.SettleReply,
         )  # fmt: skip
 
@@ -308,7 +392,7 @@ class Store:
         oid = keys.order_of(offer) or OrderId("")
         r = await self._step(
             "accept",
-            [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
+            self._answer_keys(oid, city, wid),
             [oid, offer, wid],
             replies.AcceptReply,
         )
@@ -323,23 +407,23 @@ class Store:
         oid = keys.order_of(offer) or OrderId("")
         r = await self._step(
             "reject",
-            [keys.order(oid), keys.timers(city), keys.worker(city, wid), keys.tried(oid)],
+            self._answer_keys(oid, city, wid),
             [oid, offer, wid, reason, lease_ms],
             replies.RejectReply,
         )
         return r.worker_state, bool(r.redispatch)
 
     async def cancel(self, oid: OrderId, customer: str) -> str:
-        city = keys.city_of(oid) or ""
         result = await self._step(
-            "cancel", [keys.order(oid), keys.timers(city)], [oid, customer], replies.StepReply
+            "cancel", self._order_keys(oid), [oid, customer], replies.StepReply
         )
         return result.state
 
     async def progress(self, oid: OrderId, wid: WorkerId, city: str, event: str) -> tuple[str, str]:
         """Apply a service step; returns (order state, worker state)."""
+        order_, *rest = keys.order_keys(oid)
         r = await self._step(
-            "progress", [keys.order(oid), keys.worker(city, wid)], [oid, wid, event],
+            "progress", [order_, *self._own_keys(city, wid), *rest], [oid, wid, event],
             replies.ProgressReply,
         )  # fmt: skip
         return r.order_state, r.worker_state
@@ -348,7 +432,7 @@ class Store:
 
     async def set_status(self, city: str, wid: WorkerId, event: str) -> str:
         result = await self._step(
-            "set_status", [keys.worker(city, wid)], [wid, event], replies.StepReply
+            "set_status", self._own_keys(city, wid), [wid, event], replies.StepReply
         )
         return result.state
 
@@ -357,8 +441,9 @@ class Store:
         capacity: int, keep_ms: int,
     ) -> WorkerRecord:  # fmt: skip
         """Route the worker to ``node``'s ``session`` (the newest session wins)."""
+        self._skills.put(f"{city}/{wid}", tuple(skills))
         r = await self._script(
-            "connect", [keys.worker(city, wid)],
+            "connect", [*self._own_keys(city, wid), keys.node_workers(city, node)],
             [wid, node, session, ",".join(skills), capacity, keep_ms], replies.ConnectReply,
         )  # fmt: skip
         return WorkerRecord(r.state, r.offer_frame, tuple(OrderId(j) for j in r.jobs))
@@ -372,21 +457,24 @@ class Store:
     async def disconnect(self, city: str, wid: WorkerId, node: str, session: str) -> bool:
         """Unroute the worker unless a newer session holds it; whether it was unrouted."""
         result = await self._script(
-            "disconnect", [keys.worker(city, wid)], [wid, node, session], replies.DoneReply
-        )
+            "disconnect", [*self._own_keys(city, wid), keys.node_workers(city, node)],
+            [wid, node, session], replies.DoneReply,
+        )  # fmt: skip
         return bool(result.done)
 
     async def takeover(self, city: str, dead: str) -> replies.TakeoverReply:
         """Disconnect the workers a dead node held in ``city``, withdrawing their offers."""
         return await self._script(
-            "takeover", [keys.node_workers(city, dead)], [dead], replies.TakeoverReply
-        )
+            "takeover", [keys.node_workers(city, dead), *keys.city_keys(city), keys.timers(city)],
+            [dead], replies.TakeoverReply,
+        )  # fmt: skip
 
     async def forget_stale(self, city: str, max_age_ms: int, limit: int = 1000) -> int:
         """Take up to ``limit`` workers not seen for ``max_age_ms`` out of the search index."""
         result = await self._script(
-            "forget_stale", [keys.seen(city)], [max_age_ms, limit], replies.CountReply
-        )
+            "forget_stale", [keys.seen(city), *keys.city_keys(city), keys.fix_at(city)],
+            [max_age_ms, limit], replies.CountReply,
+        )  # fmt: skip
         return result.count
 
     async def locate(
@@ -408,6 +496,7 @@ class Store:
         now = self.now_ms()
         shown = set(on_job)
         commands: list[tuple[object, ...]] = []
+        indexing: list[tuple[int, list[str], list[str]]] = []
         for city, batch in spots.items():
             seen_args: list[object] = []
             pos_args: list[object] = []
@@ -429,9 +518,16 @@ class Store:
                 commands.append(("GEOADD", keys.free(city, skill), "XX", *members))
             newcomers = list(first.get(city, ()))
             if newcomers:
-                commands.append(self._evalsha("index", [keys.seen(city)], newcomers))
+                for wid in newcomers:
+                    self._skills.put(f"{city}/{wid}", tuple(skills.get(wid, ())))
+                index_keys = [keys.seen(city), *self._worker_keys(city, newcomers)]
+                indexing.append((len(commands), index_keys, newcomers))
+                commands.append(self._evalsha("index", index_keys, newcomers))
         if commands:
-            await self.call_many(commands, ("index",))
+            answers = await self.call_many(commands, ("index",))
+            for at, index_keys, newcomers in indexing:
+                if need := _needed(answers[at]):  # skills changed since this node knew them
+                    await self._run("index", index_keys + need, newcomers)
 
     async def position(self, city: str, wid: str) -> Position | None:
         where, seen, at = await self.call_many([

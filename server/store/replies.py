@@ -43,6 +43,7 @@ class TickReply(Reply, frozen=True):
     note: str | None = None
     ids: list[str] = []
     dists: list[float] = []
+    skills: list[str] = []  # each candidate's skills, a comma list
 
 
 class OfferReply(Reply, frozen=True):

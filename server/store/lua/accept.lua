@@ -2,35 +2,41 @@
 -- worker's accept that ran first makes this one fail with its reason; so does
 -- an accept that arrives at or after the offer's expiry, even if the sweeper
 -- has not expired it yet.
--- KEYS: order, timers, worker, tried.  ARGV: now, order id, offer id, worker id.
+-- KEYS: order, timers, worker, tried, then the rest it plans (history, the city's
+-- indexes, the search index of the worker's and the other holders' skills).
+-- ARGV: now, order id, offer id, worker id.
 -- Reply (AcceptReply): ok 1 with the worker's and order's states, the job's details and
 -- when the order was created,
--- or ok 0 with a code.
+-- or ok 0 with a code; or need.
 local okey, timers, wkey, tried = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, oid, offer_id, wid = clock(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local refusal = offer_refusal(okey, tried, offer_id, wid, now)
 if refusal then return refused(refusal) end
 local prefix = city_prefix(okey)
-for _, other in ipairs(split(redis.call('HGET', okey, 'holders'))) do
+plan_order(okey)
+plan_holders(okey)
+local need = needs()
+if need then return need end
+for _, other in ipairs(split(call('HGET', okey, 'holders'))) do
   if other ~= wid then
     local wkey2 = prefix .. 'w:' .. other
     release(wkey2, other, offer_id)
     withdraw(wkey2, other, oid, offer_id, 'taken')
   end
 end
-redis.call('HDEL', okey, 'offer', 'holders', 'exp')
-redis.call('HSET', okey, 'worker', wid)
+call('HDEL', okey, 'offer', 'holders', 'exp')
+call('HSET', okey, 'worker', wid)
 local state = order_step(okey, oid, 'accept', now, {worker = wid, offer_id = offer_id})
-redis.call('ZREM', timers, oid)
-redis.call('HDEL', wkey, 'offer', 'offer_frame')
-local jobs = split(redis.call('HGET', wkey, 'jobs'))
+call('ZREM', timers, oid)
+call('HDEL', wkey, 'offer', 'offer_frame')
+local jobs = split(call('HGET', wkey, 'jobs'))
 jobs[#jobs + 1] = oid
-redis.call('HSET', wkey, 'jobs', table.concat(jobs, ','))
+call('HSET', wkey, 'jobs', table.concat(jobs, ','))
 worker_step(wkey, wid, 'accept')
-if #jobs < tonumber(redis.call('HGET', wkey, 'capacity') or '1') then
+if #jobs < tonumber(call('HGET', wkey, 'capacity') or '1') then
   worker_step(wkey, wid, 'free')
 end
 local out = hmap(okey, {'skill', 'plat', 'plng', 'dlat', 'dlng', 'note', 'created'})
 out.ok, out.now, out.order_state = 1, now, state
-out.worker_state = redis.call('HGET', wkey, 'state')
+out.worker_state = call('HGET', wkey, 'state')
 return reply(out)

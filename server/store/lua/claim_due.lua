@@ -4,6 +4,6 @@
 -- KEYS: timers.  ARGV: now, lease ms, limit.
 -- Reply (ClaimReply): the claimed order ids.
 local now = clock(ARGV[1])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[3])
-for _, oid in ipairs(due) do redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), oid) end
+local due = call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, ARGV[3])
+for _, oid in ipairs(due) do call('ZADD', KEYS[1], now + tonumber(ARGV[2]), oid) end
 return reply({due = due})

@@ -1,15 +1,16 @@
 -- Create an order and start dispatching it, unless it exists already.
--- KEYS: order, timers.  ARGV: now, order id, lease ms, retention ms, then field/value pairs.
+-- KEYS: order, timers, history, tried.
+-- ARGV: now, order id, lease ms, retention ms, then field/value pairs.
 -- Reply (CreateReply): created 1 with the creation time and the events (as JSON),
 -- or created 0 if the order was there already (an idempotent retry).
 local okey, timers = KEYS[1], KEYS[2]
 local now, oid = clock(ARGV[1]), ARGV[2]
-if redis.call('EXISTS', okey) == 1 then return reply({created = 0}) end
+if call('EXISTS', okey) == 1 then return reply({created = 0}) end
 local fields = {}
 for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', okey, 'state', ORDER_INITIAL, 'dv', 0, 'created', now, 'keep', ARGV[4],
+call('HSET', okey, 'state', ORDER_INITIAL, 'dv', 0, 'created', now, 'keep', ARGV[4],
            unpack(fields))
 emit(okey, oid, CREATED_EVENT, ORDER_INITIAL, now, nil)
 order_step(okey, oid, 'dispatch', now, nil)
-redis.call('ZADD', timers, now + tonumber(ARGV[3]), oid)
-return reply({created = 1, now = now, events = redis.call('LRANGE', okey .. ':ev', 0, -1)})
+call('ZADD', timers, now + tonumber(ARGV[3]), oid)
+return reply({created = 1, now = now, events = call('LRANGE', okey .. ':ev', 0, -1)})

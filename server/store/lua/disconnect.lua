@@ -2,12 +2,21 @@
 -- session has taken over. Its offer and jobs stay; it leaves the search index
 -- until it connects again. Its last position stays (its customers see it, and
 -- it is a candidate there again on return) until forget_stale finds it too old.
--- KEYS: worker.  ARGV: now, worker id, node, session id.
--- Reply (DoneReply): done 1, or done 0 if a newer session holds the worker.
+-- KEYS: worker, then the rest it plans (the city's indexes, the node's set, the
+-- search index of the worker's skills).  ARGV: now, worker id, node, session id.
+-- Reply (DoneReply): done 1, or done 0 if a newer session holds the worker; or need.
 local wkey = KEYS[1]
 local wid, node, sid = ARGV[2], ARGV[3], ARGV[4]
-if redis.call('HGET', wkey, 'sid') ~= sid then return reply({done = 0}) end
-redis.call('HSET', wkey, 'node', '', 'sid', '')
-redis.call('SREM', city_prefix(wkey) .. 'node:' .. node, wid)
-index_worker(wkey, wid)
+if call('HGET', wkey, 'sid') ~= sid then return reply({done = 0}) end
+local prefix = city_prefix(wkey)
+plan_worker(prefix, wid)
+want(prefix .. 'node:' .. node)
+local need = needs()
+if need then return need end
+local _, skills = online(prefix, wid)
+leave_search(prefix, wid, split(skills))
+call('HSET', wkey, 'node', '', 'sid', '')
+call('SREM', prefix .. 'node:' .. node, wid)
+call('HDEL', prefix .. 'online', wid)
+settle_ttl(wkey)
 return reply({done = 1})

@@ -5,11 +5,11 @@
 -- Reply (HeartbeatReply): now, added, the live nodes and the dead ones.
 local nodes = KEYS[1]
 local now, node = clock(ARGV[1]), ARGV[2]
-local added = redis.call('ZADD', nodes, now, node)
+local added = call('ZADD', nodes, now, node)
 local cutoff = now - tonumber(ARGV[3])
 return reply({
   now = now,
   added = added,
-  live = redis.call('ZRANGEBYSCORE', nodes, cutoff, '+inf'),
-  dead = redis.call('ZRANGEBYSCORE', nodes, '-inf', '(' .. cutoff),
+  live = call('ZRANGEBYSCORE', nodes, cutoff, '+inf'),
+  dead = call('ZRANGEBYSCORE', nodes, '-inf', '(' .. cutoff),
 })

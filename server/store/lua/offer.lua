@@ -1,30 +1,36 @@
 -- Offer an order to the chosen workers, if nobody changed it since the tick
 -- (dispatch version dv): two nodes dispatching one order cannot both offer it.
--- KEYS: order, timers, tried.
+-- KEYS: order, timers, tried, then the rest it plans (history, the city's indexes,
+-- each worker's record and the search index of its skills).
 -- ARGV: now, order id, dv, offer id, expires at, then worker id / frame pairs.
--- Reply (OfferReply): made 1 with the holders, or made 0 with reason 'stale' or 'nobody'.
+-- Reply (OfferReply): made 1 with the holders, or made 0 with reason 'stale' or
+-- 'nobody'; or need.
 local okey, timers, tried = KEYS[1], KEYS[2], KEYS[3]
 local now, oid, dv, offer_id, exp = clock(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local o = hmap(okey, {'state', 'dv'})
 local row = ORDER_T[o.state or '']
 if not (row and row['offer']) or o.dv ~= dv then return reply({made = 0, reason = 'stale'}) end
 local prefix = city_prefix(okey)
+plan_order(okey)
+for i = 6, #ARGV, 2 do plan_worker(prefix, ARGV[i]) end
+local need = needs()
+if need then return need end
 local holders = {}
 for i = 6, #ARGV, 2 do
   local wid, frame = ARGV[i], ARGV[i + 1]
   local wkey = prefix .. 'w:' .. wid
-  local node = redis.call('HGET', wkey, 'node')
-  if node and node ~= '' and redis.call('SISMEMBER', tried, wid) == 0
+  local node = call('HGET', wkey, 'node')
+  if node and node ~= '' and call('SISMEMBER', tried, wid) == 0
      and worker_step(wkey, wid, 'offer') then
-    redis.call('HSET', wkey, 'offer', offer_id, 'offer_frame', frame)
-    redis.call('SADD', tried, wid)
+    call('HSET', wkey, 'offer', offer_id, 'offer_frame', frame)
+    call('SADD', tried, wid)
     send(node, wid, 'offer', oid, frame)
     holders[#holders + 1] = wid
   end
 end
 if #holders == 0 then return reply({made = 0, reason = 'nobody'}) end
-redis.call('HSET', okey, 'offer', offer_id, 'holders', table.concat(holders, ','), 'exp', exp,
+call('HSET', okey, 'offer', offer_id, 'holders', table.concat(holders, ','), 'exp', exp,
            'dv', tonumber(dv) + 1)
 order_step(okey, oid, 'offer', now, holders_extra(holders, {offer_id = offer_id}))
-redis.call('ZADD', timers, exp, oid)
+call('ZADD', timers, exp, oid)
 return reply({made = 1, holders = holders})

@@ -12,6 +12,14 @@
 --   d:{city}:free:<skill>     geo set: candidates  d:{city}:seen            worker -> last seen ms
 --   d:{city}:pos              geo set: positions   d:{city}:fix_at          worker -> phone's time
 --   d:{city}:timers           order -> due ms      d:{city}:node:<node>     workers on a node
+--   d:{city}:online           connected worker -> '<node> <skills>'
+--
+-- Declared keys: a script touches only keys its caller names in KEYS (Redis
+-- Cluster routes a script by them), through call(), which refuses any other.
+-- A script that finds it needs keys its caller could not know (the holders of
+-- an offer, a worker's skills) plans first: it want()s every key it will touch,
+-- reading only declared ones, and before any write answers need with the keys
+-- that were missing; the store calls it again with them (server/store/redis_store.py).
 -- Channels: d:node:<node> (msgpack [kind, worker, ref, frame] for that node),
 -- d:order:<order> (live order events, JSON).
 --
@@ -20,6 +28,25 @@
 -- field/value lists, decoded into typed Structs by server/store/replies.py.
 
 redis.replicate_commands()
+
+local DECLARED = {}
+for _, k in ipairs(KEYS) do DECLARED[k] = true end
+local MISSING = {}
+
+-- Every command on a key goes through call: an undeclared key is an error.
+local function call(command, key, ...)
+  if not DECLARED[key] then error('undeclared key ' .. tostring(key) .. ' for ' .. command) end
+  return redis.call(command, key, ...)
+end
+
+-- Key k will be touched: noted when the caller did not declare it. Returns k.
+local function want(k)
+  if not DECLARED[k] then
+    DECLARED[k] = false
+    MISSING[#MISSING + 1] = k
+  end
+  return k
+end
 
 local function clock(pinned)
   if pinned ~= nil and pinned ~= '' then return tonumber(pinned) end
@@ -51,7 +78,7 @@ end
 
 -- A hash's fields as a table (absent fields are nil).
 local function hmap(key, names)
-  local values = redis.call('HMGET', key, unpack(names))
+  local values = call('HMGET', key, unpack(names))
   local out = {}
   for i, name in ipairs(names) do
     if values[i] then out[name] = values[i] end
@@ -82,7 +109,7 @@ local function send(node, wid, kind, ref, frame)
 end
 
 local function send_to(wkey, wid, kind, ref, frame)
-  send(redis.call('HGET', wkey, 'node'), wid, kind, ref, frame)
+  send(call('HGET', wkey, 'node'), wid, kind, ref, frame)
 end
 
 local function withdraw(wkey, wid, oid, offer_id, reason)
@@ -94,22 +121,69 @@ end
 -- connected, in a CANDIDATE state and has a known position (in pos and seen;
 -- forget_stale drops stale ones). Location reports move it there with
 -- GEOADD XX, and the node calls index.lua for a first position, so the rule
--- holds through reports too. index_search applies the rule to one worker.
+-- holds through reports too. index_search applies the rule to one worker. A
+-- worker that is not connected is in no search index (disconnect and takeover
+-- take it out with leave_search), so there is nothing to do for it.
 local function index_search(wkey, wid)
   local w = hmap(wkey, {'state', 'skills', 'node'})
+  if not w.node or w.node == '' then return end
   local prefix = city_prefix(wkey)
   local where = nil
-  if w.node and w.node ~= '' and CANDIDATE[w.state or WORKER_INITIAL]
-     and redis.call('ZSCORE', prefix .. 'seen', wid) then
-    where = redis.call('GEOPOS', prefix .. 'pos', wid)[1]
+  if CANDIDATE[w.state or WORKER_INITIAL] and call('ZSCORE', prefix .. 'seen', wid) then
+    where = call('GEOPOS', prefix .. 'pos', wid)[1]
   end
   for _, skill in ipairs(split(w.skills)) do
     if where then
-      redis.call('GEOADD', prefix .. 'free:' .. skill, where[1], where[2], wid)
+      call('GEOADD', prefix .. 'free:' .. skill, where[1], where[2], wid)
     else
-      redis.call('ZREM', prefix .. 'free:' .. skill, wid)
+      call('ZREM', prefix .. 'free:' .. skill, wid)
     end
   end
+end
+
+local function leave_search(prefix, wid, skills)
+  for _, skill in ipairs(skills) do call('ZREM', prefix .. 'free:' .. skill, wid) end
+end
+
+-- The online index: '<node> <skills>' of each connected worker, kept with the
+-- worker's record by connect, disconnect and takeover. Scripts plan from it
+-- (a worker's skills name the keys a change to it touches) and the search
+-- checks a candidate's node with it. Returns the node (nil when not
+-- connected) and the skills as a comma list.
+local function online(prefix, wid)
+  local entry = call('HGET', prefix .. 'online', wid)
+  if not entry then return nil, '' end
+  return string.match(entry, '^(%S+) (%S*)$')
+end
+
+-- Plan a change to worker wid: its record, the city's indexes, and the search
+-- index of each of its skills when it is connected.
+local function plan_worker(prefix, wid)
+  want(prefix .. 'w:' .. wid)
+  for _, name in ipairs({'online', 'seen', 'pos'}) do want(prefix .. name) end
+  if DECLARED[prefix .. 'online'] then
+    local _, skills = online(prefix, wid)
+    for _, skill in ipairs(split(skills)) do want(prefix .. 'free:' .. skill) end
+  end
+end
+
+-- Plan a change to an order: its record, history, tried set and the city's timers.
+local function plan_order(okey)
+  for _, k in ipairs({okey, okey .. ':ev', okey .. ':tried', city_prefix(okey) .. 'timers'}) do
+    want(k)
+  end
+end
+
+-- Plan a change to the holders of okey's offer (read from the declared order).
+local function plan_holders(okey)
+  local prefix = city_prefix(okey)
+  for _, wid in ipairs(split(call('HGET', okey, 'holders'))) do plan_worker(prefix, wid) end
+end
+
+-- After planning: the reply asking for the keys that were missing, or nil.
+local function needs()
+  if #MISSING > 0 then return reply({need = MISSING}) end
+  return nil
 end
 
 -- A worker's record ends after its retention once it is disconnected and holds
@@ -117,9 +191,9 @@ end
 local function settle_ttl(wkey)
   local w = hmap(wkey, {'node', 'keep', 'jobs', 'offer'})
   if (w.node and w.node ~= '') or (w.jobs and w.jobs ~= '') or w.offer then
-    redis.call('PERSIST', wkey)
+    call('PERSIST', wkey)
   elseif w.keep then
-    redis.call('PEXPIRE', wkey, w.keep)
+    call('PEXPIRE', wkey, w.keep)
   end
 end
 
@@ -131,9 +205,9 @@ end
 
 -- Forget where a worker was (its report is too old, or it is gone for good).
 local function forget_position(prefix, wid)
-  redis.call('ZREM', prefix .. 'seen', wid)
-  redis.call('ZREM', prefix .. 'pos', wid)
-  redis.call('ZREM', prefix .. 'fix_at', wid)
+  call('ZREM', prefix .. 'seen', wid)
+  call('ZREM', prefix .. 'pos', wid)
+  call('ZREM', prefix .. 'fix_at', wid)
 end
 
 -- Record an order event in its history, with the order's state after it, and
@@ -151,12 +225,12 @@ local function emit(okey, oid, etype, state, now, extra)
     if extra.workers and #extra.workers > 0 then ev.workers = extra.workers end
   end
   local ms, n = now, 0
-  local last_ms, last_n = string.match(redis.call('HGET', okey, 'ev') or '', '^(%d+)-(%d+)$')
+  local last_ms, last_n = string.match(call('HGET', okey, 'ev') or '', '^(%d+)-(%d+)$')
   if last_ms then ms, n = math.max(now, tonumber(last_ms)), tonumber(last_n) + 1 end
   ev.id = string.format('%d-%d', ms, n)
-  redis.call('HSET', okey, 'state', state, 'ev', ev.id)
+  call('HSET', okey, 'state', state, 'ev', ev.id)
   local json = cjson.encode(ev)
-  redis.call('RPUSH', okey .. ':ev', json)
+  call('RPUSH', okey .. ':ev', json)
   redis.call('PUBLISH', 'd:order:' .. oid, '{"type":"event","event":' .. json .. '}')
 end
 
@@ -165,15 +239,15 @@ end
 -- order that ends keeps its record and history for its retention, then its
 -- keys expire: set here, in the step that ends it.
 local function order_step(okey, oid, event, now, extra)
-  local state = redis.call('HGET', okey, 'state')
+  local state = call('HGET', okey, 'state')
   local row = ORDER_T[state]
   local nxt = row and row[event]
   if not nxt then return nil end
   emit(okey, oid, RECORDED[event], nxt, now, extra)
   if TERMINAL[nxt] then
-    local keep = redis.call('HGET', okey, 'keep')
+    local keep = call('HGET', okey, 'keep')
     for _, key in ipairs({okey, okey .. ':ev', okey .. ':tried'}) do
-      redis.call('PEXPIRE', key, keep)
+      call('PEXPIRE', key, keep)
     end
   end
   return nxt
@@ -182,19 +256,19 @@ end
 -- Move a worker along its table, keeping its index in step (when it enters or
 -- leaves a CANDIDATE state); nil if not allowed.
 local function worker_step(wkey, wid, event)
-  local state = redis.call('HGET', wkey, 'state') or WORKER_INITIAL
+  local state = call('HGET', wkey, 'state') or WORKER_INITIAL
   local row = WORKER_T[state]
   local nxt = row and row[event]
   if not nxt then return nil end
-  redis.call('HSET', wkey, 'state', nxt)
+  call('HSET', wkey, 'state', nxt)
   if CANDIDATE[state] ~= CANDIDATE[nxt] then index_search(wkey, wid) end
   return nxt
 end
 
 -- A worker's offer ends (rejected, expired, taken, cancelled, lost): back to available.
 local function release(wkey, wid, offer_id)
-  if redis.call('HGET', wkey, 'offer') == offer_id then
-    redis.call('HDEL', wkey, 'offer', 'offer_frame')
+  if call('HGET', wkey, 'offer') == offer_id then
+    call('HDEL', wkey, 'offer', 'offer_frame')
     worker_step(wkey, wid, 'release')
     settle_ttl(wkey)
   end
@@ -202,8 +276,8 @@ end
 
 -- A worker's job ends (completed, cancelled): it has room again.
 local function end_job(wkey, wid, oid)
-  local jobs = without(split(redis.call('HGET', wkey, 'jobs')), oid)
-  redis.call('HSET', wkey, 'jobs', table.concat(jobs, ','))
+  local jobs = without(split(call('HGET', wkey, 'jobs')), oid)
+  call('HSET', wkey, 'jobs', table.concat(jobs, ','))
   worker_step(wkey, wid, 'free')
   settle_ttl(wkey)
 end
@@ -218,7 +292,7 @@ end
 -- Why an accept or reject of offer_id by wid cannot proceed at now, or nil if it can.
 local function offer_refusal(okey, tried_key, offer_id, wid, now)
   local o = hmap(okey, {'state', 'offer', 'holders', 'worker', 'exp'})
-  if not o.state or redis.call('SISMEMBER', tried_key, wid) == 0 then return 'offer_not_found' end
+  if not o.state or call('SISMEMBER', tried_key, wid) == 0 then return 'offer_not_found' end
   if ANSWER_REFUSALS[o.state] then return ANSWER_REFUSALS[o.state] end
   if o.offer ~= offer_id then
     if o.worker and o.worker ~= wid then return 'offer_taken' end
@@ -236,12 +310,12 @@ local function expire_offer(okey, oid, now)
   local holders = split(o.holders)
   for _, wid in ipairs(holders) do
     local wkey = prefix .. 'w:' .. wid
-    if redis.call('HGET', wkey, 'offer') == o.offer then
+    if call('HGET', wkey, 'offer') == o.offer then
       release(wkey, wid, o.offer)
       withdraw(wkey, wid, oid, o.offer, 'expired')
     end
   end
-  redis.call('HDEL', okey, 'offer', 'holders', 'exp')
+  call('HDEL', okey, 'offer', 'holders', 'exp')
   order_step(okey, oid, 'expire', now, holders_extra(holders, {offer_id = o.offer}))
 end
 
@@ -250,16 +324,16 @@ end
 -- when nobody else holds the offer.
 local function lose_holder(okey, oid, wkey, wid, offer_id, now)
   release(wkey, wid, offer_id)
-  if redis.call('HGET', okey, 'offer') ~= offer_id then return end
-  local holders = without(split(redis.call('HGET', okey, 'holders')), wid)
+  if call('HGET', okey, 'offer') ~= offer_id then return end
+  local holders = without(split(call('HGET', okey, 'holders')), wid)
   local extra = {worker = wid, offer_id = offer_id, reason = 'worker_lost'}
   if #holders > 0 then
-    redis.call('HSET', okey, 'holders', table.concat(holders, ','))
+    call('HSET', okey, 'holders', table.concat(holders, ','))
     order_step(okey, oid, 'decline', now, extra)
     return
   end
-  redis.call('HDEL', okey, 'offer', 'holders', 'exp')
+  call('HDEL', okey, 'offer', 'holders', 'exp')
   extra.workers = {wid}
   order_step(okey, oid, 'expire', now, extra)
-  redis.call('ZADD', city_prefix(okey) .. 'timers', now, oid)
+  call('ZADD', city_prefix(okey) .. 'timers', now, oid)
 end

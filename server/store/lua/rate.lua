@@ -6,9 +6,9 @@ local key = KEYS[1]
 local now = clock(ARGV[1])
 local interval = 1000 / tonumber(ARGV[2])
 local tolerance = interval * tonumber(ARGV[3])
-local tat = math.max(tonumber(redis.call('GET', key) or '0'), now) + interval
+local tat = math.max(tonumber(call('GET', key) or '0'), now) + interval
 if tat - now > tolerance then
   return reply({allowed = 0, retry_ms = math.ceil(tat - now - tolerance)})
 end
-redis.call('SET', key, math.ceil(tat), 'PX', math.ceil(tat - now))
+call('SET', key, math.ceil(tat), 'PX', math.ceil(tat - now))
 return reply({allowed = 1})

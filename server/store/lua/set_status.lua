@@ -1,9 +1,13 @@
 -- The worker asks to be available, paused or offline.
--- KEYS: worker.  ARGV: now, worker id, event (go_available / pause / go_offline).
--- Reply (StatusReply): ok 1 with the new state, or ok 0 with a code.
+-- KEYS: worker, then the rest it plans (the city's indexes, the search index of
+-- the worker's skills).  ARGV: now, worker id, event (go_available / pause / go_offline).
+-- Reply (StatusReply): ok 1 with the new state, or ok 0 with a code; or need.
 local wkey, wid, event = KEYS[1], ARGV[2], ARGV[3]
-local state = redis.call('HGET', wkey, 'state') or WORKER_INITIAL
-if NEEDS_NO_JOBS[event] and #split(redis.call('HGET', wkey, 'jobs')) > 0 then
+plan_worker(city_prefix(wkey), wid)
+local need = needs()
+if need then return need end
+local state = call('HGET', wkey, 'state') or WORKER_INITIAL
+if NEEDS_NO_JOBS[event] and #split(call('HGET', wkey, 'jobs')) > 0 then
   return refused('active_job')
 end
 local nxt = worker_step(wkey, wid, event)

@@ -1,14 +1,14 @@
 -- A search found nobody (or the order reached its deadline): retry at ARGV[4],
 -- or give up when ARGV[4] is empty.
--- KEYS: order, timers.  ARGV: now, order id, dv, retry at.
+-- KEYS: order, timers, history, tried.  ARGV: now, order id, dv, retry at.
 -- Reply (SettleReply): the order's state afterwards, or stale 1 if it changed meanwhile.
 local okey, timers = KEYS[1], KEYS[2]
 local now, oid, dv, retry_at = clock(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 local o = hmap(okey, {'state', 'dv'})
 if not (o.state and SEARCHING[o.state]) or o.dv ~= dv then return reply({stale = 1}) end
 if retry_at == '' then
-  redis.call('ZREM', timers, oid)
+  call('ZREM', timers, oid)
   return reply({state = order_step(okey, oid, 'give_up', now, {reason = 'no_worker'})})
 end
-redis.call('ZADD', timers, retry_at, oid)
+call('ZADD', timers, retry_at, oid)
 return reply({state = o.state})
