@@ -12,6 +12,7 @@ ingest CPU per report     server CPU / reports, over the bare figure      ≤ 1.
 ingest lag p99            ``/metrics`` receipt → Redis write              ≤ 100 ms
 dispatch latency          POST → offer at the worker, 500 orders/s        p50 ≤ 3, p99 ≤ 10 ms
 dispatch, 2 processes     the same on ``dispatch serve --workers 2``      (figure only)
+dispatch, cluster         the same, 2 processes on a 3-master cluster     (figure only)
 idle memory               server RSS delta / 20k hello'd connections      ≤ 35 KiB each
 busy-city search          Redis time of one tick, 10k workers, 90% busy   p99 ≤ 1 ms
 memory per 1,000 orders   Redis used_memory, orders ending, retention     flat after retention
@@ -55,7 +56,8 @@ QUICK = {
     "connections": 2_000, "dispatch_workers": 2_000, "order_rate": 200,
     "idle_connections": 5_000, "cities": 4, "warmup_s": 2.0, "window_s": 6.0,
 }  # fmt: skip
-PHASES = ("bare", "uvicorn", "ingest", "dispatch", "dispatch2", "idle", "busy", "memory")
+PHASES = ("bare", "uvicorn", "ingest", "dispatch", "dispatch2", "cluster", "idle", "busy",
+          "memory")  # fmt: skip
 SIZES = ("connections", "location_rate", "dispatch_workers", "order_rate", "idle_connections",
          "cities", "window_s")  # fmt: skip
 
@@ -111,6 +113,7 @@ async def measure(
         "ingest": lambda: phases.ingest_phase(plan, redis),
         "dispatch": lambda: phases.dispatch_phase(plan, redis),
         "dispatch2": lambda: phases.dispatch_phase(plan, redis, processes=2),
+        "cluster": lambda: phases.cluster_phase(plan, processes=2),
         "idle": lambda: phases.idle_phase(plan),
         "busy": lambda: phases.busy_phase(plan),
         "memory": lambda: phases.memory_phase(plan, redis),
@@ -185,6 +188,34 @@ def ratios(r: dict[str, Figures]) -> list[dict[str, Any]]:
     ]
 
 
+TOPOLOGIES = (("dispatch", "one process, one Redis"), ("dispatch2", "--workers 2, one Redis"),
+              ("dispatch2-cluster", "--workers 2, 3-master cluster"))  # fmt: skip
+
+
+def topologies(r: dict[str, Figures]) -> list[dict[str, Any]]:
+    """One line per topology measured: orders/s offered, latency, CPU per order."""
+    out = []
+    for phase, label in TOPOLOGIES:
+        f = r.get("cluster" if phase.endswith("cluster") else phase, {})
+        if "offers_per_s" not in f:
+            continue
+        out.append({
+            "topology": label, "offers_per_s": f["offers_per_s"],
+            "p50_ms": f.get("dispatch_p50_ms"), "p99_ms": f.get("dispatch_p99_ms"),
+            "p999_ms": f.get("dispatch_p999_ms"),
+            "server_cpu_ms_per_order": _ms(f.get("server_cpu_us_per_offer")),
+            "redis_cpu_ms_per_order": _ms(f.get("redis_cpu_us_per_offer")),
+            "redis_cpu_ms_per_order_by_shard": {
+                port: _ms(us) for port, us in f.get("redis_cpu_us_per_offer_by_shard", {}).items()
+            },
+        })  # fmt: skip
+    return out
+
+
+def _ms(us: float | None) -> float | None:
+    return None if us is None else round(us / 1000, 3)
+
+
 def _kept_up_rate(ingest: Figures) -> float | None:
     """Reports/s at the highest rate the server kept up with (0 if none)."""
     runs = [r for r in (ingest, ingest.get("sustained")) if r and "kept_up" in r]
@@ -230,6 +261,15 @@ def table(
         lines.append(f"{phase}")
         for key, value in figures.items():
             lines += _figure(key, value)
+    lines.append("topologies (order -> offer at the worker; CPU per order)")
+    for t in topologies(results):
+        shards = " / ".join(f"{v}" for v in t["redis_cpu_ms_per_order_by_shard"].values())
+        lines.append(
+            f"  {t['topology']:<30} {t['offers_per_s']:>7,.0f} offers/s  p50 {t['p50_ms']} "
+            f"p99 {t['p99_ms']} p99.9 {t['p999_ms']} ms  server {t['server_cpu_ms_per_order']} "
+            f"ms  redis {t['redis_cpu_ms_per_order']} ms"
+            + (f" ({shards} per shard)" if shards else "")
+        )
     lines.append("ratios of CPU per message (figures, not targets)")
     for r in shares:
         value = "-" if r["value"] is None else f"{r['value']:,}"
@@ -271,6 +311,7 @@ async def _main(args: argparse.Namespace) -> int:
             "plan": {k: str(v) for k, v in plan.__dict__.items() if k != "secret"},
             "notes": notes,
             "results": results, "ratios": shares, "targets": goals,
+            "topologies": topologies(results),
         }  # fmt: skip
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
         print(table(results, goals, shares))

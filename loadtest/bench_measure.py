@@ -86,6 +86,11 @@ def cpu_of(child: procs.Child | None) -> float:
     return child.cpu_s() if child is not None else float("nan")
 
 
+def _cpu(*processes: psutil.Process) -> float:
+    """User and system CPU seconds of ``processes``, together."""
+    return float(sum(t.user + t.system for t in (p.cpu_times() for p in processes)))
+
+
 def _own_cpu() -> float:
     """This process's (the load generator's) user+system CPU seconds."""
     t = psutil.Process().cpu_times()
@@ -102,6 +107,8 @@ class Window:
     ) -> None:  # fmt: skip
         self.plan, self.phase, self.child, self.redis, self.count = plan, phase, child, redis, count
         self.profiler: subprocess.Popen[bytes] | None = None
+        self.shards: dict[int, list[psutil.Process]] = {}  # a cluster's shards' processes
+        self.shards0: dict[int, float] = {}
 
     async def open(self) -> None:
         self.first, self.redis0 = await read(self.child, self.count), cpu_of(self.redis)
@@ -109,6 +116,7 @@ class Window:
         self.gc0 = gc_reading(self.plan, self.phase)
         if self.redis is not None:
             self.redis.command("CONFIG", "RESETSTAT")
+        self.shards0 = {port: _cpu(*ps) for port, ps in self.shards.items()}
         self.profiler = start_profile(self.plan, self.phase, self.child.pid)
 
     async def close(self) -> Figures:
@@ -125,6 +133,11 @@ class Window:
         if self.redis is not None:
             figures["redis_cpu_us_per_unit"] = round((redis1 - self.redis0) * 1e6 / units, 2)
             figures["redis_commands"] = self.redis.commandstats()
+        if self.shards:
+            by_shard = {str(port): round((_cpu(*ps) - self.shards0[port]) * 1e6 / units, 2)
+                        for port, ps in self.shards.items()}  # fmt: skip
+            figures["redis_cpu_us_per_unit_by_shard"] = by_shard
+            figures["redis_cpu_us_per_unit"] = round(sum(by_shard.values()), 2)
         if self.plan.gc_stats:
             figures["gc"] = gc_delta(self.gc0, gc_reading(self.plan, self.phase))
         if self.profiler is not None:

@@ -38,6 +38,7 @@ from loadtest.bench_clients import (
 )
 from loadtest.bench_measure import Figures, Plan, Window, connect, pct, say, server_env
 from loadtest.bench_orders import DispatchDriver
+from server.embedded_cluster import LocalCluster
 
 SUSTAIN_SHARES = (0.85, 0.7)
 KEPT_UP_ACK_MS = 1000.0  # a sampled location's ack later than this: a backlog is growing
@@ -149,17 +150,21 @@ async def _paced(
 
 
 async def dispatch_phase(
-    plan: Plan, redis: procs.RedisServer | None, processes: int = 1
-) -> Figures:
+    plan: Plan, redis: procs.RedisServer | None, processes: int = 1,
+    cluster: LocalCluster | None = None,
+) -> Figures:  # fmt: skip
     """Orders at a fixed rate to an available fleet reporting every few seconds,
-    served by one node or by ``processes`` node processes on one port."""
+    served by one node or by ``processes`` node processes on one port, on one
+    Redis or on a local Redis Cluster (Redis CPU counted per master)."""
     name = "dispatch" if processes == 1 else f"dispatch{processes}"
+    name += "-cluster" if cluster is not None else ""
     cities = [f"bench{i}" for i in range(plan.cities)]
     say(f"{name}: starting, {plan.dispatch_workers} workers in {len(cities)} cities, "
-        f"{plan.order_rate} orders/s, {processes} server process(es)")  # fmt: skip
+        f"{plan.order_rate} orders/s, {processes} server process(es)"
+        + (f", {cluster.masters}-master cluster" if cluster else ""))  # fmt: skip
     child = await procs.start_dispatch(
-        plan.redis_url, plan.secret, cities, server_env(plan, name),
-        plan.workdir / f"{name}-server.log", workers=processes,
+        cluster.url if cluster else plan.redis_url, plan.secret, cities,
+        server_env(plan, name), plan.workdir / f"{name}-server.log", workers=processes,
     )  # fmt: skip
     stats = FleetStats()
     fleet = make_fleet(plan.dispatch_workers, cities, Area(), stats, seed=2)
@@ -167,7 +172,10 @@ async def dispatch_phase(
     driver.attach(fleet)
     try:
         figures = await connect(plan, fleet, child.port, name, available=True)
-        window = Window(plan, name, child, redis, lambda m: int(m["offers_made"]))
+        window = Window(plan, name, child, None if cluster else redis,
+                        lambda m: int(m["offers_made"]))  # fmt: skip
+        if cluster is not None:
+            window.shards = cluster.shard_processes()
         figures.update(await _orders(window, fleet, driver))
         figures["accept_ack_p50_ms"] = pct(stats.accept_ack_ms, 50)
         figures["accept_ack_p99_ms"] = pct(stats.accept_ack_ms, 99)
@@ -177,6 +185,18 @@ async def dispatch_phase(
         driver.close()
         abort_all(fleet)
         child.stop()
+
+
+async def cluster_phase(plan: Plan, processes: int = 2) -> Figures:
+    """The dispatch phase on a local Redis Cluster of three masters with a replica each."""
+    cluster = LocalCluster(plan.workdir / "cluster")
+    await asyncio.to_thread(cluster.start)
+    try:
+        figures = await dispatch_phase(plan, None, processes, cluster)
+        figures["shards"] = cluster.masters
+        return figures
+    finally:
+        cluster.stop()
 
 
 async def _orders(window: Window, fleet: Sequence[BenchWorker], driver: DispatchDriver) -> Figures:
@@ -217,6 +237,7 @@ async def _orders(window: Window, fleet: Sequence[BenchWorker], driver: Dispatch
         "server_cpu_util": w["server_cpu_util"],
         "client_cpu_util": w["client_cpu_util"],
         "redis_cpu_us_per_offer": w.get("redis_cpu_us_per_unit"),
+        "redis_cpu_us_per_offer_by_shard": w.get("redis_cpu_us_per_unit_by_shard", {}),
         "redis_commands": w.get("redis_commands"),
         **({"gc": w["gc"]} if "gc" in w else {}),
     }

@@ -7,6 +7,10 @@ journal of what its clients were told). While it runs, a random node is
 SIGKILLed every ``--kill-every`` seconds and started again (same port,
 same node id) ``--down`` seconds later; once, Redis is SIGKILLed and
 restarted from its file; once, Redis is SIGSTOPped for ``--stop`` seconds.
+With ``--cluster`` the Redis is a local Redis Cluster (three masters with a
+replica each): a master is SIGKILLed (its replica takes over; the old
+master comes back as a replica) and, once, a master is SIGSTOPped (it is
+failed over meanwhile and resumes as a replica).
 At the end the invariants of :mod:`loadtest.chaos_check` are checked by
 reading Redis directly; a table is printed (and written as JSON with
 ``--out``), and the exit status is 1 if any was broken.
@@ -28,10 +32,12 @@ import time
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
+from typing import cast
 
 import redis
 
 from loadtest.chaos_check import Faults, Findings, check
+from server.embedded_cluster import ClusterNode, LocalCluster
 from server.embedded_redis import EmbeddedRedis
 from simulator import journal as sim_journal
 from simulator import load_scenario, with_overrides
@@ -59,6 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--stop", type=float, default=10.0, help="seconds Redis is SIGSTOPped, once (10)")
     add("--grace", type=float, help="seconds for open orders to end after (25)")
     add("--seed", type=int, default=1, help="random seed for the fault schedule (1)")
+    add(
+        "--cluster",
+        action="store_true",
+        help="run on a local Redis Cluster (3 masters, 3 replicas); kill and stop masters",
+    )
     add("--workdir", type=Path, help="keep logs, journal and Redis files here (default: temp)")
     add("--out", type=Path, help="write the findings as JSON to this file")
 
@@ -126,6 +137,84 @@ class Node:
                 self.proc.wait()
 
 
+class OneRedis:
+    """The private redis-server under test: killed and restarted from its file."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.redis = EmbeddedRedis(workdir / "redis", appendonly=True)
+
+    def start(self) -> str:
+        return self.redis.start()
+
+    async def kill(self, rng: random.Random) -> None:
+        proc = self.redis._proc
+        assert proc is not None
+        proc.kill()
+        proc.wait()
+        _say("SIGKILL redis-server; restarting it from its append-only file")
+        await asyncio.to_thread(self.redis.start)
+
+    async def pause(self, seconds: float, rng: random.Random) -> None:
+        proc = self.redis._proc
+        assert proc is not None
+        os.kill(proc.pid, signal.SIGSTOP)
+        _say(f"SIGSTOP redis-server for {seconds:g} s")
+        await asyncio.sleep(seconds)
+        os.kill(proc.pid, signal.SIGCONT)
+        _say("SIGCONT redis-server")
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(unix_socket_path=str(self.redis.socket))
+
+    def stop(self) -> None:
+        self.redis.stop()
+
+
+class Cluster:
+    """A local Redis Cluster under test: masters are killed and stopped, and fail over."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.cluster = LocalCluster(workdir / "cluster")
+
+    def start(self) -> str:
+        return self.cluster.start()
+
+    def _master(self, rng: random.Random) -> ClusterNode:
+        masters = [n for n in self.cluster.nodes if n.proc is not None and n.role() == "master"]
+        return rng.choice(masters)
+
+    async def _failed_over(self, started: float) -> None:
+        while not await asyncio.to_thread(self.cluster.healthy):
+            await asyncio.sleep(0.1)
+        _say(f"the cluster is ok again after {time.monotonic() - started:.1f} s")
+
+    async def kill(self, rng: random.Random) -> None:
+        node = self._master(rng)
+        node.kill()
+        started = time.monotonic()
+        _say(f"SIGKILL the master on port {node.port}; its replica takes over")
+        await self._failed_over(started)
+        node.start()  # back as a replica of the new master
+        await self._failed_over(started)
+
+    async def pause(self, seconds: float, rng: random.Random) -> None:
+        node = self._master(rng)
+        assert node.proc is not None
+        os.kill(node.proc.pid, signal.SIGSTOP)
+        _say(f"SIGSTOP the master on port {node.port} for {seconds:g} s")
+        await asyncio.sleep(seconds)
+        os.kill(node.proc.pid, signal.SIGCONT)
+        _say("SIGCONT it; it rejoins as a replica")
+        await self._failed_over(time.monotonic())
+
+    def client(self) -> redis.Redis:
+        seed = next(n for n in self.cluster.nodes if n.proc is not None)
+        return cast(redis.Redis, redis.RedisCluster(host="127.0.0.1", port=seed.port))
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
 def _get_status(url: str) -> int:
     try:
         with urllib.request.urlopen(url, timeout=2) as reply:
@@ -163,7 +252,7 @@ def plan(args: argparse.Namespace, ramp_s: float) -> list[tuple[float, str]]:
 
 async def _faults(
     args: argparse.Namespace, schedule: list[tuple[float, str]], nodes: list[Node],
-    store: EmbeddedRedis, faults: Faults, started: float,
+    store: OneRedis | Cluster, faults: Faults, started: float,
 ) -> None:  # fmt: skip
     rng = random.Random(args.seed)
     for at, action in schedule:
@@ -176,22 +265,12 @@ async def _faults(
             await asyncio.sleep(args.down)
             node.start()
         elif action == "kill-redis":
-            assert store._proc is not None
-            store._proc.kill()
-            store._proc.wait()
             faults.redis_kills.append(_now_ms())
-            _say("SIGKILL redis-server; restarting it from its append-only file")
-            await asyncio.to_thread(store.start)
+            await store.kill(rng)
         elif action == "stop-redis":
-            assert store._proc is not None
-            pid = store._proc.pid
-            os.kill(pid, signal.SIGSTOP)
             stopped = _now_ms()
-            _say(f"SIGSTOP redis-server for {args.stop:g} s")
-            await asyncio.sleep(args.stop)
-            os.kill(pid, signal.SIGCONT)
+            await store.pause(args.stop, rng)
             faults.redis_stops.append((stopped, _now_ms()))
-            _say("SIGCONT redis-server")
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -207,7 +286,7 @@ async def _run(args: argparse.Namespace) -> int:
         },
     )
     cities = city_names(config)
-    store = EmbeddedRedis(workdir / "redis", appendonly=True)
+    store: OneRedis | Cluster = Cluster(workdir) if args.cluster else OneRedis(workdir)
     url = store.start()
     env = {**os.environ, "REDIS_URL": url, "DISPATCH_JWT_SECRET": secret,
            "DISPATCH_CITIES": ",".join(cities), "DISPATCH_LOG_LEVEL": "warning"}  # fmt: skip
@@ -250,7 +329,7 @@ async def _run(args: argparse.Namespace) -> int:
                 node.start()
         await asyncio.gather(*(node.ready() for node in nodes))
         _say("simulator done; checking the invariants in Redis")
-        client = redis.Redis(unix_socket_path=str(store.socket))
+        client = store.client()
         findings = check(client, cities, sim_journal.read(journal_dir), faults)
         client.close()
         findings.taken_over_alive = sum(
@@ -281,7 +360,7 @@ def table(f: Findings, faults: Faults, args: argparse.Namespace) -> str:
                    f"kill, {len(faults.redis_stops)} Redis stop of {args.stop:g} s"),
         ("orders acknowledged / found in Redis", f"{f.orders_acked} / {f.orders_found}"),
         ("acknowledged orders lost", f"{len(f.lost)}"),
-        ("lost within the AOF window (Redis SIGKILLed < 1 s after the ack)",
+        ("lost within the loss window (Redis or a master SIGKILLed < 1 s after the ack)",
          f"{len(f.lost_in_aof_window)}"),
         ("orders stuck (neither ended nor alive with a timer)", f"{len(f.stuck)}"),
         ("orders still alive at the end, with a timer or a worker",

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+import psutil
 import redis
 
 from server.embedded_redis import EmbeddedRedisError, binary, die_with_parent
@@ -81,6 +82,14 @@ class ClusterNode:
                 return bool(r.ping())
         except redis.RedisError:
             return False
+
+    def role(self) -> str:
+        """``master`` or ``slave``, as the server says (``down`` if it does not answer)."""
+        try:
+            with self.client() as r:
+                return str(r.execute_command("ROLE")[0])
+        except redis.RedisError:
+            return "down"
 
     def kill(self) -> None:
         """SIGKILL: what is not yet in the append-only file or on a replica is lost."""
@@ -188,6 +197,19 @@ class LocalCluster:
             except redis.RedisError:
                 return False
         return True
+
+    def shard_processes(self) -> dict[int, list[psutil.Process]]:
+        """Each shard's processes now (its master and the replicas following it), by
+        the master's port: what a shard costs in CPU is all of them."""
+        shards: dict[int, list[psutil.Process]] = {}
+        for node in self.nodes:
+            if node.proc is None:
+                continue
+            with node.client() as r:
+                role = r.execute_command("ROLE")
+            master = node.port if role[0] == "master" else int(role[2])
+            shards.setdefault(master, []).append(psutil.Process(node.proc.pid))
+        return shards
 
     def master_of(self, key: str) -> ClusterNode:
         """The server that holds ``key``'s slot now."""
