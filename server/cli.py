@@ -214,6 +214,18 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
+    from server import up
+
+    up_parser = sub.add_parser(
+        "up", help="run a local Redis Cluster, N nodes and haproxy in front, until Ctrl-C",
+        description="A whole deployment on one machine, for a demonstration: a local Redis "
+        "Cluster (3 masters, a replica each), N dispatch nodes, and haproxy with "
+        "deploy/haproxy.cfg in front of them. Ctrl-C stops everything. Needs haproxy "
+        "(apt install haproxy) unless --no-balancer.",
+    )  # fmt: skip
+    up.add_arguments(up_parser)
+    up_parser.set_defaults(func=up.run)
+
     if command not in CORE_COMMANDS:
         _add_tools(sub)
     return parser
