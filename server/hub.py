@@ -1,12 +1,15 @@
 """The node's switchboard: which sockets this process holds, and the pub/sub
 messages that reach them.
 
-Scripts publish a worker's frames on ``d:node:<node>`` of the node its socket
-is on, in a msgpack envelope ``[kind, worker, ref, frame]`` that no content
-can split; order events and worker positions go on ``d:order:<order>``,
-which a node subscribes to while it has a customer following that order. So a
-worker connected to node A gets an offer made by node B, and a customer on B
-sees what happened on A.
+Scripts publish a worker's frames on ``d:{city}:inbox:<node>`` of the node its
+socket is on, in a msgpack envelope ``[kind, worker, ref, frame]`` that no
+content can split; order events and worker positions go on
+``d:{city}:watch:<order>``, which a node subscribes to while it has a customer
+following that order. So a worker connected to node A gets an offer made by
+node B, and a customer on B sees what happened on A. Channels carry the city's
+hash tag: on a Redis Cluster with sharded pub/sub (7.0+) each lives on the
+shard of its city (:class:`~server.store.pubsub.ShardedSubscriber`); elsewhere
+classic pub/sub carries them.
 
 A message that does not decode is logged and skipped: nothing a message
 holds can stop the listener. After the pub/sub connection was lost and made
@@ -17,14 +20,17 @@ events after the last one it sent.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Literal, Protocol
 
 import msgspec
 
 from protocol.ids import SubjectId
 from server.store import keys
-from server.store.pubsub import Subscriber
+from server.store.cluster import ClusterLink
+from server.store.pubsub import ShardedSubscriber, Subscriber
 from server.store.redis_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -71,15 +77,26 @@ class LiveLink(Protocol):
 class Hub:
     """Holds this node's worker links and order watchers; routes pub/sub messages to them."""
 
-    def __init__(self, redis_url: str, node: str, timeout_s: float) -> None:
+    def __init__(
+        self, redis_url: str, node: str, timeout_s: float, cities: Iterable[str],
+        sharded: ClusterLink | None = None,
+    ) -> None:  # fmt: skip
         self.node = node
         self.workers: dict[str, WorkerLink] = {}
         self.watchers: dict[str, set[LiveLink]] = {}
-        self.subscriber = Subscriber(
-            redis_url, self._on_message, self._resync, timeout_s=timeout_s,
-            ping_every_s=min(1.0, timeout_s / 2),
-        )  # fmt: skip
-        self._node_channel = keys.node_channel(node).encode()
+        ping_every_s = min(1.0, timeout_s / 2)
+        self.subscriber: Subscriber | ShardedSubscriber
+        handlers = (self._on_message, self._resync)
+        if sharded is not None:
+            self.subscriber = ShardedSubscriber(
+                sharded, *handlers, timeout_s=timeout_s, ping_every_s=ping_every_s
+            )
+        else:
+            self.subscriber = Subscriber(
+                redis_url, *handlers, timeout_s=timeout_s, ping_every_s=ping_every_s
+            )
+        self._inboxes = {keys.node_channel(city, node) for city in cities}
+        self._inbox_names = {name.encode() for name in self._inboxes}
         self.bad_messages = 0
 
     async def run(self) -> None:
@@ -87,8 +104,8 @@ class Hub:
         await self.subscriber.run()
 
     async def start(self) -> None:
-        """Subscribe to this node's channel (``run`` must be running)."""
-        await self._subscribe(keys.node_channel(self.node))
+        """Subscribe to this node's channel in every city (``run`` must be running)."""
+        await asyncio.gather(*(self._subscribe(channel) for channel in sorted(self._inboxes)))
 
     async def _subscribe(self, channel: str) -> None:
         try:
@@ -144,10 +161,10 @@ class Hub:
 
     def _on_message(self, channel: bytes, data: bytes) -> None:
         try:
-            if channel == self._node_channel:
+            if channel in self._inbox_names:
                 self._to_worker(data)
-            elif channel.startswith(b"d:order:"):
-                self._to_watchers(channel[8:].decode(), data)
+            elif (at := channel.find(b":watch:")) >= 0:
+                self._to_watchers(channel[at + 7 :].decode(), data)
         except Exception:  # a bad message never stops the listener
             self.bad_messages += 1
             log.exception("pub/sub: skipped a message on %r", channel[:80])

@@ -30,12 +30,13 @@ from server.loops.supervisor import Supervisor
 from server.loops.sweeper import sweep_forever
 from server.metrics import Figures
 from server.settings import Settings
-from server.store.cluster import open_link
+from server.store.cluster import ClusterLink, open_link
 from server.store.redis_store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
 MIN_REDIS = (6, 2, 0)
+SHARDED_PUBSUB = (7, 0, 0)  # SSUBSCRIBE/SPUBLISH, on a cluster only
 START_TIMEOUT_S = 30.0
 
 
@@ -92,7 +93,14 @@ class Runtime:
             version = await self._await_redis()
         if version < MIN_REDIS:
             raise StoreUnavailable(f"Redis {version} is too old: 6.2 or newer is needed")
-        self.hub = Hub(url, self.node, timeout_s)
+        link = self.store.link
+        sharded = isinstance(link, ClusterLink) and version >= SHARDED_PUBSUB
+        self.store.publish_sharded(sharded)
+        shards = link if isinstance(link, ClusterLink) and sharded else None
+        self.hub = Hub(url, self.node, timeout_s, s.cities, sharded=shards)
+        self.pubsub_mode = ("sharded (SSUBSCRIBE on each city's master)" if sharded else
+                            "classic (one connection)" if isinstance(link, ClusterLink) else
+                            "classic")  # fmt: skip
         self.nodes = NodeWatch(self.store, self.node, s.cities, s.heartbeat_ms, s.node_ttl_ms,
                                on_lost=self.hub.restart_workers)  # fmt: skip
         self.dispatcher = Dispatcher(self.store, s, self.nodes.live_nodes, self.figures)
@@ -111,8 +119,9 @@ class Runtime:
             directory = s.metrics_dir
             self.supervisor.start("metrics-file", lambda: metrics.write_forever(self, directory))
         tune_gc()
-        log.info("node %s up (redis %s; cities %s)", self.node, ".".join(map(str, version)),
-                 ",".join(s.cities))  # fmt: skip
+        log.info("node %s up (redis %s%s; pub/sub %s; cities %s)", self.node,
+                 ".".join(map(str, version)), ", cluster" if isinstance(link, ClusterLink) else "",
+                 self.pubsub_mode, ",".join(s.cities))  # fmt: skip
 
     async def _await_redis(self) -> tuple[int, ...]:
         """The Redis version, once Redis answers (retrying while it starts up)."""
@@ -168,6 +177,7 @@ class Runtime:
             "taken_over_while_alive": self.nodes.lost_count,
             "redis_timeouts": self.store.link.timeouts,
             "redis_connects": self.store.link.connects,
+            "pubsub": self.pubsub_mode,
             "pubsub_reconnects": self.hub.subscriber.reconnects,
             "pubsub_bad_messages": self.hub.bad_messages,
             "loop_restarts": dict(self.supervisor.restarts),

@@ -148,7 +148,7 @@ async def test_malformed_node_messages_are_skipped(
         b"\x93\xa5offer\xa1w\xa1x",
         b"\x94\xa5offer\xa5a b\nx\xa1o\xa2{}",
     ):
-        await client.publish(keys.node_channel(server.node), junk)
+        await client.publish(keys.node_channel(city, server.node), junk)
     await client.publish(keys.order_channel(f"{city}.0123456789abcdef"), b"\xff not json")
     await client.aclose()
     async with httpx.AsyncClient(base_url=server.url) as http:

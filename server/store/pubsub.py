@@ -19,11 +19,14 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable, Iterable
+from urllib.parse import urlsplit
 
 import hiredis
+from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from server.logs import reason
-from server.store.cluster import server_urls
+from server.store.cluster import ClusterLink, seeds, server_urls
 from server.store.mux import Address, MuxClosed, ReplyError
 
 log = logging.getLogger(__name__)
@@ -75,10 +78,25 @@ class Subscriber:
         *,
         timeout_s: float = 2.0,
         ping_every_s: float = 1.0,
+        sharded: bool = False,
+        on_trouble: Callable[[], None] | None = None,
     ) -> None:
         # A cluster URL names several servers: classic pub/sub reaches every
         # subscriber from any of them, so one is used, the next when it fails.
         self.addresses = [Address(u) for u in server_urls(url)]
+        # Shard channels (SSUBSCRIBE) live on the master of their slot: a
+        # ShardedSubscriber runs one Subscriber per master and is told of trouble
+        # (a lost connection, a slot moved away) so that it routes them again.
+        self.sharded = sharded
+        self.on_trouble = on_trouble
+        self._sub, self._unsub = (
+            ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
+        )
+        self._kinds = (
+            (b"smessage", b"ssubscribe", b"sunsubscribe")
+            if sharded
+            else (b"message", b"subscribe", b"unsubscribe")
+        )
         self.address = self.addresses[0]
         self.on_message = on_message
         self.on_resubscribed = on_resubscribed
@@ -100,7 +118,7 @@ class Subscriber:
         confirmed = asyncio.get_running_loop().create_future()
         self._confirm.setdefault(name, []).append(confirmed)
         if self._protocol is not None:
-            self._protocol.write("SUBSCRIBE", name)
+            self._protocol.write(self._sub, name)
         try:
             async with asyncio.timeout(self.timeout_s):
                 await confirmed
@@ -113,19 +131,22 @@ class Subscriber:
         name = channel.encode()
         self.wanted.discard(name)
         if self._protocol is not None:
-            self._protocol.write("UNSUBSCRIBE", name)
+            self._protocol.write(self._unsub, name)
 
     def handle(self, reply: list[object]) -> None:
         """One push from Redis: a message, a subscription's confirmation, a pong."""
         kind = reply[0]
-        if kind == b"message":
+        message, subscribed, unsubscribed = self._kinds
+        if kind == message:
             channel, data = reply[1], reply[2]
             if isinstance(channel, bytes) and isinstance(data, bytes):
                 self.on_message(channel, data)
-        elif kind == b"subscribe":
+        elif kind == subscribed:
             for confirmed in self._confirm.pop(reply[1], []):  # type: ignore[call-overload]
                 if not confirmed.done():
                     confirmed.set_result(None)
+        elif kind == unsubscribed and reply[1] in self.wanted and self.on_trouble is not None:
+            self.on_trouble()  # Redis dropped a channel we want: its slot moved
 
     # ------------------------------------------------------------ connection
 
@@ -139,6 +160,8 @@ class Subscriber:
             except (OSError, TimeoutError, MuxClosed, ReplyError) as exc:
                 log.warning("pub/sub: cannot connect (%s); again in %.1f s", reason(exc), backoff)
                 self._next_address()
+                if self.on_trouble is not None:
+                    self.on_trouble()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
@@ -153,6 +176,8 @@ class Subscriber:
             self._protocol = None
             log.warning("pub/sub: connection lost; reconnecting")
             self._next_address()
+            if self.on_trouble is not None:
+                self.on_trouble()
 
     def _next_address(self) -> None:
         i = self.addresses.index(self.address)
@@ -187,7 +212,7 @@ class Subscriber:
             self._confirm.setdefault(name, []).append(confirmed)
             pending.append(confirmed)
         for i in range(0, len(names), CHUNK):
-            protocol.write("SUBSCRIBE", *names[i : i + CHUNK])
+            protocol.write(self._sub, *names[i : i + CHUNK])
         if pending:
             await asyncio.gather(*pending)
 
@@ -208,3 +233,121 @@ class Subscriber:
     def close(self) -> None:
         if self._protocol is not None and self._protocol.transport is not None:
             self._protocol.transport.close()
+
+
+class ShardedSubscriber:
+    """Shard channels on a Redis Cluster with sharded pub/sub (7.0 and newer): each
+    channel is subscribed (SSUBSCRIBE) on the master that owns its slot, through a
+    :class:`Subscriber` per master. Which master owns a slot is redis-py's slot
+    map (the link's cluster client). When a master's connection is lost or Redis
+    drops a channel whose slot moved (a failover, a resharding), the slot map is
+    read again, every channel is subscribed where it lives now, and
+    ``on_resubscribed`` is called: what was published meanwhile is re-read."""
+
+    def __init__(
+        self, link: ClusterLink, on_message: Handler, on_resubscribed: Callable[[], None], *,
+        timeout_s: float = 2.0, ping_every_s: float = 1.0,
+    ) -> None:  # fmt: skip
+        self.link = link
+        self.on_message = on_message
+        self.on_resubscribed = on_resubscribed
+        self.timeout_s = timeout_s
+        self.ping_every_s = ping_every_s
+        self.wanted: set[bytes] = set()
+        self.shards: dict[str, Subscriber] = {}  # by the master's "host:port"
+        self._runs: dict[str, asyncio.Task[None]] = {}
+        self._where: dict[bytes, str] = {}  # channel -> the master it is subscribed on
+        self._trouble = asyncio.Event()
+        self.subscribed = asyncio.Event()
+        self.reconnects = 0
+        self._login = urlsplit(link.url).netloc.rpartition("@")[0]
+        self._tls = bool(seeds(link.url)[1]["ssl"])
+
+    def _owner(self, channel: bytes) -> str:
+        node = self.link.client.nodes_manager.get_node_from_slot(key_slot(channel))
+        return f"{node.host}:{node.port}"
+
+    def _shard(self, owner: str) -> Subscriber:
+        shard = self.shards.get(owner)
+        if shard is None:
+            scheme = "rediss" if self._tls else "redis"
+            login = f"{self._login}@" if self._login else ""
+            shard = Subscriber(
+                f"{scheme}://{login}{owner}", self.on_message, lambda: None,
+                timeout_s=self.timeout_s, ping_every_s=self.ping_every_s, sharded=True,
+                on_trouble=self._trouble.set,
+            )  # fmt: skip
+            self.shards[owner] = shard
+            self._runs[owner] = asyncio.get_running_loop().create_task(shard.run())
+        return shard
+
+    async def subscribe(self, channel: str) -> None:
+        """Subscribe on the channel's master and wait for it to confirm (TimeoutError
+        past the deadline)."""
+        name = channel.encode()
+        self.wanted.add(name)
+        owner = self._owner(name)
+        self._where[name] = owner
+        await self._shard(owner).subscribe(channel)
+
+    def unsubscribe(self, channel: str) -> None:
+        name = channel.encode()
+        self.wanted.discard(name)
+        owner = self._where.pop(name, None)
+        if owner is not None and owner in self.shards:
+            self.shards[owner].unsubscribe(channel)
+
+    async def run(self) -> None:
+        """Route channels again whenever a shard is in trouble, until cancelled."""
+        await self.link.call("PING")  # the cluster client reads the slot map
+        self.subscribed.set()
+        try:
+            while True:
+                await self._trouble.wait()
+                self.subscribed.clear()
+                await self._route_again()
+                self.reconnects += 1
+                self.subscribed.set()
+                log.warning("pub/sub: %d shard channels subscribed again on %d masters",
+                            len(self.wanted), len(self.shards))  # fmt: skip
+                self.on_resubscribed()
+        finally:
+            self.close()
+
+    async def _route_again(self) -> None:
+        """Read the slot map and subscribe every wanted channel where it lives now."""
+        backoff = 0.1
+        while True:
+            await asyncio.sleep(backoff)  # let a failover settle before asking
+            self._trouble.clear()
+            try:
+                async with asyncio.timeout(self.timeout_s * 2):
+                    await self.link.client.nodes_manager.initialize()
+                    moved = {c: self._owner(c) for c in self.wanted}
+                    for channel, owner in moved.items():
+                        old = self._where.get(channel)
+                        if old is not None and old != owner and old in self.shards:
+                            self.shards[old].unsubscribe(channel.decode())
+                        self._where[channel] = owner
+                    await asyncio.gather(*(self._shard(owner).subscribe(c.decode())
+                                           for c, owner in moved.items()))  # fmt: skip
+                self._drop_idle()
+                if not self._trouble.is_set():
+                    return
+            except (TimeoutError, OSError, RedisError, MuxClosed) as exc:
+                log.warning("pub/sub: cannot route shard channels yet (%s); again in %.1f s",
+                            reason(exc), backoff)  # fmt: skip
+            backoff = min(backoff * 2, 2.0)
+
+    def _drop_idle(self) -> None:
+        """Stop the subscribers of masters that hold none of our channels now."""
+        used = set(self._where.values())
+        for owner in [o for o in self.shards if o not in used]:
+            self.shards.pop(owner).close()
+            self._runs.pop(owner).cancel()
+
+    def close(self) -> None:
+        for shard in self.shards.values():
+            shard.close()
+        for task in self._runs.values():
+            task.cancel()

@@ -141,10 +141,8 @@ class Store:
     def __init__(self, link: Link, pinned: Callable[[], int] | None = None) -> None:
         self.link = link
         self.pinned = pinned
-        self._sources = sources()
-        self._shas = {
-            name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._sources.items()
-        }
+        self.sharded = False
+        self.publish_sharded(False)
         self._loading: dict[str, asyncio.Future[object]] = {}
         # What the scripts need declared and the caller cannot see: each worker's
         # skills (its search index keys), each order's skill and offer holders.
@@ -155,6 +153,15 @@ class Store:
         # Redis time minus this node's monotonic clock: the wall clock until the first
         # sync_clock (the node syncs before it serves, and at every heartbeat).
         self._offset_ms = time.time() * 1000 - time.monotonic() * 1000
+
+    def publish_sharded(self, sharded: bool) -> None:
+        """Publish with SPUBLISH (sharded pub/sub, Redis Cluster 7+) or PUBLISH, in the
+        scripts and in :meth:`publish_many`."""
+        self.sharded = sharded
+        self._sources = sources(sharded)
+        self._shas = {
+            name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._sources.items()
+        }
 
     def script_id(self, name: str) -> str:
         """The SHA1 by which Redis knows script ``name`` (as SLOWLOG and EVALSHA show it)."""
@@ -559,7 +566,8 @@ class Store:
     # ------------------------------------------------------------ pub/sub
 
     async def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> None:
-        commands = [("PUBLISH", channel, data) for channel, data in messages]
+        command = "SPUBLISH" if self.sharded else "PUBLISH"
+        commands = [(command, channel, data) for channel, data in messages]
         if commands:
             await self.call_many(commands)
 

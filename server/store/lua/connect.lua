@@ -18,7 +18,7 @@ for _, skill in ipairs(kept) do want(prefix .. 'free:' .. skill) end
 local need = needs()
 if need then return need end
 if was_on then
-  if old.node ~= node then send(old.node, wid, 'replaced', old.sid or '', '') end
+  if old.node ~= node then send(prefix, old.node, wid, 'replaced', old.sid or '', '') end
   call('SREM', prefix .. 'node:' .. old.node, wid)
   local _, had = online(prefix, wid)
   for _, skill in ipairs(split(had)) do

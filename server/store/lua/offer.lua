@@ -24,7 +24,7 @@ for i = 6, #ARGV, 2 do
      and worker_step(wkey, wid, 'offer') then
     call('HSET', wkey, 'offer', offer_id, 'offer_frame', frame)
     call('SADD', tried, wid)
-    send(node, wid, 'offer', oid, frame)
+    send(prefix, node, wid, 'offer', oid, frame)
     holders[#holders + 1] = wid
   end
 end

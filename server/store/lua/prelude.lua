@@ -20,8 +20,10 @@
 -- an offer, a worker's skills) plans first: it want()s every key it will touch,
 -- reading only declared ones, and before any write answers need with the keys
 -- that were missing; the store calls it again with them (server/store/redis_store.py).
--- Channels: d:node:<node> (msgpack [kind, worker, ref, frame] for that node),
--- d:order:<order> (live order events, JSON).
+-- Channels, in the city's hash tag too: d:{city}:inbox:<node> (msgpack [kind,
+-- worker, ref, frame] for that node's workers of the city), d:{city}:watch:<order>
+-- (live order events, JSON). PUBLISH is 'SPUBLISH' on a Redis Cluster that has
+-- sharded pub/sub (7.0 and newer), else 'PUBLISH' (server/store/scripts.py).
 --
 -- Time: ARGV[1] of every script is '' (use Redis TIME: the one clock) or a
 -- pinned time in ms (tests play races at fixed times). Replies are flat
@@ -102,14 +104,14 @@ end
 
 -- Frames for a worker go to the node holding its socket, in a msgpack
 -- envelope that no id or frame content can split.
-local function send(node, wid, kind, ref, frame)
+local function send(prefix, node, wid, kind, ref, frame)
   if node and node ~= '' then
-    redis.call('PUBLISH', 'd:node:' .. node, cmsgpack.pack({kind, wid, ref, frame}))
+    redis.call(PUBLISH, prefix .. 'inbox:' .. node, cmsgpack.pack({kind, wid, ref, frame}))
   end
 end
 
 local function send_to(wkey, wid, kind, ref, frame)
-  send(call('HGET', wkey, 'node'), wid, kind, ref, frame)
+  send(city_prefix(wkey), call('HGET', wkey, 'node'), wid, kind, ref, frame)
 end
 
 local function withdraw(wkey, wid, oid, offer_id, reason)
@@ -231,7 +233,8 @@ local function emit(okey, oid, etype, state, now, extra)
   call('HSET', okey, 'state', state, 'ev', ev.id)
   local json = cjson.encode(ev)
   call('RPUSH', okey .. ':ev', json)
-  redis.call('PUBLISH', 'd:order:' .. oid, '{"type":"event","event":' .. json .. '}')
+  redis.call(PUBLISH, city_prefix(okey) .. 'watch:' .. oid,
+             '{"type":"event","event":' .. json .. '}')
 end
 
 -- Move an order along its table. Returns the new state, or nil if the table
