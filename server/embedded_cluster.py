@@ -23,7 +23,7 @@ from types import TracebackType
 import psutil
 import redis
 
-from server.embedded_redis import EmbeddedRedisError, binary, die_with_parent
+from server.embedded_redis import EmbeddedRedisError, binary, die_with_parent, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -99,13 +99,7 @@ class ClusterNode:
             self.proc = None
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.proc = None
 
 
