@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
 from protocol.messages import Ack, JobCancelled, OfferMade
+from server.loops.nodes import NodeWatch
 from server.store import keys
 from server.store.cluster import open_link
+from server.store.keys import WorkerId
 from server.store.redis_store import Store
 from tests.support import UNIT, Customer, ServerProcess, WorkerClient, on_cluster, redis_client
 
@@ -180,3 +183,29 @@ async def test_a_node_taken_over_while_alive_closes_its_sockets(
     assert isinstance(await back.offer(), OfferMade)
     await customer.close()
     await back.close()
+
+
+async def test_a_node_back_under_its_id_keeps_its_routes(redis_url: str, city: str) -> None:
+    """A survivor that judged a node dead does not take over or forget it once it has
+    beaten again (restarted under its id within the TTL); one that stays dead is taken
+    over and dropped from the registry."""
+    store = Store(open_link(redis_url))
+    back, gone = f"back-{uuid.uuid4().hex[:8]}", f"gone-{uuid.uuid4().hex[:8]}"
+    try:
+        await store.call_many([("ZADD", keys.NODES, 1000, back), ("ZADD", keys.NODES, 1000, gone)])
+        stale_before = await store.sync_clock() - 3000
+        assert await store.node_is_stale(back, stale_before)
+        for wid, node in (("wb", back), ("wg", gone)):
+            await store.connect(city, WorkerId(wid), node, f"s-{wid}", ("delivery",), 1, 60_000)
+        await store.heartbeat(back, 3000)  # the new incarnation's first beat
+        survivor = NodeWatch(store, "survivor", [city], 250, 3000)
+        await survivor.take_over(back, stale_before)
+        await survivor.take_over(gone, stale_before)
+        assert await store.call("ZSCORE", keys.NODES, back) is not None
+        assert await store.call("ZSCORE", keys.NODES, gone) is None
+        assert await _node_of(redis_url, city, "wb") == back
+        assert await _node_of(redis_url, city, "wg") == ""
+    finally:
+        await store.forget_node(back)
+        await store.disconnect(city, WorkerId("wb"), back, "s-wb")
+        await store.link.aclose()

@@ -85,19 +85,25 @@ class NodeWatch:
         self.live = tuple(sorted({*reply.live, self.node}))
         if now - self.healthy_since < self.node_ttl_ms / 1000:
             return  # not healthy long enough to judge others
+        stale_before = reply.now - self.node_ttl_ms
         for dead in reply.dead:
             if dead != self.node and await self.store.claim_takeover(
                 dead, self.node, self.node_ttl_ms * 10
             ):
-                await self.take_over(dead)
+                await self.take_over(dead, stale_before)
 
-    async def take_over(self, dead: str) -> None:
-        """Disconnect ``dead``'s workers in every city, then drop it from the registry."""
+    async def take_over(self, dead: str, stale_before: int | None = None) -> None:
+        """Disconnect ``dead``'s workers in every city, then drop it from the registry.
+        With ``stale_before`` (a survivor judging another node), it stops as soon as
+        the node has beaten again: restarted under its id, its new routes stay."""
         workers = offers = 0
         for city in self.cities:
+            if stale_before is not None and not await self.store.node_is_stale(dead, stale_before):
+                log.warning("node %s beat again while being taken over; leaving it", dead)
+                break
             result = await self.store.takeover(city, dead)
             workers, offers = workers + result.workers, offers + result.offers
-        await self.store.forget_node(dead)
+        await self.store.forget_node(dead, stale_before)
         if dead != self.node or workers:
             self.taken_over[dead] = workers
             log.warning("node %s is gone: disconnected %d of its workers, withdrew %d offers",

@@ -97,7 +97,7 @@ def _reply(value: object) -> Reply:
         return ReplyError(str(value))
     if isinstance(value, (RedisConnectionError, RedisTimeoutError, ClusterDownError)):
         raise MuxClosed(f"redis cluster: {value}")
-    if isinstance(value, RedisError):
+    if isinstance(value, BaseException):  # a connection error, a timeout, a cancelled send
         raise MuxClosed(f"redis cluster: {type(value).__name__}: {value}")
     return value
 
@@ -221,7 +221,7 @@ class ClusterLink:
         try:
             async with asyncio.timeout(self.timeout_s * 2):
                 async with self._turns:
-                    answers = await self._execute([command for command, _ in batch])
+                    answers = await self._execute_isolated([command for command, _ in batch])
         except BaseException as exc:  # every caller is told, whatever went wrong
             error = _link_error(exc)
             for _, future in batch:
@@ -237,6 +237,27 @@ class ClusterLink:
                 future.set_result(_reply(answer))
             except MuxError as error:
                 future.set_exception(error)
+
+    async def _execute_isolated(self, commands: list[tuple[Any, ...]]) -> list[object]:
+        """The replies to ``commands``; when the pipeline fails as a whole (one node
+        is down, or failing over), each command is sent again on its own, so that
+        those for healthy nodes still get their replies: a node's heartbeat must
+        not fail because another shard's order did."""
+        try:
+            return await self._execute(commands)
+        except (RedisError, OSError):
+            if len(commands) == 1:
+                raise
+        return list(await asyncio.gather(*(self._alone(c) for c in commands),
+                                          return_exceptions=True))  # fmt: skip
+
+    async def _alone(self, command: tuple[Any, ...]) -> object:
+        try:
+            return await self.client.execute_command(*command)
+        except ResponseError as exc:
+            if isinstance(exc, TryAgainError):
+                raise
+            return exc
 
     async def _execute(self, commands: list[tuple[Any, ...]]) -> list[object]:
         """The replies (exceptions among them) to ``commands``: in one pipeline, but

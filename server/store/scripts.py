@@ -37,6 +37,7 @@ SCRIPT_NAMES = (
     "index",
     "rate",
     "heartbeat",
+    "forget_node",
 )
 
 
