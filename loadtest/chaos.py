@@ -309,7 +309,7 @@ async def _run(args: argparse.Namespace) -> int:
             stdin=subprocess.DEVNULL, stdout=sim_log, stderr=sim_log,
         )  # fmt: skip
         started = time.monotonic()
-        faults = Faults()
+        faults = Faults(cluster=args.cluster)
         schedule = plan(args, config.workers.ramp_s)
         injecting = asyncio.create_task(_faults(args, schedule, nodes, store, faults, started))
         total = config.workers.ramp_s + args.duration + config.grace_s
@@ -371,6 +371,8 @@ def table(f: Findings, faults: Faults, args: argparse.Namespace) -> str:
          f"{len(f.over_capacity)} / {len(f.stuck_offered)}"),
         ("live followers connected throughout / missed or repeated an event",
          f"{f.followers_whole} / {len(f.followers_wrong)}"),
+        *([("followers told of events a failed-over master then lost",
+            f"{len(f.followers_in_failover)}")] if args.cluster else []),
         ("workers of killed nodes back within 10 s",
          f"{f.back_in_time} of {f.killed_sessions} ({f.back_share:.1%}); "
          f"p50 {f.back_p50_s:.1f} s, max {f.back_max_s:.1f} s"),

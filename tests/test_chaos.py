@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from loadtest.chaos_check import Faults, Findings, _followers
+
 pytestmark = pytest.mark.slow
 
 
@@ -36,3 +38,21 @@ def test_a_minute_of_faults_breaks_no_invariant(tmp_path: Path) -> None:
     assert len(faults["redis_kills"]) == 1 and len(faults["redis_stops"]) == 1
     assert findings["orders_acked"] > 500 and findings["followers_whole"] > 50
     assert findings["killed_sessions"] > 500
+
+
+def test_events_a_failed_over_master_dropped_are_told_apart() -> None:
+    """On a cluster, a follower told of an event that Redis no longer has counts as a
+    failover loss only when the event is stamped in a master's fault window (Redis
+    Cluster drops a stopped master's late writes); elsewhere, or on one Redis, it is a
+    violation."""
+    history = {"o1": [{"id": "1000-0"}, {"id": "2000-1"}]}
+    told = [{"t": "follow", "id": "o1", "whole": True,
+             "events": ["1000-0", "2000-1", "5200-2"]}]  # fmt: skip
+    for faults, lost, wrong in (
+        (Faults(redis_stops=[(3000, 5000)], cluster=True), 1, 0),  # 5200: within the second after
+        (Faults(redis_stops=[(3000, 3500)], cluster=True), 0, 1),  # 5200: after the window
+        (Faults(redis_stops=[(3000, 5000)], cluster=False), 0, 1),  # one Redis: no such loss
+    ):
+        found = Findings()
+        _followers(found, told, history, faults.failover_windows())
+        assert (len(found.followers_in_failover), len(found.followers_wrong)) == (lost, wrong)
