@@ -94,13 +94,12 @@ class Runtime:
         if version < MIN_REDIS:
             raise StoreUnavailable(f"Redis {version} is too old: 6.2 or newer is needed")
         link = self.store.link
-        sharded = isinstance(link, ClusterLink) and version >= SHARDED_PUBSUB
-        self.store.publish_sharded(sharded)
-        shards = link if isinstance(link, ClusterLink) and sharded else None
+        cluster = isinstance(link, ClusterLink)
+        shards = link if isinstance(link, ClusterLink) and version >= SHARDED_PUBSUB else None
+        self.store.publish_sharded(shards is not None)
         self.hub = Hub(url, self.node, timeout_s, s.cities, sharded=shards)
-        self.pubsub_mode = ("sharded (SSUBSCRIBE on each city's master)" if sharded else
-                            "classic (one connection)" if isinstance(link, ClusterLink) else
-                            "classic")  # fmt: skip
+        self.pubsub_mode = ("sharded (SSUBSCRIBE on each city's master)" if shards else
+                            "classic (one connection)" if cluster else "classic")  # fmt: skip
         self.nodes = NodeWatch(self.store, self.node, s.cities, s.heartbeat_ms, s.node_ttl_ms,
                                on_lost=self.hub.restart_workers)  # fmt: skip
         self.dispatcher = Dispatcher(self.store, s, self.nodes.live_nodes, self.figures)
@@ -120,7 +119,7 @@ class Runtime:
             self.supervisor.start("metrics-file", lambda: metrics.write_forever(self, directory))
         tune_gc()
         log.info("node %s up (redis %s%s; pub/sub %s; cities %s)", self.node,
-                 ".".join(map(str, version)), ", cluster" if isinstance(link, ClusterLink) else "",
+                 ".".join(map(str, version)), ", cluster" if cluster else "",
                  self.pubsub_mode, ",".join(s.cities))  # fmt: skip
 
     async def _await_redis(self) -> tuple[int, ...]:

@@ -77,16 +77,21 @@ def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def node_url(url: str, host: str, port: int) -> str:
+    """The plain ``redis://`` (or ``rediss://``) URL of one server of the cluster at
+    ``url``, with the cluster URL's login."""
+    scheme = "rediss" if seeds(url)[1]["ssl"] else "redis"
+    auth = urlsplit(url).netloc.rpartition("@")[0]
+    login = f"{auth}@" if auth else ""
+    return f"{scheme}://{login}{_host(host)}:{port}"
+
+
 def server_urls(url: str) -> list[str]:
     """Each server of a cluster URL as a plain ``redis://`` URL (the URL itself
     for one Redis)."""
     if not is_cluster_url(url):
         return [url]
-    found, options = seeds(url)
-    scheme = "rediss" if options["ssl"] else "redis"
-    auth = urlsplit(url).netloc.rpartition("@")[0]
-    login = f"{auth}@" if auth else ""
-    return [f"{scheme}://{login}{_host(host)}:{port}" for host, port in found]
+    return [node_url(url, host, port) for host, port in seeds(url)[0]]
 
 
 def _reply(value: object) -> Reply:
@@ -252,6 +257,7 @@ class ClusterLink:
                                           return_exceptions=True))  # fmt: skip
 
     async def _alone(self, command: tuple[Any, ...]) -> object:
+        """One command's reply, a command error as a value (TRYAGAIN is retried)."""
         try:
             return await self.client.execute_command(*command)
         except ResponseError as exc:
@@ -263,16 +269,11 @@ class ClusterLink:
         """The replies (exceptions among them) to ``commands``: in one pipeline, but
         for commands that go to several nodes (SCRIPT LOAD), which a pipeline refuses,
         and a lone command (a pipeline of one costs more than the command)."""
-        alone = [i for i, c in enumerate(commands) if len(commands) == 1 or _to_many(c)]
+        alone = {i for i, c in enumerate(commands) if len(commands) == 1 or _to_many(c)}
         answers: list[object] = [None] * len(commands)
-        for i in alone:
-            try:
-                answers[i] = await self.client.execute_command(*commands[i])
-            except ResponseError as exc:
-                if isinstance(exc, TryAgainError):
-                    raise
-                answers[i] = exc
-        rest = [i for i in range(len(commands)) if i not in set(alone)]
+        for i in sorted(alone):
+            answers[i] = await self._alone(commands[i])
+        rest = [i for i in range(len(commands)) if i not in alone]
         if rest:
             pipe = self.client.pipeline(transaction=False)
             for i in rest:

@@ -19,14 +19,13 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
 import hiredis
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from server.logs import reason
-from server.store.cluster import ClusterLink, seeds, server_urls
+from server.store.cluster import ClusterLink, node_url, server_urls
 from server.store.mux import Address, MuxClosed, ReplyError
 
 log = logging.getLogger(__name__)
@@ -87,7 +86,6 @@ class Subscriber:
         # Shard channels (SSUBSCRIBE) live on the master of their slot: a
         # ShardedSubscriber runs one Subscriber per master and is told of trouble
         # (a lost connection, a slot moved away) so that it routes them again.
-        self.sharded = sharded
         self.on_trouble = on_trouble
         self._sub, self._unsub = (
             ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
@@ -254,26 +252,23 @@ class ShardedSubscriber:
         self.timeout_s = timeout_s
         self.ping_every_s = ping_every_s
         self.wanted: set[bytes] = set()
-        self.shards: dict[str, Subscriber] = {}  # by the master's "host:port"
+        self.shards: dict[str, Subscriber] = {}  # by the master's URL
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._where: dict[bytes, str] = {}  # channel -> the master it is subscribed on
         self._trouble = asyncio.Event()
         self.subscribed = asyncio.Event()
         self.reconnects = 0
-        self._login = urlsplit(link.url).netloc.rpartition("@")[0]
-        self._tls = bool(seeds(link.url)[1]["ssl"])
 
     def _owner(self, channel: bytes) -> str:
+        """The URL of the master that owns ``channel``'s slot, in the slot map now."""
         node = self.link.client.nodes_manager.get_node_from_slot(key_slot(channel))
-        return f"{node.host}:{node.port}"
+        return node_url(self.link.url, node.host, int(node.port))
 
     def _shard(self, owner: str) -> Subscriber:
         shard = self.shards.get(owner)
         if shard is None:
-            scheme = "rediss" if self._tls else "redis"
-            login = f"{self._login}@" if self._login else ""
             shard = Subscriber(
-                f"{scheme}://{login}{owner}", self.on_message, lambda: None,
+                owner, self.on_message, lambda: None,
                 timeout_s=self.timeout_s, ping_every_s=self.ping_every_s, sharded=True,
                 on_trouble=self._trouble.set,
             )  # fmt: skip

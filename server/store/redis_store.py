@@ -262,34 +262,36 @@ class Store:
             raise Refused(result.code)
         return result
 
+    def _keys_of(self, city: str, wid: str) -> list[str]:
+        """One worker's record, and the search index of each skill the store knows it has."""
+        return [keys.worker(city, wid),
+                *(keys.free(city, s) for s in self._skills.get(f"{city}/{wid}"))]  # fmt: skip
+
     def _worker_keys(self, city: str, wids: Iterable[str]) -> list[str]:
-        """What a script on workers declares: their records, the city's indexes, and
-        the search index of each skill the store knows they have."""
-        found = keys.city_keys(city)
-        for wid in wids:
-            found.append(keys.worker(city, wid))
-            found += (keys.free(city, s) for s in self._skills.get(f"{city}/{wid}"))
-        return found
+        """What a script on workers declares: the city's indexes, then each worker's keys."""
+        return keys.city_keys(city) + [k for wid in wids for k in self._keys_of(city, wid)]
 
     def _own_keys(self, city: str, wid: str) -> list[str]:
         """A worker's own keys, its record first (the scripts read it as KEYS[1])."""
-        found = self._worker_keys(city, [wid])
-        return [found[3], *found[:3], *found[4:]]
+        return self._keys_of(city, wid) + keys.city_keys(city)
 
     def _answer_keys(self, oid: OrderId, city: str, wid: str) -> list[str]:
         """What an accept or reject declares: order, timers, worker, tried (KEYS[1..4]),
         then the rest."""
         order_, timers, tried, history = keys.order_keys(oid)
-        rest = self._order_keys(oid)[4:] + self._worker_keys(city, [wid])
-        return [order_, timers, keys.worker(city, wid), tried, history, *rest]
+        return [order_, timers, keys.worker(city, wid), tried, history,
+                *self._order_extras(oid), *self._worker_keys(city, [wid])]  # fmt: skip
 
     def _order_keys(self, oid: OrderId) -> list[str]:
-        """An order's keys, with its skill's search index and its offer's holders
-        when the store knows them."""
+        """An order's keys, then what the store knows the script will need besides."""
+        return keys.order_keys(oid) + self._order_extras(oid)
+
+    def _order_extras(self, oid: OrderId) -> list[str]:
+        """The search index of an order's skill and its offer's holders' keys, as far
+        as the store knows them."""
         city = keys.city_of(oid) or ""
-        found = keys.order_keys(oid)
-        found += (keys.free(city, s) for s in self._order_skill.get(oid))
-        return found + self._worker_keys(city, self._holders.get(oid))
+        skill = [keys.free(city, s) for s in self._order_skill.get(oid)]
+        return skill + self._worker_keys(city, self._holders.get(oid))
 
     # ------------------------------------------------------------ the clock and health
 
