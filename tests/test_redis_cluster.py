@@ -23,7 +23,7 @@ import pytest
 from redis.crc import key_slot
 
 from protocol.messages import Ack, EventHappened
-from server.embedded_cluster import SLOTS, LocalCluster
+from server.embedded_cluster import SLOTS, ClusterNode, LocalCluster
 from server.store import keys
 from server.store.cluster import ClusterLink, open_link, seeds, server_urls
 from server.store.mux import Mux
@@ -129,6 +129,20 @@ async def test_a_frozen_cluster_fails_calls_within_the_deadline(cluster: LocalCl
         await store.link.aclose()
 
 
+async def _replicated(master: ClusterNode, within_s: float = 10.0) -> None:
+    """Wait until every replica of ``master`` has all it has written so far."""
+    deadline = time.monotonic() + within_s
+    with master.client() as r:
+        wanted = int(r.info("replication")["master_repl_offset"])
+        while True:
+            info = r.info("replication")
+            replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+            if replicas and all(int(v["offset"]) >= wanted for v in replicas):
+                return
+            assert time.monotonic() < deadline, f"replicas behind {wanted}: {replicas}"
+            await asyncio.sleep(0.02)
+
+
 def _city_on(cluster: LocalCluster, port: int) -> str:
     """A city whose keys live on the master listening on ``port``."""
     for n in range(10_000):
@@ -158,7 +172,7 @@ async def test_a_killed_master_fails_over_and_the_node_carries_on(
         for step in ("arrived", "started", "completed"):
             step_frame = {"type": "progress", "order_id": before, "step": step}
             assert isinstance(await worker.request(step_frame), Ack)
-        await asyncio.sleep(0.5)  # replicated long before the kill
+        await _replicated(seed)  # the completed order is on the replica before the kill
         killed_at = time.monotonic()
         seed.kill()
         while not cluster.healthy():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -70,7 +71,7 @@ async def test_up_serves_through_the_balancer_until_interrupted(tmp_path: Path) 
                         break
                 except httpx.HTTPError:
                     pass
-                time.sleep(0.2)
+                await asyncio.sleep(0.2)
         family = psutil.Process(up.pid).children(recursive=True)
         names = sorted({p.name() for p in family})
         assert "haproxy" in names and any("redis-server" in n for n in names), names
