@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -22,13 +21,25 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from server.embedded_redis import stop_process
+
 READY_TIMEOUT_S = 30.0
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on 127.0.0.1 that is free now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def ready(url: str) -> bool:
+    """Whether ``url`` (a node's or a balancer's ``/readyz``) answers 200 now."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as reply:
+            return bool(reply.status == 200)
+    except OSError:  # refused, reset, a 503 (HTTPError), a timeout
+        return False
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
@@ -36,23 +47,10 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"dispatch demo: the server exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=1) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
+        if ready(f"{url}/readyz"):
+            return
+        time.sleep(0.1)
     raise SystemExit("dispatch demo: the server did not become healthy in time")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -61,7 +59,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from simulator import load_scenario
     from simulator.runner import city_names
 
-    port = args.port or _free_port()
+    port = args.port or free_port()
     cities = ",".join(city_names(load_scenario(args.scenario)))
     url = f"http://127.0.0.1:{port}"
     secret = secrets.token_urlsafe(32)
@@ -85,7 +83,7 @@ def run_demo(args: argparse.Namespace) -> int:
             )  # fmt: skip
             status = sim_cli.run(sim_args)
         finally:
-            _stop(proc)
+            stop_process(proc, 15)
         if report.exists():
             data = json.loads(report.read_text())
             kept = Path(args.report)

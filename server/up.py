@@ -20,15 +20,13 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from types import FrameType
 
+from server.demo import free_port, ready
 from server.embedded_cluster import LocalCluster
 from server.embedded_redis import die_with_parent
 
@@ -55,12 +53,6 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def haproxy_config(template: str, port: int, nodes: list[int], maxconn: int | None = None) -> str:
     """``template`` (deploy/haproxy.cfg) listening on 127.0.0.1:``port`` in front of
     ``nodes``, its global ``maxconn`` lowered to ``maxconn`` if given (haproxy refuses
@@ -79,14 +71,6 @@ def haproxy_config(template: str, port: int, nodes: list[int], maxconn: int | No
 
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "haproxy.cfg"
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
 
 
 class _Stop(Exception):
@@ -144,7 +128,7 @@ def _start_nodes(
     count: int, url: str, data: Path, children: Children, deadline: float
 ) -> list[int]:
     """Start ``count`` nodes on the cluster at ``url``; their ports, once all are ready."""
-    ports = [_free_port() for _ in range(count)]
+    ports = [free_port() for _ in range(count)]
     for i, port in enumerate(ports):
         env = {**os.environ, "REDIS_URL": url, "DISPATCH_PORT": str(port),
                "DISPATCH_HOST": "127.0.0.1", "DISPATCH_NODE_ID": f"up-{i + 1}"}  # fmt: skip
@@ -173,7 +157,7 @@ def _start_balancer(
 
 
 def _wait_ready(url: str, children: Children, deadline: float) -> None:
-    while not _ready(url):
+    while not ready(url):
         _check(children)
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer ready in time; see the logs")
