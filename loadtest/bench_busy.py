@@ -86,7 +86,7 @@ async def _fleet(store: Store, d: Dispatcher, workers: int, busy_share: float) -
 
 
 def _fields(oid: OrderId, body: CreateOrder) -> dict[str, str]:
-    return order_fields(oid, "bench", body, OfferMode.SEQUENTIAL)
+    return order_fields(oid, "bench", body, OfferMode.SEQUENTIAL, body.skill or "")
 
 
 async def busy_phase(plan: Plan) -> Figures:

@@ -21,16 +21,21 @@ import msgspec
 from msgspec import Meta, Struct
 
 from protocol.ids import Name
-from protocol.messages import Millis, OfferMode
+from protocol.messages import (
+    AttributeValue,
+    FieldError,
+    FieldName,
+    Label,
+    Millis,
+    OfferMode,
+    Quote,
+    QuoteLine,
+    StepField,
+    StepInfo,
+)
 
-# A field or step name: lower-case letters, digits and '_', starting with a letter.
-FIELD: str = r"^[a-z][a-z0-9_]{0,31}\Z"
-FieldName = Annotated[str, Meta(pattern=FIELD)]
-Label = Annotated[str, Meta(max_length=200)]
 Amount = Annotated[int, Meta(ge=0, le=100_000_000)]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}\Z")]
-# What a client sends as an attribute value: text, a number, a flag, or a point.
-AttributeValue = str | int | float | bool | dict[str, float]
 
 
 class AttributeType(StrEnum):
@@ -112,16 +117,6 @@ class Pricing(Struct, frozen=True, forbid_unknown_fields=True):
     )
 
 
-class StepField(Struct, frozen=True, forbid_unknown_fields=True):
-    """Data a step needs from whoever performs it: text, a number, a URL (a
-    proof photo), or ``code``: the code the customer was given at creation."""
-
-    name: FieldName
-    type: Literal["string", "number", "url", "code"] = "string"
-    label: Label = ""
-    required: bool = True
-
-
 class Step(Struct, frozen=True, forbid_unknown_fields=True):
     """One step of the workflow after assignment.
 
@@ -185,44 +180,18 @@ class Category(Struct, frozen=True):
     retired: bool = False
 
 
-class QuoteLine(Struct, frozen=True):
-    """One part of a quote, in minor units (a multiplier's line is what it added)."""
-
-    label: str
-    amount: int
-
-
-class Quote(Struct, frozen=True):
-    """An order's price, computed at creation and pinned on the order."""
-
-    currency: str
-    total: int
-    lines: list[QuoteLine] = msgspec.field(default_factory=list)
-
-
-class StepInfo(Struct, frozen=True):
-    """A workflow step as a worker's app draws it."""
-
-    name: str
-    label: str
-    by: str
-    kind: str = "action"
-    requires: list[StepField] = msgspec.field(default_factory=list)
-
-
-class FieldError(Struct, frozen=True):
-    """One bad field: where (``attributes.weight_kg``, ``steps[2].next``),
-    a stable code, and a message for people."""
-
-    field: str
-    code: str
-    message: str
-
-
 class CategoryList(Struct, frozen=True):
     """``GET /v1/admin/categories``."""
 
     categories: list[Category]
+
+
+class CategoryApplied(Struct, frozen=True):
+    """Answer to ``PUT /v1/admin/categories/{key}`` and to retiring or
+    restoring one: the category now, and whether this call changed it."""
+
+    category: Category
+    changed: bool
 
 
 __all__ = [
@@ -231,6 +200,7 @@ __all__ = [
     "AttributeValue",
     "Cancellation",
     "Category",
+    "CategoryApplied",
     "CategoryDefinition",
     "CategoryList",
     "Condition",

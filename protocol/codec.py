@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
+from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     CreateOrder,
     HttpError,
@@ -42,6 +43,10 @@ create_order_decoder = msgspec.json.Decoder(CreateOrder)
 order_view_decoder = msgspec.json.Decoder(OrderView)
 order_event_decoder = msgspec.json.Decoder(OrderEvent)
 http_error_decoder = msgspec.json.Decoder(HttpError)
+category_definition_decoder = msgspec.json.Decoder(CategoryDefinition)
+category_decoder = msgspec.json.Decoder(Category)
+category_list_decoder = msgspec.json.Decoder(CategoryList)
+category_applied_decoder = msgspec.json.Decoder(CategoryApplied)
 
 
 class _Id(msgspec.Struct):
@@ -67,6 +72,15 @@ def readable_id(data: str | bytes) -> str | None:
     except (msgspec.DecodeError, RecursionError):
         return None
     return found if found is not None and len(found) <= 64 else None
+
+
+def error_field(exc: msgspec.DecodeError) -> str | None:
+    """Where in the document a decoding failure is (``attributes.weight_kg``,
+    ``steps[0].name``), or None when it is the document as a whole."""
+    text = str(exc)
+    _, at, path = text.rpartition(" - at `")
+    field = path.rstrip("`").removeprefix("$").removeprefix(".") if at else ""
+    return field.partition("[...]")[0] or None  # msgspec does not name a dict's key
 
 
 def error_code(exc: msgspec.DecodeError) -> str:

@@ -43,6 +43,13 @@ ERROR_CODES: Final[dict[str, str]] = {
     "bad_request": "The request is malformed (for example a bad Idempotency-Key).",
     "too_large": "The request body is larger than the server accepts.",
     "request_timeout": "The request body did not arrive in time.",
+    # categories
+    "unknown_category": "There is no category of that key.",
+    "category_retired": "The category is retired: it takes no new orders (open ones carry on).",
+    "invalid_attributes": "Some of the order's attributes do not fit its category; `errors` names each.",
+    # the admin API
+    "category_not_found": "No such category (or no such version of it).",
+    "invalid_category": "The category definition is not valid; `errors` names each problem and its path.",
     # ours
     "unavailable": "The server cannot reach its store; retry with backoff.",
     "internal": "An unexpected server error; it has been logged.",

@@ -76,6 +76,63 @@ class Point(Struct, frozen=True):
     lng: Longitude
 
 
+# A field or step name: lower-case letters, digits and '_', starting with a letter.
+FIELD = r"^[a-z][a-z0-9_]{0,31}\Z"
+FieldName = Annotated[str, Meta(pattern=FIELD)]
+Label = Annotated[str, Meta(max_length=200)]
+# What a client sends as an order attribute: text, a number, a flag, or a point.
+AttributeValue = str | int | float | bool | dict[str, float]
+Attributes = Annotated[
+    dict[Annotated[str, Meta(max_length=64)], AttributeValue], Meta(max_length=50)
+]
+
+# ---------------------------------------------------------------- shared with the catalogue
+
+
+class StepField(Struct, frozen=True, forbid_unknown_fields=True):
+    """Data a step needs from whoever performs it: text, a number, a URL (a
+    proof photo), or ``code``: the code the customer was given at creation."""
+
+    name: FieldName
+    type: Literal["string", "number", "url", "code"] = "string"
+    label: Label = ""
+    required: bool = True
+
+
+class QuoteLine(Struct, frozen=True):
+    """One part of a quote, in minor units (a multiplier's line is what it added)."""
+
+    label: str
+    amount: int
+
+
+class Quote(Struct, frozen=True):
+    """An order's price, computed at creation and pinned on the order."""
+
+    currency: str
+    total: int
+    lines: list[QuoteLine] = msgspec.field(default_factory=list)
+
+
+class StepInfo(Struct, frozen=True):
+    """A workflow step as a worker's app draws it."""
+
+    name: str
+    label: str
+    by: str
+    kind: str = "action"
+    requires: list[StepField] = msgspec.field(default_factory=list)
+
+
+class FieldError(Struct, frozen=True):
+    """One bad field: where (``attributes.weight_kg``, ``steps[2].next``),
+    a stable code, and a message for people."""
+
+    field: str
+    code: str
+    message: str
+
+
 # ---------------------------------------------------------------- worker -> server
 
 
@@ -173,6 +230,10 @@ class Job(Struct, frozen=True):
     pickup: Point
     dropoff: Point | None = None
     note: str | None = None
+    category: str | None = None
+    attributes: dict[str, AttributeValue] | None = None
+    quote: Quote | None = None
+    steps: list[StepInfo] | None = None
 
 
 class OfferMade(Struct, frozen=True, tag="offer"):
@@ -189,6 +250,10 @@ class OfferMade(Struct, frozen=True, tag="offer"):
     mode: OfferMode = OfferMode.SEQUENTIAL
     dropoff: Point | None = None
     note: str | None = None
+    category: str | None = None
+    attributes: dict[str, AttributeValue] | None = None
+    quote: Quote | None = None
+    steps: list[StepInfo] | None = None
 
 
 class Welcome(Struct, frozen=True, tag="welcome"):
@@ -246,11 +311,14 @@ ServerMessage = Welcome | OfferMade | OfferWithdrawn | JobCancelled | Ack | Erro
 
 
 class CreateOrder(Struct, frozen=True, forbid_unknown_fields=True):
-    """Body of ``POST /v1/orders``."""
+    """Body of ``POST /v1/orders``: a ``category`` with its ``attributes``, or
+    (protocol 1's first form, still taken) a bare ``skill``; one of the two."""
 
     city: Name
-    skill: Name
     pickup: Point
+    skill: Name | None = None
+    category: Name | None = None
+    attributes: Attributes = msgspec.field(default_factory=dict)
     dropoff: Point | None = None
     mode: OfferMode | None = None
     note: Text | None = None
@@ -297,13 +365,20 @@ class OrderView(Struct, frozen=True):
     worker: str | None = None
     position: Position | None = None
     events: list[OrderEvent] = msgspec.field(default_factory=list)
+    category: str | None = None
+    category_version: int | None = None
+    attributes: dict[str, AttributeValue] | None = None
+    quote: Quote | None = None
+    code: str | None = None
 
 
 class HttpError(Struct, frozen=True):
-    """Body of every 4xx/5xx answer."""
+    """Body of every 4xx/5xx answer; ``errors`` names each bad field when
+    there are several (``invalid_attributes``, ``invalid_category``)."""
 
     code: str
     message: str
+    errors: list[FieldError] | None = None
 
 
 # ---------------------------------------------------------------- server -> customer (live)

@@ -2,11 +2,12 @@
 token carries, and minting one.
 
 Tokens are JWTs signed with HS256. Every token names its subject (``sub``),
-its ``role``, its issuer (``iss``), when it was issued (``iat``) and when it
-expires (``exp``); a worker's token also carries its ``city``, ``skills`` and
-``capacity``. The platform's account service issues them in production; the
-server's ``dispatch token``, the simulator and the load test mint development
-ones here, so the claims are written once. Verifying is the server's job
+its ``role`` (``worker``, ``customer`` or ``admin``: an operator), its issuer
+(``iss``), when it was issued (``iat``) and when it expires (``exp``); a
+worker's token also carries its ``city``, ``skills`` and ``capacity``. The
+platform's account service issues them in production; the server's
+``dispatch token``, the simulator and the load test mint development ones
+here, so the claims are written once. Verifying is the server's job
 (``server/auth.py``).
 
 Imports nothing from ``server`` or ``simulator``.
@@ -22,7 +23,7 @@ import jwt
 
 ALGORITHM: Final = "HS256"
 DEFAULT_ISSUER: Final = "dispatch"
-Role = Literal["worker", "customer"]
+Role = Literal["worker", "customer", "admin"]
 
 
 def claims(

@@ -11,7 +11,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
-from server.api import health, order_live, orders_http, worker_socket
+from server.api import admin, health, order_live, orders_http, responses, worker_socket
 from server.api.internal import InternalErrors
 from server.core.errors import ClientError
 from server.runtime import Runtime
@@ -51,14 +51,15 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/orders/{order_id}/cancel", orders_http.cancel_order, methods=["POST"]),
         WebSocketRoute("/v1/orders/{order_id}/live", order_live.live_endpoint),
         WebSocketRoute("/v1/worker", worker_socket.WorkerEndpoint()),
+        *(Route(path, handler, methods=methods) for path, handler, methods in admin.ROUTES),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(InternalErrors)],
         exception_handlers={
-            ClientError: orders_http.client_error,
-            StoreUnavailable: orders_http.store_unavailable,
+            ClientError: responses.client_error,
+            StoreUnavailable: responses.store_unavailable,
         },
     )
     app.state.exit_code = 0

@@ -158,7 +158,7 @@ def _verify(policy: TokenPolicy, token: str, role: Role, now: float) -> tuple[Id
         raise Unauthorized(f"'sub' must match {ids.SUBJECT}")
     if claims["role"] != role:
         raise Forbidden(str(claims["role"]), role)
-    if role == "customer":
+    if role != "worker":
         return Identity(subject, role), float(expires)
     return Identity(subject, role, *_worker_fields(claims)), float(expires)
 

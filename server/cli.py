@@ -145,7 +145,8 @@ def _token(args: argparse.Namespace) -> int:
 
     cfg = _settings(args)
     skills = [s for s in args.skills.split(",") if s]
-    role: Role = "worker" if args.role == "worker" else "customer"
+    roles: dict[str, Role] = {"worker": "worker", "customer": "customer", "admin": "admin"}
+    role = roles[args.role]
     try:
         token = auth.mint(cfg.tokens, role, args.subject, ttl_s=args.ttl or cfg.token_ttl_s,
                           city=args.city, skills=skills, capacity=args.capacity)  # fmt: skip
@@ -193,8 +194,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
         help="mint a development token",
         description="Print a signed token (HS256, with DISPATCH_JWT_SECRET).",
     )
-    token.add_argument("role", choices=["worker", "customer"])
-    token.add_argument("subject", help="the worker's or customer's id")
+    token.add_argument("role", choices=["worker", "customer", "admin"],
+                       help="admin: an operator of the admin API (/v1/admin/...)")  # fmt: skip
+    token.add_argument("subject", help="the worker's, customer's or operator's id")
     token.add_argument("--city", default="metro", help="worker's city (default metro)")
     token.add_argument("--skills", default="delivery", help="comma-separated skills")
     token.add_argument("--capacity", type=int, default=1, help="jobs at once (default 1)")

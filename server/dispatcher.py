@@ -50,17 +50,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import secrets
 from collections.abc import Callable, Iterable
 
 from protocol.codec import encode
+from protocol.errors import message
 from protocol.messages import CreateOrder, OfferMade, OrderView
-from server.core import policy, ranking
+from server.catalogue import Catalogue
+from server.core import attributes, policy, pricing, ranking, workflow
+from server.core.errors import InvalidFields
 from server.core.order_states import PROGRESS_EVENTS, TERMINAL, OrderState
 from server.core.worker_states import STATUS_EVENTS
 from server.logs import about_order
 from server.metrics import Figures
 from server.settings import Settings
 from server.store import keys, records
+from server.store.catalogue import CatalogueStore
 from server.store.keys import OfferId, OrderId, WorkerId
 from server.store.redis_store import Accepted, Refused, Store, StoreUnavailable, Tick
 from server.store.replies import OfferReply
@@ -83,9 +88,10 @@ class Dispatcher:
 
     def __init__(
         self, store: Store, settings: Settings, live_nodes: LiveNodes,
-        figures: Figures | None = None,
+        figures: Figures | None = None, catalogue: Catalogue | None = None,
     ) -> None:  # fmt: skip
         self.store = store
+        self.catalogue = catalogue or Catalogue(CatalogueStore(store))
         self.figures = figures or Figures()
         self.settings = settings
         self.live_nodes = live_nodes
@@ -112,10 +118,20 @@ class Dispatcher:
         self, oid: OrderId, customer: str, body: CreateOrder
     ) -> OrderView | None:
         """Create the order and start dispatching it; its view as created, or
-        None if it existed already (an idempotent retry)."""
+        None if it existed already (an idempotent retry). An order of a
+        category has its attributes checked (``invalid_attributes`` names each
+        bad one), its price quoted, and its category's version pinned."""
         self.served(body.city)
-        mode = body.mode or self.settings.offer_mode
-        fields = records.order_fields(oid, customer, body, mode)
+        if (body.skill is None) == (body.category is None):
+            raise Refused("missing_field" if body.skill is None else "invalid_field",
+                          "give either a category (with its attributes) or a skill")  # fmt: skip
+        if body.category is None:
+            if body.attributes:
+                raise Refused("invalid_field", "attributes belong to a category")
+            mode = body.mode or self.settings.offer_mode
+            fields = records.order_fields(oid, customer, body, mode, body.skill or "")
+        else:
+            fields = self._category_order(oid, customer, body)
         with about_order(oid):
             created = await self.store.create_order(
                 oid, fields, self.settings.lease_ms, self.keep_ms
@@ -124,6 +140,27 @@ class Dispatcher:
                 self.figures.order(body.city, "created")
                 self.dispatch_soon(oid)
         return created
+
+    def _category_order(self, oid: OrderId, customer: str, body: CreateOrder) -> dict[str, str]:
+        """A category order's hash fields: checked attributes, quote and policy pinned."""
+        category = self.catalogue.lookup(body.category or "")
+        d = category.definition
+        values, errors = attributes.check_values(d.attributes, body.attributes)
+        if errors:
+            raise InvalidFields("invalid_attributes", message("invalid_attributes"), errors)
+        quote = pricing.quote(d, values, body.pickup, body.dropoff)
+        wants_code = any(f.type == "code" for step in d.steps for f in step.requires)
+        code = f"{secrets.randbelow(10_000):04d}" if wants_code else None
+        p, s = d.dispatch, self.settings
+        policy = {
+            "radii": ",".join(f"{km * 1000:g}" for km in p.radius_steps_km or s.radius_steps_km),
+            "otms": str(int((p.offer_timeout_s or s.offer_timeout_s) * 1000)),
+            "maxms": str(int((p.max_dispatch_s or s.max_dispatch_s) * 1000)),
+            "bsize": str(p.broadcast_size or s.broadcast_size),
+        }
+        mode = body.mode or p.mode or s.offer_mode
+        fields = records.order_fields(oid, customer, body, mode, d.skills[0])
+        return fields | records.category_fields(category, values, quote, code, policy)
 
     async def cancel(self, oid: OrderId, customer: str) -> None:
         with about_order(oid):
@@ -164,10 +201,9 @@ class Dispatcher:
             )  # fmt: skip
             if tick.action != "search":
                 return
-            retry_at = policy.next_search(tick.created_at, tick.now, self.timing)
-            chosen = ranking.choose(
-                tick.candidates, mode=tick.mode, broadcast_size=self.settings.broadcast_size
-            )
+            timing, size = self._policy(tick)
+            retry_at = policy.next_search(tick.created_at, tick.now, timing)
+            chosen = ranking.choose(tick.candidates, mode=tick.mode, broadcast_size=size)
             if retry_at is None or not chosen:
                 settled = await self.store.settle(oid, tick.dv, retry_at)
                 if settled.state == OrderState.UNASSIGNED:
@@ -177,15 +213,28 @@ class Dispatcher:
             if made.made or made.reason != "nobody":
                 return
 
+    def _policy(self, tick: Tick) -> tuple[policy.Timing, int]:
+        """The order's timings and broadcast size: its category's, pinned on
+        it, or the settings' for an order by bare skill."""
+        if tick.policy is None:
+            return self.timing, self.settings.broadcast_size
+        timing = self.timing._replace(offer_timeout_ms=tick.policy.offer_timeout_ms,
+                                      max_dispatch_ms=tick.policy.max_dispatch_ms)  # fmt: skip
+        return timing, tick.policy.broadcast_size
+
     async def _offer(self, oid: OrderId, tick: Tick, chosen: list[ranking.Candidate]) -> OfferReply:
         assert tick.pickup is not None
         offer = keys.offer_id(oid, int(tick.dv) + 1)
-        expires = policy.offer_expiry(tick.now, tick.created_at, self.timing)
+        expires = policy.offer_expiry(tick.now, tick.created_at, self._policy(tick)[0])
+        pin = tick.pinned
         frames = [
             (c.worker_id, encode(OfferMade(
                 offer_id=offer, order_id=oid, skill=tick.skill, pickup=tick.pickup,
                 distance_m=round(c.distance_m, 1), expires_at=expires, sent_at=tick.now,
                 mode=tick.mode, dropoff=tick.dropoff, note=tick.note,
+                category=pin.category if pin else None, attributes=pin.attributes if pin else None,
+                quote=pin.quote if pin else None,
+                steps=workflow.infos(pin.steps) if pin else None,
             )))
             for c in chosen
         ]  # fmt: skip

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal, Protocol
 
 import msgspec
@@ -47,6 +47,7 @@ class NodeMessage(msgspec.Struct, array_like=True, frozen=True):
 
 
 _envelope = msgspec.msgpack.Decoder(NodeMessage)
+_CATALOGUE = keys.CATALOGUE_CHANNEL.encode()
 
 
 class WorkerLink(Protocol):
@@ -95,6 +96,7 @@ class Hub:
             self.subscriber = Subscriber(
                 redis_url, *handlers, timeout_s=timeout_s, ping_every_s=ping_every_s
             )
+        self.on_catalogue: Callable[[], None] = lambda: None
         self._inboxes = {keys.node_channel(city, node) for city in cities}
         self._inbox_names = {name.encode() for name in self._inboxes}
         self.bad_messages = 0
@@ -104,8 +106,10 @@ class Hub:
         await self.subscriber.run()
 
     async def start(self) -> None:
-        """Subscribe to this node's channel in every city (``run`` must be running)."""
-        await asyncio.gather(*(self._subscribe(channel) for channel in sorted(self._inboxes)))
+        """Subscribe to this node's channel in every city and to the catalogue's
+        changes (``run`` must be running)."""
+        channels = [*sorted(self._inboxes), keys.CATALOGUE_CHANNEL]
+        await asyncio.gather(*(self._subscribe(channel) for channel in channels))
 
     async def _subscribe(self, channel: str) -> None:
         try:
@@ -163,6 +167,8 @@ class Hub:
         try:
             if channel in self._inbox_names:
                 self._to_worker(data)
+            elif channel == _CATALOGUE:
+                self.on_catalogue()
             elif (at := channel.find(b":watch:")) >= 0:
                 self._to_watchers(channel[at + 7 :].decode(), data)
         except Exception:  # a bad message never stops the listener
@@ -190,6 +196,7 @@ class Hub:
             link.deliver(data)
 
     def _resync(self) -> None:
+        self.on_catalogue()
         for worker in tuple(self.workers.values()):
             worker.resync()
         for group in tuple(self.watchers.values()):

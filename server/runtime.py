@@ -3,7 +3,8 @@
 ``Runtime.start`` connects (starting a private redis-server when no
 ``REDIS_URL`` is set), checks the Redis version, and starts the background
 loops under a supervisor: the pub/sub listener, the location flusher, the
-deadline sweeper, the node heartbeat, and the private Redis's own watch.
+deadline sweeper, the node heartbeat, the catalogue's watch, and the private
+Redis's own watch. Before it serves, it applies the configured category files.
 ``Runtime.stop`` undoes it in reverse, each step with a deadline. The app's
 ``lifespan`` owns one. ``problems`` says what keeps the node from being
 ready (``/readyz``).
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from protocol.tokens import Role
 from server import auth, metrics
 from server.auth import Identity, TokenPolicy
+from server.catalogue import Catalogue
 from server.dispatcher import Dispatcher
 from server.embedded_redis import EmbeddedRedis
 from server.hub import Hub
@@ -30,6 +32,7 @@ from server.loops.supervisor import Supervisor
 from server.loops.sweeper import sweep_forever
 from server.metrics import Figures
 from server.settings import Settings
+from server.store.catalogue import CatalogueStore
 from server.store.cluster import ClusterLink, open_link
 from server.store.redis_store import Store, StoreUnavailable
 
@@ -98,16 +101,22 @@ class Runtime:
         shards = link if isinstance(link, ClusterLink) and version >= SHARDED_PUBSUB else None
         self.store.publish_sharded(shards is not None)
         self.hub = Hub(url, self.node, timeout_s, s.cities, sharded=shards)
+        self.catalogue = Catalogue(CatalogueStore(self.store))
+        self.hub.on_catalogue = self.catalogue.notified
         self.pubsub_mode = ("sharded (SSUBSCRIBE on each city's master)" if shards else
                             "classic (one connection)" if cluster else "classic")  # fmt: skip
         self.nodes = NodeWatch(self.store, self.node, s.cities, s.heartbeat_ms, s.node_ttl_ms,
                                on_lost=self.hub.restart_workers)  # fmt: skip
-        self.dispatcher = Dispatcher(self.store, s, self.nodes.live_nodes, self.figures)
+        self.dispatcher = Dispatcher(
+            self.store, s, self.nodes.live_nodes, self.figures, self.catalogue
+        )
         self.ingest = LocationIngest(self.store, s.location_flush_ms)
         self.supervisor.start("pubsub", self.hub.run)
         async with asyncio.timeout(START_TIMEOUT_S):
             await self.hub.start()
             await self.nodes.start()
+            await self.catalogue.seed(s.categories, s.builtin_categories)
+        self.supervisor.start("catalogue", self.catalogue.run)
         self.supervisor.start("ingest", self.ingest.run)
         self.supervisor.start(
             "sweeper", lambda: sweep_forever(self.dispatcher, s.sweep_interval_ms)

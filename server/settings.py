@@ -80,6 +80,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metrics_token: str = ""
     metrics_dir: str = ""
     idempotency_ttl_s: PositiveInt = 86400
+    categories: tuple[str, ...] = ()
+    builtin_categories: bool = True
     access_log: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = "text"

@@ -102,7 +102,13 @@ class Customers:
             )
             dropoff = Point(lat=dlat, lng=dlng)
         mode = OfferMode.BROADCAST if rng.random() < world.config.orders.broadcast_share else None
-        return CreateOrder(world.city_name, skill, Point(lat=lat, lng=lng), dropoff, mode)
+        return CreateOrder(
+            city=world.city_name,
+            skill=skill,
+            pickup=Point(lat=lat, lng=lng),
+            dropoff=dropoff,
+            mode=mode,
+        )
 
     async def _order(self, n: int) -> None:
         """Create order ``n``; then maybe schedule its cancel and follow it live."""

@@ -366,10 +366,14 @@ class Customer:
         )  # fmt: skip
 
     async def create(
-        self, city: str, lat: float = 52.52, lng: float = 13.401, *, skill: str = "delivery",
-        mode: str | None = None, key: str | None = None, **extra: Any,
+        self, city: str, lat: float = 52.52, lng: float = 13.401, *,
+        skill: str | None = "delivery", mode: str | None = None, key: str | None = None,
+        **extra: Any,
     ) -> httpx.Response:  # fmt: skip
-        body: dict[str, Any] = {"city": city, "skill": skill, "pickup": {"lat": lat, "lng": lng}}
+        """Create an order by ``skill``, or (``skill=None, category=...``) of a category."""
+        body: dict[str, Any] = {"city": city, "pickup": {"lat": lat, "lng": lng}}
+        if skill is not None:
+            body["skill"] = skill
         if mode:
             body["mode"] = mode
         body.update(extra)
@@ -399,6 +403,37 @@ class Customer:
             additional_headers={"Authorization": f"Bearer {self.token}"},
         )
         return LiveClient(ws)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+
+def admin_token(name: str = "ops-1") -> str:
+    return auth.mint(TOKENS, "admin", name, ttl_s=3600)
+
+
+class Admin:
+    """An operator over the admin HTTP API."""
+
+    def __init__(self, base: str, name: str = "ops-1") -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base, headers={"Authorization": f"Bearer {admin_token(name)}"},
+            event_hooks={"response": [_note_response]},
+        )  # fmt: skip
+
+    async def put_category(self, definition: Any, **kw: Any) -> httpx.Response:
+        """PUT a definition (a Struct, a dict, or TOML text with ``toml=True``)."""
+        if kw.pop("toml", False):
+            key = kw.pop("key")
+            headers = {"Content-Type": "application/toml"}
+            return await self.http.put(f"/v1/admin/categories/{key}", content=definition,
+                                       headers=headers)  # fmt: skip
+        body = msgspec.to_builtins(definition)
+        key = kw.pop("key", body["key"])
+        return await self.http.put(f"/v1/admin/categories/{key}", json=body)
+
+    async def category(self, key: str, **params: Any) -> httpx.Response:
+        return await self.http.get(f"/v1/admin/categories/{key}", params=params)
 
     async def close(self) -> None:
         await self.http.aclose()

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import codec, messages, schema
+from protocol import catalogue, codec, messages, schema
 from protocol.errors import ERROR_CODES
 from protocol.messages import Fix, Latitude, LocationReported, Longitude
 
@@ -172,10 +172,11 @@ def test_error_code_is_documented(code: str) -> None:
 STRUCTS = sorted(
     (
         cls
-        for cls in vars(messages).values()
+        for module in (messages, catalogue)
+        for cls in vars(module).values()
         if isinstance(cls, type)
         and issubclass(cls, msgspec.Struct)
-        and cls.__module__ == messages.__name__
+        and cls.__module__ == module.__name__
     ),
     key=lambda cls: cls.__name__,
 )

@@ -205,7 +205,7 @@ class StoreMachine(RuleBasedStateMachine):
         if dispatch_now:
             assert self.run(self.dispatcher.create_order(oid, CUSTOMER, body)) is not None
         else:
-            fields = records.order_fields(oid, CUSTOMER, body, mode)
+            fields = records.order_fields(oid, CUSTOMER, body, mode, SKILL)
             assert self.run(self.store.create_order(oid, fields, LEASE_MS, KEEP_MS)) is not None
         self.model.create(oid, mode)
         if dispatch_now:
@@ -309,7 +309,7 @@ class StoreMachine(RuleBasedStateMachine):
         if dispatch_now:
             step: Awaitable[object] = self.dispatcher.create_order(o.oid, CUSTOMER, body)
         else:
-            fields = records.order_fields(o.oid, CUSTOMER, body, o.mode)
+            fields = records.order_fields(o.oid, CUSTOMER, body, o.mode, SKILL)
             step = self.store.create_order(o.oid, fields, LEASE_MS, KEEP_MS)
         before = self.stored()
         assert self.run(step) is None

@@ -39,7 +39,6 @@ from protocol.messages import (
     Error,
     Fix,
     Hello,
-    Job,
     JobCancelled,
     LocationReported,
     OfferMade,
@@ -455,9 +454,7 @@ class WorkerSession:
                 acc = await rt.dispatcher.accept(wid, me.city, offer)
                 oid = offer.rpartition("/")[0]
                 self.jobs.add(oid)
-                job = Job(order_id=oid, state=OrderState(acc.order_state), skill=acc.skill,
-                          pickup=acc.pickup, dropoff=acc.dropoff, note=acc.note)  # fmt: skip
-                return Ack(id=msg.id, state=WorkerState(acc.worker_state), job=job,
+                return Ack(id=msg.id, state=WorkerState(acc.worker_state), job=acc.job,
                            server_time=acc.now)  # fmt: skip
             case RejectOffer(offer_id=offer, reason=reason):
                 state = await rt.dispatcher.reject(wid, me.city, offer, reason)

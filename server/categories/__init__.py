@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 
+from protocol import codec
 from protocol.catalogue import CategoryDefinition, FieldError
 from server.core import catalogue
 
@@ -29,12 +30,9 @@ class BadDefinition(ValueError):
 
 
 def decode_error(exc: msgspec.DecodeError) -> FieldError:
-    """A decoding failure as one field error, its path from msgspec's message."""
-    text = str(exc)
-    path = text.rpartition(" - at `")[2].rstrip("`") if " - at `" in text else "$"
-    field = path.removeprefix("$").removeprefix(".") or "(definition)"
-    code = "missing_field" if "missing required field" in text else "invalid_field"
-    return FieldError(field, code, text.partition(" - at `")[0])
+    """A decoding failure as one field error, with its path."""
+    text = str(exc).partition(" - at `")[0]
+    return FieldError(codec.error_field(exc) or "(definition)", codec.error_code(exc), text)
 
 
 def parse(data: bytes, source: str, *, toml: bool = False) -> CategoryDefinition:

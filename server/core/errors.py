@@ -4,13 +4,18 @@
 
     DispatchError                 something about an order or worker was refused
     ├── ClientError               the client's fault; carries a stable ``code``
-    │   └── IllegalTransition     an event that the state's table row lacks
+    │   ├── IllegalTransition     an event that the state's table row lacks
+    │   └── InvalidFields         several bad fields, each named (attributes, a definition)
     └── ServerFault               ours: a broken invariant or an unreachable store
 
 Every ``ClientError.code`` is documented in ``protocol/PROTOCOL.md``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+from protocol.messages import FieldError
 
 
 class DispatchError(Exception):
@@ -41,6 +46,14 @@ class IllegalTransition(ClientError):
         self.machine = machine
         self.state = state
         self.event = event
+
+
+class InvalidFields(ClientError):
+    """Input refused field by field: ``errors`` names each bad one."""
+
+    def __init__(self, code: str, message: str, errors: Sequence[FieldError]) -> None:
+        super().__init__(code, message)
+        self.errors = list(errors)
 
 
 class ServerFault(DispatchError):

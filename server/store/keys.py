@@ -130,6 +130,23 @@ def tag_of(key: str) -> str:
     return key[start + 1 : end] if start >= 0 and end > start + 1 else key
 
 
+# The catalogue: a hash tag of its own, which no city can have ('@' is not in a name).
+CATALOGUE = "d:{@catalogue}:"
+CATEGORY_KEYS = f"{CATALOGUE}keys"  # the key of every category ever applied
+CATALOGUE_SEQ = f"{CATALOGUE}seq"  # counts changes: a node that missed one sees it differ
+CATALOGUE_CHANNEL = f"{CATALOGUE}changed"  # '<key> <version> <seq>' after each change
+
+
+def category(key: str) -> str:
+    """A category's hash: the version in force, its definition, retired, updated."""
+    return f"{CATALOGUE}c:{key}"
+
+
+def category_history(key: str) -> str:
+    """A category's recent versions: version -> definition (JSON)."""
+    return f"{CATALOGUE}c:{key}:v"
+
+
 def takeover(node: str) -> str:
     return f"d:takeover:{node}"
 

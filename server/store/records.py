@@ -8,11 +8,15 @@ Lua scripts, nowhere else.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import cast
+from typing import NamedTuple, cast
 
+import msgspec
+
+from protocol.catalogue import Category, Step
 from protocol.codec import order_event_decoder
 from protocol.ids import event_order
 from protocol.messages import (
+    AttributeValue,
     CreateOrder,
     Job,
     OfferMode,
@@ -21,7 +25,14 @@ from protocol.messages import (
     OrderView,
     Point,
     Position,
+    Quote,
 )
+from server.core import workflow
+
+_encode = msgspec.json.Encoder().encode
+_steps = msgspec.json.Decoder(list[Step])
+_quote = msgspec.json.Decoder(Quote)
+_attributes = msgspec.json.Decoder(dict[str, AttributeValue])
 
 
 def text(value: object) -> str:
@@ -56,16 +67,61 @@ def events(entries: Iterable[bytes | str], after: str | None = None) -> list[Ord
     return [e for e in history if event_order(e.id) > since]
 
 
-def order_fields(oid: str, customer: str, body: CreateOrder, mode: OfferMode) -> dict[str, str]:
-    """A new order's hash fields (the create script adds its state, times and retention)."""
+def order_fields(
+    oid: str, customer: str, body: CreateOrder, mode: OfferMode, skill: str
+) -> dict[str, str]:
+    """A new order's hash fields (the create script adds its state, times and
+    retention); ``skill`` names the search index its workers are found in."""
     fields = {
-        "id": oid, "city": body.city, "skill": body.skill, "customer": customer,
+        "id": oid, "city": body.city, "skill": skill, "customer": customer,
         "mode": mode.value, "plat": repr(body.pickup.lat), "plng": repr(body.pickup.lng),
         "note": body.note or "",
     }  # fmt: skip
     if body.dropoff:
         fields.update(dlat=repr(body.dropoff.lat), dlng=repr(body.dropoff.lng))
     return fields
+
+
+class Pinned(NamedTuple):
+    """What an order of a category carries from its category, read from its hash."""
+
+    category: str
+    version: int
+    attributes: dict[str, AttributeValue]
+    quote: Quote
+    steps: list[Step]
+
+
+def category_fields(
+    category: Category,
+    values: Mapping[str, AttributeValue],
+    quote: Quote,
+    code: str | None,
+    policy: Mapping[str, str],
+) -> dict[str, str]:
+    """The hash fields that pin an order to its category's version: the
+    version, the checked attributes, the quote, the workflow, the cancellation
+    rules and the dispatch policy in force (``policy``: radii, timeouts, size),
+    and the code the customer hands over, if a step asks for one. What runs
+    the order after creation reads these, never the catalogue."""
+    d = category.definition
+    fields = {
+        "cat": d.key, "catv": str(category.version), "attrs": _encode(values).decode(),
+        "quote": _encode(quote).decode(), "steps": _encode(d.steps).decode(),
+        "cancel": _encode(d.cancellation).decode(), "skills": ",".join(d.skills[1:]),
+        **policy,
+    }  # fmt: skip
+    if code:
+        fields["code"] = code
+    return fields
+
+
+def pinned(fields: Mapping[str, str]) -> Pinned | None:
+    """The category an order pinned at creation, or None (an order by bare skill)."""
+    if not fields.get("cat"):
+        return None
+    return Pinned(fields["cat"], int(fields["catv"]), _attributes.decode(fields["attrs"]),
+                  _quote.decode(fields["quote"]), _steps.decode(fields["steps"]))  # fmt: skip
 
 
 def view_from_fields(
@@ -77,6 +133,7 @@ def view_from_fields(
     """An :class:`OrderView` from an order hash's fields."""
     pickup = point(fields["plat"], fields["plng"])
     assert pickup is not None
+    pin = pinned(fields)
     return OrderView(
         id=oid,
         city=fields["city"],
@@ -91,6 +148,11 @@ def view_from_fields(
         worker=fields.get("worker") or None,
         position=position,
         events=events,
+        category=pin.category if pin else None,
+        category_version=pin.version if pin else None,
+        attributes=pin.attributes if pin else None,
+        quote=pin.quote if pin else None,
+        code=fields.get("code") or None,
     )
 
 
@@ -107,5 +169,8 @@ def position(worker: str, fields: Mapping[str, str]) -> Position | None:
 def job(fields: dict[str, str]) -> Job:
     """The :class:`Job` a worker sees for an order hash."""
     view = view_from_fields(fields["id"], fields, [], None)
+    pin = pinned(fields)
     return Job(order_id=view.id, state=view.state, skill=view.skill, pickup=view.pickup,
-               dropoff=view.dropoff, note=view.note)  # fmt: skip
+               dropoff=view.dropoff, note=view.note, category=view.category,
+               attributes=view.attributes, quote=view.quote,
+               steps=workflow.infos(pin.steps) if pin else None)  # fmt: skip

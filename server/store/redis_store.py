@@ -27,10 +27,10 @@ from typing import NamedTuple, TypeVar, cast
 import msgspec
 
 from protocol.errors import message
-from protocol.messages import OfferMode, OrderView, Point, Position
+from protocol.messages import Job, OfferMode, OrderView, Point, Position
 from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
-from server.store import keys, replies
+from server.store import keys, records, replies
 from server.store.cluster import Link
 from server.store.keys import OfferId, OrderId, WorkerId
 from server.store.mux import MuxError, ReplyError
@@ -67,6 +67,16 @@ class Tick(NamedTuple):
     dropoff: Point | None = None
     note: str | None = None
     candidates: tuple[Candidate, ...] = ()
+    policy: Policy | None = None  # what the order's category pinned
+    pinned: records.Pinned | None = None
+
+
+class Policy(NamedTuple):
+    """The dispatch policy an order's category pinned on it."""
+
+    offer_timeout_ms: int
+    max_dispatch_ms: int
+    broadcast_size: int
 
 
 class Accepted(NamedTuple):
@@ -75,11 +85,8 @@ class Accepted(NamedTuple):
     now: int
     worker_state: str
     order_state: str
-    skill: str
-    pickup: Point
-    dropoff: Point | None
-    note: str | None
     created_at: int
+    job: Job
 
 
 class WorkerRecord(NamedTuple):
@@ -248,16 +255,17 @@ class Store:
         except msgspec.ValidationError as exc:
             raise StoreUnavailable(f"redis script {name} answered {raw!r:.200}: {exc}") from exc
 
-    async def _script(
+    async def script(
         self, name: str, keys_: Sequence[str], args: Sequence[object], shape: type[R]
     ) -> R:
+        """Run script ``name`` on ``keys_``; its reply as ``shape``."""
         return self._decoded(name, await self._run(name, keys_, args), shape)
 
-    async def _step(
+    async def step(
         self, name: str, keys_: Sequence[str], args: Sequence[object], shape: type[F]
     ) -> F:
         """A compare-and-set script: its reply, or :class:`Refused` with its code."""
-        result = await self._script(name, keys_, args, shape)
+        result = await self.script(name, keys_, args, shape)
         if not result.ok:
             raise Refused(result.code)
         return result
@@ -327,7 +335,7 @@ class Store:
     ) -> OrderView | None:
         """Create the order; its view as created, or None if it existed already."""
         flat = [x for pair in fields.items() for x in pair]
-        result = await self._script(
+        result = await self.script(
             "create_order", keys.order_keys(oid), [oid, lease_ms, keep_ms, *flat],
             replies.CreateReply,
         )  # fmt: skip
@@ -340,7 +348,7 @@ class Store:
         return view_from_fields(oid, state, history, None)
 
     async def claim_due(self, city: str, lease_ms: int, limit: int) -> list[OrderId]:
-        result = await self._script(
+        result = await self.script(
             "claim_due", [keys.timers(city)], [lease_ms, limit], replies.ClaimReply
         )
         return [OrderId(oid) for oid in result.due]
@@ -357,7 +365,7 @@ class Store:
         """Expire a due offer, then find up to ``want`` candidates in the
         smallest radius step that holds any, nearest first."""
         city = keys.city_of(oid) or ""
-        r = await self._script(
+        r = await self.script(
             "tick", self._order_keys(oid),
             [oid, ",".join(f"{m:g}" for m in radius_steps_m), want, max_age_ms, lease_ms,
              ",".join(live_nodes)],
@@ -369,9 +377,12 @@ class Store:
         for wid, skills in zip(r.ids, r.skills, strict=True):
             self._skills.put(f"{city}/{wid}", tuple(skills.split(",")) if skills else ())
         candidates = tuple(Candidate(WorkerId(w), d) for w, d in zip(r.ids, r.dists, strict=True))
+        pin = records.pinned({"cat": r.cat, "catv": str(r.catv), "attrs": r.attrs,
+                              "quote": r.quote, "steps": r.steps})  # fmt: skip
+        policy = Policy(r.otms, r.maxms, r.bsize) if pin else None
         return Tick(
             "search", r.now, r.created, r.dv, r.skill, r.mode, Point(lat=r.plat, lng=r.plng),
-            _point(r.dlat, r.dlng), r.note or None, candidates,
+            _point(r.dlat, r.dlng), r.note or None, candidates, policy, pin,
         )  # fmt: skip
 
     async def offer(
@@ -382,7 +393,7 @@ class Store:
         city = keys.city_of(oid) or ""
         pairs_ = list(frames)
         flat = [x for pair in pairs_ for x in pair]
-        r = await self._script(
+        r = await self.script(
             "offer", self._order_keys(oid) + self._worker_keys(city, (w for w, _ in pairs_)),
             [oid, dv, offer, expires_at, *flat], replies.OfferReply,
         )  # fmt: skip
@@ -392,29 +403,28 @@ class Store:
 
     async def settle(self, oid: OrderId, dv: str, retry_at: int | None) -> replies.SettleReply:
         """Search again at ``retry_at``, or give up (``None``)."""
-        return await self._script(
+        return await self.script(
             "settle", keys.order_keys(oid),
             [oid, dv, "" if retry_at is None else retry_at], replies.SettleReply,
         )  # fmt: skip
 
     async def accept(self, offer: OfferId, wid: WorkerId, city: str) -> Accepted:
         oid = keys.order_of(offer) or OrderId("")
-        r = await self._step(
+        r = await self.step(
             "accept",
             self._answer_keys(oid, city, wid),
             [oid, offer, wid],
             replies.AcceptReply,
         )
-        return Accepted(r.now, r.worker_state, r.order_state, r.skill,
-                        Point(lat=r.plat, lng=r.plng), _point(r.dlat, r.dlng),
-                        r.note or None, r.created)  # fmt: skip
+        return Accepted(r.now, r.worker_state, r.order_state, r.created,
+                        records.job(decoded(pairs(cast(list[object], r.order)))))  # fmt: skip
 
     async def reject(
         self, offer: OfferId, wid: WorkerId, city: str, reason: str, lease_ms: int
     ) -> tuple[str, bool]:
         """Reject; returns (worker state, whether the order needs dispatching now)."""
         oid = keys.order_of(offer) or OrderId("")
-        r = await self._step(
+        r = await self.step(
             "reject",
             self._answer_keys(oid, city, wid),
             [oid, offer, wid, reason, lease_ms],
@@ -423,7 +433,7 @@ class Store:
         return r.worker_state, bool(r.redispatch)
 
     async def cancel(self, oid: OrderId, customer: str) -> str:
-        result = await self._step(
+        result = await self.step(
             "cancel", self._order_keys(oid), [oid, customer], replies.StepReply
         )
         return result.state
@@ -431,7 +441,7 @@ class Store:
     async def progress(self, oid: OrderId, wid: WorkerId, city: str, event: str) -> tuple[str, str]:
         """Apply a service step; returns (order state, worker state)."""
         order_, *rest = keys.order_keys(oid)
-        r = await self._step(
+        r = await self.step(
             "progress", [order_, *self._own_keys(city, wid), *rest], [oid, wid, event],
             replies.ProgressReply,
         )  # fmt: skip
@@ -440,7 +450,7 @@ class Store:
     # ------------------------------------------------------------ workers
 
     async def set_status(self, city: str, wid: WorkerId, event: str) -> str:
-        result = await self._step(
+        result = await self.step(
             "set_status", self._own_keys(city, wid), [wid, event], replies.StepReply
         )
         return result.state
@@ -451,7 +461,7 @@ class Store:
     ) -> WorkerRecord:  # fmt: skip
         """Route the worker to ``node``'s ``session`` (the newest session wins)."""
         self._skills.put(f"{city}/{wid}", tuple(skills))
-        r = await self._script(
+        r = await self.script(
             "connect", [*self._own_keys(city, wid), keys.node_workers(city, node)],
             [wid, node, session, ",".join(skills), capacity, keep_ms], replies.ConnectReply,
         )  # fmt: skip
@@ -465,7 +475,7 @@ class Store:
 
     async def disconnect(self, city: str, wid: WorkerId, node: str, session: str) -> bool:
         """Unroute the worker unless a newer session holds it; whether it was unrouted."""
-        result = await self._script(
+        result = await self.script(
             "disconnect", [*self._own_keys(city, wid), keys.node_workers(city, node)],
             [wid, node, session], replies.DoneReply,
         )  # fmt: skip
@@ -473,14 +483,14 @@ class Store:
 
     async def takeover(self, city: str, dead: str) -> replies.TakeoverReply:
         """Disconnect the workers a dead node held in ``city``, withdrawing their offers."""
-        return await self._script(
+        return await self.script(
             "takeover", [keys.node_workers(city, dead), *keys.city_keys(city), keys.timers(city)],
             [dead], replies.TakeoverReply,
         )  # fmt: skip
 
     async def forget_stale(self, city: str, max_age_ms: int, limit: int = 1000) -> int:
         """Take up to ``limit`` workers not seen for ``max_age_ms`` out of the search index."""
-        result = await self._script(
+        result = await self.script(
             "forget_stale", [keys.seen(city), *keys.city_keys(city), keys.fix_at(city)],
             [max_age_ms, limit], replies.CountReply,
         )  # fmt: skip
@@ -555,7 +565,7 @@ class Store:
 
     async def heartbeat(self, node: str, ttl_ms: int) -> replies.HeartbeatReply:
         """Record that ``node`` is alive; the live and the dead nodes."""
-        return await self._script("heartbeat", [keys.NODES], [node, ttl_ms], replies.HeartbeatReply)
+        return await self.script("heartbeat", [keys.NODES], [node, ttl_ms], replies.HeartbeatReply)
 
     async def claim_takeover(self, dead: str, me: str, ttl_ms: int) -> bool:
         """Whether this node may take over ``dead`` (one node at a time does)."""
@@ -572,7 +582,7 @@ class Store:
         if stale_before is None:
             await self.call_many([("ZREM", keys.NODES, node), ("DEL", keys.takeover(node))])
             return
-        await self._script("forget_node", [keys.NODES], [node, stale_before], replies.DoneReply)
+        await self.script("forget_node", [keys.NODES], [node, stale_before], replies.DoneReply)
         await self.call("DEL", keys.takeover(node))
 
     # ------------------------------------------------------------ pub/sub
@@ -625,7 +635,7 @@ class Store:
 
     async def take_order_token(self, customer: str, rate_per_s: float, burst: int) -> int:
         """Take one order from ``customer``'s rate limit: 0 if allowed, else ms to wait."""
-        result = await self._script(
+        result = await self.script(
             "rate", [keys.order_rate(customer)], [rate_per_s, burst], replies.RateReply
         )
         return 0 if result.allowed else max(1, result.retry_ms)

@@ -44,6 +44,15 @@ class TickReply(Reply, frozen=True):
     ids: list[str] = []
     dists: list[float] = []
     skills: list[str] = []  # each candidate's skills, a comma list
+    # what the order's category pinned (absent for an order by bare skill)
+    otms: int = 0
+    maxms: int = 0
+    bsize: int = 0
+    cat: str = ""
+    catv: int = 0
+    attrs: str = ""
+    quote: str = ""
+    steps: str = ""
 
 
 class OfferReply(Reply, frozen=True):
@@ -57,12 +66,7 @@ class AcceptReply(Refusable, frozen=True):
     created: int = 0
     worker_state: str = ""
     order_state: str = ""
-    skill: str = ""
-    plat: float = 0.0
-    plng: float = 0.0
-    dlat: float | None = None
-    dlng: float | None = None
-    note: str | None = None
+    order: list[str] = []  # the order's hash, as field/value pairs
 
 
 class RejectReply(Refusable, frozen=True):
@@ -77,6 +81,12 @@ class StepReply(Refusable, frozen=True):
 class ProgressReply(Refusable, frozen=True):
     order_state: str = ""
     worker_state: str = ""
+
+
+class CategoryReply(Refusable, frozen=True):
+    version: int = 0
+    changed: int = 0
+    seq: int = 0
 
 
 class SettleReply(Reply, frozen=True):

@@ -38,6 +38,7 @@ SCRIPT_NAMES = (
     "rate",
     "heartbeat",
     "forget_node",
+    "category",
 )
 
 

@@ -36,7 +36,5 @@ worker_step(wkey, wid, 'accept')
 if #jobs < tonumber(call('HGET', wkey, 'capacity') or '1') then
   worker_step(wkey, wid, 'free')
 end
-local out = hmap(okey, {'skill', 'plat', 'plng', 'dlat', 'dlng', 'note', 'created'})
-out.ok, out.now, out.order_state = 1, now, state
-out.worker_state = call('HGET', wkey, 'state')
-return reply(out)
+return reply({ok = 1, now = now, order_state = state, created = call('HGET', okey, 'created'),
+              worker_state = call('HGET', wkey, 'state'), order = call('HGETALL', okey)})

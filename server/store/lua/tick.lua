@@ -2,11 +2,13 @@
 -- needs a worker, search for candidates.
 -- KEYS: order, timers, tried, then the rest it plans (history, online, seen,
 --       pos, free:<the order's skill>, and the holders of an offer it expires).
--- ARGV: now, order id, radius steps in m (comma list, ascending), how many candidates are
---       wanted, max location age (ms), lease (ms), live nodes (comma list).
+-- ARGV: now, order id, radius steps in m (comma list, ascending; the order's own
+--       'radii' when its category pinned some), how many candidates are wanted, max
+--       location age (ms), lease (ms), live nodes (comma list).
 -- Reply (TickReply): action 'done' (ended or gone), 'wait' (offer still open), or
--- 'search' with the order's details and the candidates of the first radius step
--- holding any, nearest first (ids, dists, and each one's skills); or need.
+-- 'search' with the order's details (with what its category pinned) and the candidates
+-- of the first radius step holding any, nearest first (ids, dists, and each one's
+-- skills), each holding every further skill the order needs; or need.
 local okey, timers, tried = KEYS[1], KEYS[2], KEYS[3]
 local now, oid = clock(ARGV[1]), ARGV[2]
 local prefix = city_prefix(okey)
@@ -29,7 +31,11 @@ local need = needs()
 if need then return need end
 if open then expire_offer(okey, oid, now) end
 call('ZADD', timers, now + tonumber(ARGV[6]), oid)
-local o = hmap(okey, {'plng', 'plat', 'skill', 'created', 'dv', 'mode', 'dlat', 'dlng', 'note'})
+local o = hmap(okey, {'plng', 'plat', 'skill', 'created', 'dv', 'mode', 'dlat', 'dlng', 'note',
+                      'radii', 'skills', 'otms', 'maxms', 'bsize', 'cat', 'catv', 'attrs',
+                      'quote', 'steps'})
+local also = split(o.skills)
+o.skills = nil
 local free, seen = prefix .. 'free:' .. o.skill, prefix .. 'seen'
 local stale_before = now - tonumber(ARGV[5])
 local want_n = tonumber(ARGV[4])
@@ -43,15 +49,21 @@ local function eligible(wid)
   local last = tonumber(call('ZSCORE', seen, wid) or '0')
   if last < stale_before or call('SISMEMBER', tried, wid) == 1 then return nil end
   local node, skills = online(prefix, wid)
-  if live[node] then return skills end
-  return nil
+  if not live[node] then return nil end
+  if #also > 0 then
+    local has = split(skills)
+    for _, skill in ipairs(also) do
+      if not contains(has, skill) then return nil end
+    end
+  end
+  return skills
 end
 
 -- Widen the radius step by step; stop at the first step that holds anyone.
 -- Within a step, look at the nearest few, and further only while all of
 -- those were ineligible (stale, already tried, on a dead node).
 local ids, dists, skills = {}, {}, {}
-for radius in string.gmatch(ARGV[3], '[^,]+') do
+for radius in string.gmatch(o.radii or ARGV[3], '[^,]+') do
   local fetch, seen_hits = want_n * 2, 0
   repeat
     local hits = call('GEOSEARCH', free, 'FROMLONLAT', o.plng, o.plat, 'BYRADIUS', radius,
@@ -71,5 +83,6 @@ for radius in string.gmatch(ARGV[3], '[^,]+') do
   until #ids >= want_n or not saturated or fetch > 4096
   if #ids > 0 then break end
 end
+o.radii = nil
 o.action, o.now, o.ids, o.dists, o.skills = 'search', now, ids, dists, skills
 return reply(o)

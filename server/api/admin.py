@@ -1,0 +1,122 @@
+"""The admin HTTP API: what operators do, with an ``admin`` token.
+
+Categories (``/v1/admin/categories``): list them, read one (``?version=N``
+for a recent earlier version), put a definition (JSON, or TOML with
+``Content-Type: application/toml``), retire one (no new orders; open ones
+carry on) or restore it. A definition is checked completely before it is
+stored; ``invalid_category`` lists every problem with its path. Putting the
+definition in force again changes nothing (``changed`` false, same version).
+
+Every call that changes something is logged with the operator's id.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from protocol import ids
+from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
+from protocol.errors import message
+from server import auth, categories
+from server.api.responses import json_response, read_body
+from server.core.errors import InvalidFields
+from server.runtime import Runtime
+from server.store.redis_store import Refused
+
+log = logging.getLogger(__name__)
+
+TOML_TYPES = ("application/toml", "text/toml", "text/x-toml")
+
+
+def _admin(request: Request) -> tuple[Runtime, auth.Identity]:
+    rt: Runtime = request.app.state.runtime
+    token = auth.bearer(request.headers.get("authorization"))
+    return rt, rt.verify(token, "admin")
+
+
+def _key(request: Request) -> str:
+    key = request.path_params["key"]
+    if not ids.NAME_RE.match(key):
+        raise Refused("category_not_found", f"no category {key[:40]!r}")
+    return str(key)
+
+
+def _current(rt: Runtime, key: str) -> Category:
+    found = rt.catalogue.categories.get(key)
+    if found is None:
+        raise Refused("category_not_found", f"no category {key!r}")
+    return found
+
+
+async def list_categories(request: Request) -> Response:
+    rt, _ = _admin(request)
+    return json_response(CategoryList(categories=list(rt.catalogue.categories.values())))
+
+
+async def get_category(request: Request) -> Response:
+    rt, _ = _admin(request)
+    key = _key(request)
+    current = _current(rt, key)
+    wanted = request.query_params.get("version")
+    if wanted is None or wanted == str(current.version):
+        return json_response(current)
+    version = int(wanted) if wanted.isdigit() and len(wanted) < 10 else 0
+    definition = await rt.catalogue.store.version(key, version) if version else None
+    if definition is None:
+        raise Refused("category_not_found", f"category {key!r} has no version {wanted[:12]!r}")
+    return json_response(Category(definition=definition, version=version, updated_at=0,
+                                  retired=current.retired))  # fmt: skip
+
+
+def _definition(request: Request, raw: bytes, key: str) -> CategoryDefinition:
+    kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+    try:
+        definition = categories.parse(raw, "the body", toml=kind in TOML_TYPES)
+    except categories.BadDefinition as bad:
+        raise InvalidFields("invalid_category", message("invalid_category"), bad.errors) from bad
+    if definition.key != key:
+        raise Refused("invalid_field", f"the definition's key {definition.key!r} is not {key!r}")
+    return definition
+
+
+async def put_category(request: Request) -> Response:
+    rt, me = _admin(request)
+    key = _key(request)
+    s = rt.settings
+    definition = _definition(
+        request, await read_body(request, s.max_frame_bytes, s.body_timeout_s), key
+    )
+    result = await rt.catalogue.apply(definition)
+    if result.changed:
+        log.info("admin %s: category %s is now version %d", me.subject, key, result.version)
+    body = CategoryApplied(category=_current(rt, key), changed=bool(result.changed))
+    return json_response(body, 201 if result.changed and result.version == 1 else 200)
+
+
+async def _retire(request: Request, retired: bool) -> Response:
+    rt, me = _admin(request)
+    key = _key(request)
+    result = await rt.catalogue.set_retired(key, retired)
+    if result.changed:
+        log.info("admin %s: category %s %s", me.subject, key, "retired" if retired else "restored")
+    return json_response(CategoryApplied(category=_current(rt, key), changed=bool(result.changed)))
+
+
+async def retire_category(request: Request) -> Response:
+    return await _retire(request, True)
+
+
+async def restore_category(request: Request) -> Response:
+    return await _retire(request, False)
+
+
+ROUTES = [
+    ("/v1/admin/categories", list_categories, ["GET"]),
+    ("/v1/admin/categories/{key}", get_category, ["GET"]),
+    ("/v1/admin/categories/{key}", put_category, ["PUT"]),
+    ("/v1/admin/categories/{key}/retire", retire_category, ["POST"]),
+    ("/v1/admin/categories/{key}/restore", restore_category, ["POST"]),
+]
