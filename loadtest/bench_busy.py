@@ -115,7 +115,7 @@ async def busy_phase(plan: Plan) -> Figures:
             await store.create_order(oid, _fields(oid, body), 5000, 60_000)
             await d.dispatch(oid)
             offered += (await store.order_fields(oid)).get("state") == "offered"
-            await store.cancel(oid, "bench")  # the free fleet stays as it was
+            await store.cancel(oid, "customer", "bench", 0)  # the free fleet stays as it was
         log = cast(list[list[object]], await store.call("SLOWLOG", "GET", "100000"))
         ticks = [cast(int, e[2]) for e in log if sha in cast(list[bytes], e[3])]
     finally:

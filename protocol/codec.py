@@ -21,6 +21,7 @@ import msgspec
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     CreateOrder,
+    DoStep,
     HttpError,
     LiveMessage,
     OrderEvent,
@@ -43,6 +44,7 @@ create_order_decoder = msgspec.json.Decoder(CreateOrder)
 order_view_decoder = msgspec.json.Decoder(OrderView)
 order_event_decoder = msgspec.json.Decoder(OrderEvent)
 http_error_decoder = msgspec.json.Decoder(HttpError)
+do_step_decoder = msgspec.json.Decoder(DoStep)
 category_definition_decoder = msgspec.json.Decoder(CategoryDefinition)
 category_decoder = msgspec.json.Decoder(Category)
 category_list_decoder = msgspec.json.Decoder(CategoryList)

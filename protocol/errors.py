@@ -33,7 +33,7 @@ ERROR_CODES: Final[dict[str, str]] = {
     "offer_taken": "Another worker accepted the order first.",
     "order_cancelled": "The customer cancelled the order.",
     "job_not_found": "This worker holds no job for that order.",
-    "illegal_step": "That progress step does not follow the job's current step.",
+    "illegal_step": "That step is not the one the order waits for (or the order moved on).",
     "offer_pending": "Answer the open offer before changing status.",
     "active_job": "Finish or hand back the active jobs before pausing or going offline.",
     # orders (HTTP)
@@ -46,10 +46,13 @@ ERROR_CODES: Final[dict[str, str]] = {
     # categories
     "unknown_category": "There is no category of that key.",
     "category_retired": "The category is retired: it takes no new orders (open ones carry on).",
-    "invalid_attributes": "Some of the order's attributes do not fit its category; `errors` names each.",
+    "invalid_attributes": "Some attributes do not fit the order's category; `errors` names each.",
     # the admin API
     "category_not_found": "No such category (or no such version of it).",
-    "invalid_category": "The category definition is not valid; `errors` names each problem and its path.",
+    "invalid_category": "The category definition is not valid; `errors` names each problem.",
+    # workflow steps
+    "not_your_step": "That step is done by someone else (the category says who).",
+    "invalid_step_data": "The step's data is missing or does not fit; `errors` names each field.",
     # ours
     "unavailable": "The server cannot reach its store; retry with backoff.",
     "internal": "An unexpected server error; it has been logged.",

@@ -86,6 +86,12 @@ Attributes = Annotated[
     dict[Annotated[str, Meta(max_length=64)], AttributeValue], Meta(max_length=50)
 ]
 
+# Data sent with a workflow step: a photo's URL, the customer's code, a reading.
+StepData = Annotated[
+    dict[Annotated[str, Meta(max_length=64)], Annotated[str, Meta(max_length=2000)] | float],
+    Meta(max_length=10),
+]
+
 # ---------------------------------------------------------------- shared with the catalogue
 
 
@@ -194,11 +200,14 @@ class RejectOffer(Struct, frozen=True, tag="reject"):
 
 
 class ReportProgress(Struct, frozen=True, tag="progress"):
-    """The worker has reached the next service step of one of its jobs."""
+    """The worker has done the pending step of one of its jobs (``arrived``,
+    ``started``, ``completed`` for an order by bare skill; the category's
+    steps otherwise), with the data the step requires."""
 
     order_id: OrderIdText
-    step: Literal["arrived", "started", "completed"]
+    step: FieldName
     id: ClientId | None = None
+    data: StepData | None = None
 
 
 class Ping(Struct, frozen=True, tag="ping"):
@@ -234,6 +243,7 @@ class Job(Struct, frozen=True):
     attributes: dict[str, AttributeValue] | None = None
     quote: Quote | None = None
     steps: list[StepInfo] | None = None
+    step: str | None = None
 
 
 class OfferMade(Struct, frozen=True, tag="offer"):
@@ -280,10 +290,20 @@ class OfferWithdrawn(Struct, frozen=True, tag="offer_withdrawn"):
 
 
 class JobCancelled(Struct, frozen=True, tag="job_cancelled"):
-    """The customer cancelled an order the worker had accepted."""
+    """An order the worker had accepted was cancelled: by the ``customer``
+    (or a customer's approval it needed was rejected), or by an ``operator``."""
 
     order_id: str
-    reason: Literal["customer"] = "customer"
+    reason: Literal["customer", "operator"] = "customer"
+
+
+class JobUpdated(Struct, frozen=True, tag="job_updated"):
+    """Someone other than the worker did a step of its job (a customer's
+    approval, an operator, the clock): the job as it is now."""
+
+    job: Job
+    event: str
+    reason: str | None = None
 
 
 class Ack(Struct, frozen=True, tag="ack"):
@@ -303,9 +323,10 @@ class Error(Struct, frozen=True, tag="error"):
     code: str
     message: str
     id: ClientId | None = None
+    errors: list[FieldError] | None = None
 
 
-ServerMessage = Welcome | OfferMade | OfferWithdrawn | JobCancelled | Ack | Error
+ServerMessage = Welcome | OfferMade | OfferWithdrawn | JobCancelled | JobUpdated | Ack | Error
 
 # ---------------------------------------------------------------- customers (HTTP)
 
@@ -337,6 +358,12 @@ class OrderEvent(Struct, frozen=True):
     offer_id: str | None = None
     reason: str | None = None
     workers: list[str] | None = None
+    by: str | None = None
+    actor: str | None = None
+    data: dict[str, str | float] | None = None
+    next_step: str | None = None
+    due_at: Millis | None = None
+    fee: int | None = None
 
 
 class Position(Struct, frozen=True):
@@ -370,6 +397,17 @@ class OrderView(Struct, frozen=True):
     attributes: dict[str, AttributeValue] | None = None
     quote: Quote | None = None
     code: str | None = None
+    step: str | None = None
+    steps: list[StepInfo] | None = None
+
+
+class DoStep(Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/orders/{id}/steps/{step}`` (and of the operator's
+    ``/v1/admin/orders/{id}/steps/{step}``): an approval's ``decision``, and
+    the data the step requires."""
+
+    decision: Literal["approve", "reject"] | None = None
+    data: StepData = msgspec.field(default_factory=dict)
 
 
 class HttpError(Struct, frozen=True):

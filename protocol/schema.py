@@ -4,9 +4,11 @@ Responsible for the files in ``protocol/schema/``:
 
 - ``messages.schema.json``: a JSON Schema (2020-12) of every frame and HTTP body;
 - ``asyncapi.json``: an AsyncAPI 3.0 document of the two WebSocket channels;
-- ``openapi.json``: an OpenAPI 3.1 document of the HTTP endpoints.
+- ``openapi.json``: an OpenAPI 3.1 document of the HTTP endpoints (built in
+  ``protocol/openapi.py``).
 
-Every schema comes from :mod:`protocol.messages` through
+Every schema comes from :mod:`protocol.messages` (and
+:mod:`protocol.catalogue`) through
 :func:`msgspec.json.schema_components`, so the files only drift when someone
 forgets to regenerate them, and ``tests/test_protocol.py`` catches that. This
 module imports nothing from ``server`` or ``simulator``.
@@ -21,17 +23,17 @@ import argparse
 import inspect
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from http import HTTPStatus
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
 import msgspec
 
-from protocol.errors import ERROR_CODES
+from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     PROTOCOL_VERSION,
     CreateOrder,
+    DoStep,
     HttpError,
     LiveMessage,
     OrderView,
@@ -47,7 +49,16 @@ UNIONS: dict[str, Any] = {
     "ServerMessage": ServerMessage,
     "LiveMessage": LiveMessage,
 }
-HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (CreateOrder, OrderView, HttpError)
+HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (
+    CreateOrder,
+    OrderView,
+    HttpError,
+    DoStep,
+    CategoryDefinition,
+    Category,
+    CategoryList,
+    CategoryApplied,
+)
 COMPONENT_REF = "#/components/schemas/{name}"
 DOCS = "See protocol/PROTOCOL.md for the rules behind these shapes."
 
@@ -234,160 +245,13 @@ def asyncapi() -> JSON:
     }
 
 
-# ---------------------------------------------------------------- OpenAPI 3.1
-
-COMMON_ERRORS: dict[int, tuple[str, ...]] = {
-    401: ("unauthorized",),
-    403: ("forbidden",),
-    500: ("internal",),
-    503: ("unavailable",),
-}
-BODY_ERRORS = ("bad_json", "missing_field", "invalid_field", "out_of_range", "bad_request")
-
-
-def _error_response(status: int, codes: Sequence[str]) -> JSON:
-    meanings = " ".join(f"`{code}`: {ERROR_CODES[code]}" for code in codes)
-    examples = {code: {"value": {"code": code, "message": ERROR_CODES[code]}} for code in codes}
-    return {
-        "description": f"{HTTPStatus(status).phrase}. {meanings}",
-        "content": {"application/json": {"schema": _ref("HttpError"), "examples": examples}},
-    }
-
-
-def _order_response(description: str) -> JSON:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": _ref("OrderView")}},
-    }
-
-
-def _responses(ok: Mapping[int, str], errors: Mapping[int, tuple[str, ...]]) -> JSON:
-    responses = {str(status): _order_response(text) for status, text in ok.items()}
-    for status, codes in sorted({**errors, **COMMON_ERRORS}.items()):
-        responses[str(status)] = _error_response(status, codes)
-    return responses
-
-
-def _order_id() -> JSON:
-    return {
-        "name": "id",
-        "in": "path",
-        "required": True,
-        "description": "The order id (opaque, e.g. `berlin.7f3k9q2x`).",
-        "schema": {"type": "string"},
-    }
-
-
-def _idempotency_key() -> JSON:
-    return {
-        "name": "Idempotency-Key",
-        "in": "header",
-        "required": False,
-        "description": "1-64 printable ASCII characters, one key per order the customer means "
-        "to create. "
-        "Repeating the key with the same body returns the same order (200); with a "
-        "different body, 409 `idempotency_conflict`.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[ -~]{1,64}$"},
-    }
-
-
-def _create_order() -> JSON:
-    return {
-        "operationId": "createOrder",
-        "summary": "Create an order; dispatch starts at once.",
-        "parameters": [_idempotency_key()],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": _ref("CreateOrder")}},
-        },
-        "responses": _responses(
-            {
-                200: "The order made earlier with this Idempotency-Key and body.",
-                201: "The new order.",
-            },
-            {400: BODY_ERRORS, 409: ("idempotency_conflict",)},
-        ),
-    }
-
-
-def _paths() -> JSON:
-    found = {404: ("order_not_found",)}
-    return {
-        "/v1/orders": {"post": _create_order()},
-        "/v1/orders/{id}": {
-            "get": {
-                "operationId": "getOrder",
-                "summary": "The order with its full event history and the worker's position.",
-                "parameters": [_order_id()],
-                "responses": _responses({200: "The order."}, found),
-            }
-        },
-        "/v1/orders/{id}/cancel": {
-            "post": {
-                "operationId": "cancelOrder",
-                "summary": "Cancel the order (until the service has started).",
-                "parameters": [_order_id()],
-                "responses": _responses(
-                    {200: "The cancelled order."}, {**found, 409: ("not_cancellable",)}
-                ),
-            }
-        },
-        "/healthz": {"get": _healthz()},
-    }
-
-
-def _healthz() -> JSON:
-    return {
-        "operationId": "health",
-        "summary": "Liveness of the node that answers.",
-        "security": [],
-        "responses": {
-            "200": {
-                "description": "The node is up.",
-                "content": {"application/json": {"schema": _ref("Health")}},
-            }
-        },
-    }
-
-
-HEALTH: JSON = {
-    "title": "Health",
-    "type": "object",
-    "properties": {
-        "status": {"enum": ["ok"]},
-        "node": {"type": "string", "description": "The answering node's id."},
-    },
-    "required": ["status", "node"],
-}
-
-
-def openapi() -> JSON:
-    """The OpenAPI 3.1 document of the HTTP endpoints."""
-    _, schemas = _components(HTTP_BODIES, COMPONENT_REF)
-    bearer = {
-        "type": "http",
-        "scheme": "bearer",
-        "bearerFormat": "JWT",
-        "description": "HS256 JWT with `role` = `customer`.",
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": _info("Dispatch HTTP API", "Customers create, read and cancel orders. " + DOCS),
-        "servers": [{"url": "http://localhost:8000", "description": "A node on a laptop."}],
-        "security": [{"bearer": []}],
-        "paths": _paths(),
-        "components": {
-            "schemas": {**schemas, "Health": HEALTH},
-            "securitySchemes": {"bearer": bearer},
-        },
-    }
-
-
 # ---------------------------------------------------------------- files and CLI
 
 
 def render() -> dict[str, str]:
     """Every generated file's name (in ``protocol/schema/``) and its text."""
+    from protocol.openapi import openapi  # it builds on this module's helpers
+
     documents = {
         "messages.schema.json": json_schema(),
         "asyncapi.json": asyncapi(),

@@ -51,7 +51,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from protocol.codec import encode
 from protocol.errors import message
@@ -59,8 +59,9 @@ from protocol.messages import CreateOrder, OfferMade, OrderView
 from server.catalogue import Catalogue
 from server.core import attributes, policy, pricing, ranking, workflow
 from server.core.errors import InvalidFields
-from server.core.order_states import PROGRESS_EVENTS, TERMINAL, OrderState
+from server.core.order_states import OrderState
 from server.core.worker_states import STATUS_EVENTS
+from server.core.workflow import Actor
 from server.logs import about_order
 from server.metrics import Figures
 from server.settings import Settings
@@ -69,6 +70,7 @@ from server.store.catalogue import CatalogueStore
 from server.store.keys import OfferId, OrderId, WorkerId
 from server.store.redis_store import Accepted, Refused, Store, StoreUnavailable, Tick
 from server.store.replies import OfferReply
+from server.workflows import StepDone, Workflows
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +93,9 @@ class Dispatcher:
         figures: Figures | None = None, catalogue: Catalogue | None = None,
     ) -> None:  # fmt: skip
         self.store = store
-        self.catalogue = catalogue or Catalogue(CatalogueStore(store))
         self.figures = figures or Figures()
+        self.catalogue = catalogue or Catalogue(CatalogueStore(store))
+        self.workflows = Workflows(store, self.figures)
         self.settings = settings
         self.live_nodes = live_nodes
         self.cities = frozenset(settings.cities)
@@ -149,6 +152,7 @@ class Dispatcher:
         if errors:
             raise InvalidFields("invalid_attributes", message("invalid_attributes"), errors)
         quote = pricing.quote(d, values, body.pickup, body.dropoff)
+        skip = workflow.skipped(d.steps, {a.name: a for a in d.attributes}, values)
         wants_code = any(f.type == "code" for step in d.steps for f in step.requires)
         code = f"{secrets.randbelow(10_000):04d}" if wants_code else None
         p, s = d.dispatch, self.settings
@@ -160,11 +164,12 @@ class Dispatcher:
         }
         mode = body.mode or p.mode or s.offer_mode
         fields = records.order_fields(oid, customer, body, mode, d.skills[0])
-        return fields | records.category_fields(category, values, quote, code, policy)
+        return fields | records.category_fields(category, values, quote, code, policy, skip)
 
-    async def cancel(self, oid: OrderId, customer: str) -> None:
+    async def cancel(self, oid: OrderId, by: Actor, actor: str) -> None:
+        """Cancel as the order's customer (by its category's rules) or an operator."""
         with about_order(oid):
-            await self.store.cancel(oid, customer)
+            await self.workflows.cancel(oid, by, actor)
         self.figures.order(keys.city_of(oid) or "", "cancelled")
 
     async def view(self, oid: OrderId, customer: str, after: str | None = None) -> OrderView:
@@ -199,6 +204,9 @@ class Dispatcher:
                 oid, self.radius_steps_m, self.settings.search_count, self.max_age_ms,
                 self.settings.lease_ms, self.live_nodes(),
             )  # fmt: skip
+            if tick.action == "step":
+                await self.workflows.timed_out(oid, tick.step)
+                return
             if tick.action != "search":
                 return
             timing, size = self._policy(tick)
@@ -285,14 +293,16 @@ class Dispatcher:
             self.dispatch_soon(oid)
         return state
 
-    async def progress(self, wid: WorkerId, city: str, order_id: str, step: str) -> tuple[str, str]:
+    async def progress(
+        self, wid: WorkerId, city: str, order_id: str, step: str,
+        data: Mapping[str, object] | None = None,
+    ) -> StepDone:  # fmt: skip
+        """The worker did the pending step of its job."""
         oid = OrderId(order_id)
         if keys.city_of(oid) != city:
             raise Refused("job_not_found")
-        order_state, worker_state = await self.store.progress(oid, wid, city, PROGRESS_EVENTS[step])
-        if order_state in TERMINAL:
-            self.figures.order(city, order_state)
-        return order_state, worker_state
+        with about_order(oid):
+            return await self.workflows.perform(oid, "worker", wid, step, None, data)
 
     async def set_status(self, wid: WorkerId, city: str, status: str) -> str:
         return await self.store.set_status(city, wid, STATUS_EVENTS[status])

@@ -18,16 +18,14 @@ import orjson
 from hypothesis import strategies as st
 
 from protocol.messages import OfferMode, OrderState, Point, WorkerState
-from server.core import order_states, worker_states
+from server.core import order_states, worker_states, workflow
 from server.core.order_states import (
     ANSWER_REFUSALS,
     CREATED_EVENT,
     OFFER_OPEN,
-    PROGRESS_EVENTS,
     RECORDED_AS,
     SEARCHING,
     TERMINAL,
-    TRANSITIONS,
     OrderEventType,
 )
 from server.core.worker_states import CANDIDATE, WorkerEventType
@@ -54,7 +52,8 @@ SEARCH_COUNT = 10
 PICKUP = Point(lat=52.52, lng=13.40)
 METRES_PER_DEGREE = 111_226.0  # of latitude, on Redis's earth
 EVENT_OF = {recorded: event for event, recorded in RECORDED_AS.items()}
-STEP_OF = {event: step for step, event in PROGRESS_EVENTS.items()}
+# The default workflow of an order by bare skill: each step enters the next state.
+STEPS = tuple(step.name for step in workflow.DEFAULT_STEPS)
 
 WORKER = st.sampled_from(WORKERS)
 ORDER = st.integers(0, MAX_ORDERS - 1)  # an index into the orders made so far
@@ -318,7 +317,7 @@ class Model:
     def cancel_refusal(self, o: OrderModel, customer: str) -> str | None:
         if customer != CUSTOMER:
             return "order_not_found"
-        return None if E.CANCEL in TRANSITIONS[o.state] else "not_cancellable"
+        return None if o.state in order_states.CUSTOMER_CANCELS else "not_cancellable"
 
     def cancel(self, o: OrderModel) -> None:
         if o.state in OFFER_OPEN:
@@ -330,13 +329,20 @@ class Model:
         o.timer = None
         self.order_step(o, E.CANCEL)
 
-    def progress_refusal(self, wid: str, o: OrderModel, event: OrderEventType) -> str | None:
+    @staticmethod
+    def pending(o: OrderModel) -> str | None:
+        """The step an order by bare skill waits for: the one after its state."""
+        if o.state not in order_states.WORKING:
+            return None
+        return STEPS[workflow.PHASES.index(o.state)]
+
+    def progress_refusal(self, wid: str, o: OrderModel, step: str) -> str | None:
         if o.oid not in self.workers[wid].jobs or o.worker != wid:
             return "job_not_found"
-        return None if event in TRANSITIONS[o.state] else "illegal_step"
+        return None if step == self.pending(o) else "illegal_step"
 
-    def progress(self, wid: str, o: OrderModel, event: OrderEventType) -> None:
-        self.order_step(o, event)
+    def progress(self, wid: str, o: OrderModel, step: str) -> None:
+        self.order_step(o, order_states.ENTERED_BY[OrderState(step)])
         if o.state in TERMINAL:
             self.end_job(wid, o.oid)
 

@@ -14,10 +14,12 @@ import pytest
 from server.core.errors import ClientError, IllegalTransition
 from server.core.order_states import (
     CREATED_EVENT,
-    PROGRESS_EVENTS,
+    CUSTOMER_CANCELS,
+    ENTERED_BY,
     RECORDED_AS,
     TERMINAL,
     TRANSITIONS,
+    WORKING,
     OrderEventType,
     OrderState,
     next_state,
@@ -117,26 +119,27 @@ def test_recorded_names_are_distinct() -> None:
     assert len(set(names)) == len(names)
 
 
-def test_progress_events_are_arrive_start_complete_in_order() -> None:
-    """The worker's progress steps are arrive, start, complete, in that order."""
-    assert list(PROGRESS_EVENTS.items()) == [
-        ("arrived", E.ARRIVE),
-        ("started", E.START),
-        ("completed", E.COMPLETE),
-    ]
+def test_working_states_are_those_of_a_workflow() -> None:
+    """Steps run while a worker has the order: assigned, arrived, started."""
+    assert {S.ASSIGNED, S.ARRIVED, S.STARTED} == WORKING
+    assert all(TRANSITIONS[s][E.STEP] is s for s in WORKING)
 
 
-def test_progress_events_take_an_assigned_order_to_completed() -> None:
-    """Applying the progress steps in order to an assigned order completes it."""
-    state = S.ASSIGNED
-    for name, event in PROGRESS_EVENTS.items():
-        state = next_state(state, event)
-        assert RECORDED_AS[event] == name == state
-    assert state is S.COMPLETED
+def test_a_workflow_only_moves_forward() -> None:
+    """From each working state the table reaches every later state by the event
+    that enters it, and no earlier one."""
+    order = [S.ASSIGNED, S.ARRIVED, S.STARTED, S.COMPLETED]
+    for i, state in enumerate(order[:-1]):
+        for later in order[i + 1 :]:
+            assert next_state(state, ENTERED_BY[later]) is later
+        for earlier in order[1:i]:
+            with pytest.raises(IllegalTransition):
+                next_state(state, ENTERED_BY[earlier])
 
 
-def test_cancel_is_allowed_exactly_before_the_work_starts() -> None:
-    """Cancel is legal from created, dispatching, offered, assigned and arrived only."""
+def test_a_customer_cancels_only_before_the_work_starts() -> None:
+    """Cancel is in every row but the ends; a customer's only before started."""
     cancellable = {s for s, row in TRANSITIONS.items() if E.CANCEL in row}
-    assert cancellable == {S.CREATED, S.DISPATCHING, S.OFFERED, S.ASSIGNED, S.ARRIVED}
+    assert cancellable == set(OrderState) - TERMINAL
     assert all(TRANSITIONS[s][E.CANCEL] is S.CANCELLED for s in cancellable)
+    assert {S.CREATED, S.DISPATCHING, S.OFFERED, S.ASSIGNED, S.ARRIVED} == CUSTOMER_CANCELS

@@ -37,6 +37,11 @@ HTTP_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "create_order": codec.create_order_decoder,
     "order_view": codec.order_view_decoder,
     "error": codec.http_error_decoder,
+    "do_step": codec.do_step_decoder,
+    "category_definition": codec.category_definition_decoder,
+    "category": codec.category_decoder,
+    "category_list": codec.category_list_decoder,
+    "category_applied": codec.category_applied_decoder,
 }
 
 

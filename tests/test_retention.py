@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 
 from protocol.messages import Ack
 from server.store import keys
+from server.store.catalogue import KEEP_VERSIONS
 from tests.support import UNIT, Customer, RedisProcess, ServerProcess, WorkerClient, unique_city
 
 pytestmark = pytest.mark.slow
@@ -72,6 +73,7 @@ async def test_every_key_left_behind_has_a_ttl(own_redis: str) -> None:
     node.stop()
     endless = await _endless(client)
     longest = max([await client.pttl(k) async for k in client.scan_iter(count=1000)])
+    await _catalogue_is_bounded(client)
     count = await client.dbsize()
     await client.aclose()
     assert count > 10, "the run should have left records behind"
@@ -80,10 +82,24 @@ async def test_every_key_left_behind_has_a_ttl(own_redis: str) -> None:
 
 
 async def _endless(client: aioredis.Redis) -> list[str]:
-    """The keys without a time to live, with their types."""
+    """The keys without a time to live, with their types; but the catalogue, which
+    is configuration (bounded: :func:`_catalogue_is_bounded`)."""
     found = []
     async for key in client.scan_iter(count=1000):
+        if key.startswith(keys.CATALOGUE.encode()):
+            continue
         if await client.pttl(key) < 0:
             kind: bytes = await client.type(key)  # type: ignore[assignment]
             found.append(f"{key.decode()} ({kind.decode()})")
     return sorted(found)
+
+
+async def _catalogue_is_bounded(client: aioredis.Redis) -> None:
+    """The catalogue's keys are configuration: per category its hash and a history
+    of at most its last KEEP_VERSIONS versions, plus the key set and the counter."""
+    names = {k.decode() async for k in client.scan_iter(match=f"{keys.CATALOGUE}*")}
+    categories = {n for n in names if n.startswith(keys.category("")) and ":v" not in n[-2:]}
+    assert len(categories) == 4 and len(names) <= 2 * len(categories) + 2, sorted(names)
+    for name in names:
+        if name.endswith(":v"):
+            assert await client.hlen(name) <= KEEP_VERSIONS

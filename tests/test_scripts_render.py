@@ -44,6 +44,8 @@ def test_rules_define_every_table() -> None:
         "TERMINAL",
         "OFFER_OPEN",
         "SEARCHING",
+        "WORKING",
+        "CUSTOMER_CANCELS",
         "ANSWER_REFUSALS",
         "RECORDED",
         "CREATED_EVENT",
@@ -322,7 +324,7 @@ def test_the_guard_and_the_plan_are_in_every_script() -> None:
     head, _ = scripts.prelude_parts()
     assert "for _, k in ipairs(KEYS) do DECLARED[k] = true end" in head
     for name in ("tick", "accept", "reject", "cancel", "offer", "takeover", "forget_stale",
-                 "connect", "disconnect", "set_status", "progress", "index"):  # fmt: skip
+                 "connect", "disconnect", "set_status", "workflow", "index"):  # fmt: skip
         code = scripts.source(name)
         assert "local function needs()" in code and "local need = needs()" in code, name
 

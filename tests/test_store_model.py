@@ -30,23 +30,21 @@ from hypothesis.stateful import (
 
 from protocol.messages import CreateOrder, OfferMode, OrderState, WorkerState
 from server.core import order_states, policy, ranking, worker_states
-from server.core.errors import IllegalTransition
+from server.core.errors import ClientError, IllegalTransition
 from server.core.order_states import (
     CREATED_EVENT,
     OFFER_OPEN,
-    PROGRESS_EVENTS,
     RECORDED_AS,
     SEARCHING,
     TERMINAL,
     TRANSITIONS,
-    OrderEventType,
 )
 from server.core.worker_states import CANDIDATE, STATUS_EVENTS
 from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store import keys, records
 from server.store.keys import OrderId, WorkerId
-from server.store.redis_store import Accepted, Refused, Store
+from server.store.redis_store import Accepted, Store
 from tests.store_model import (
     BROADCAST,
     CAPACITY,
@@ -70,7 +68,7 @@ from tests.store_model import (
     SKILL,
     SLOT,
     STATUS,
-    STEP_OF,
+    STEPS,
     WORKER,
     WORKERS,
     E,
@@ -132,7 +130,7 @@ class StoreMachine(RuleBasedStateMachine):
     def refused(self, step: Awaitable[object], code: str) -> None:
         """``step`` is refused with ``code`` and changes nothing."""
         before = self.stored()
-        with pytest.raises(Refused) as err:
+        with pytest.raises(ClientError) as err:
             self.run(step)
         assert err.value.code == code
         assert self.stored() == before
@@ -218,9 +216,9 @@ class StoreMachine(RuleBasedStateMachine):
     def cancel_order(self, o: OrderModel, customer: str) -> None:
         code = self.model.cancel_refusal(o, customer)
         if code is not None:
-            self.refused(self.dispatcher.cancel(o.oid, customer), code)
+            self.refused(self.dispatcher.cancel(o.oid, "customer", customer), code)
             return
-        self.run(self.dispatcher.cancel(o.oid, customer))
+        self.run(self.dispatcher.cancel(o.oid, "customer", customer))
         self.model.cancel(o)
 
     def answer(self, w: str, offer: str, accept: bool) -> None:
@@ -247,15 +245,15 @@ class StoreMachine(RuleBasedStateMachine):
         if again:  # nobody holds the offer now: the dispatcher searched again
             self.model.dispatch(oid)
 
-    def progress(self, w: str, o: OrderModel, event: OrderEventType) -> None:
-        step = self.dispatcher.progress(WorkerId(w), self.city, o.oid, STEP_OF[event])
-        code = self.model.progress_refusal(w, o, event)
+    def progress(self, w: str, o: OrderModel, name: str) -> None:
+        step = self.dispatcher.progress(WorkerId(w), self.city, o.oid, name)
+        code = self.model.progress_refusal(w, o, name)
         if code is not None:
             self.refused(step, code)
             return
-        states = self.run(step)
-        self.model.progress(w, o, event)
-        assert states == (o.state, self.model.workers[w].state)
+        done = self.run(step)
+        self.model.progress(w, o, name)
+        assert (done.order_state, done.worker_state) == (o.state, self.model.workers[w].state)
 
     def interfere(self, race: str, o: OrderModel, chosen: str | None) -> None:
         """One step by someone else, between a tick and what the dispatcher does next."""
@@ -412,13 +410,15 @@ class StoreMachine(RuleBasedStateMachine):
         """A worker on a job reports its next service step."""
         w = self.busy()[pick % len(self.busy())]
         o = self.model.orders[OrderId(self.model.workers[w].jobs[0])]
-        self.progress(w, o, next(e for e in PROGRESS_EVENTS.values() if e in TRANSITIONS[o.state]))
+        pending = self.model.pending(o)
+        assert pending is not None
+        self.progress(w, o, pending)
 
     @precondition(lambda self: bool(self.model.orders))
-    @rule(w=WORKER, order=ORDER, event=st.sampled_from(sorted(PROGRESS_EVENTS.values())))
-    def progress_any(self, w: str, order: int, event: OrderEventType) -> None:
+    @rule(w=WORKER, order=ORDER, step=st.sampled_from(STEPS))
+    def progress_any(self, w: str, order: int, step: str) -> None:
         """A worker reports some step of some order, maybe not its job."""
-        self.progress(w, self.order(order), event)
+        self.progress(w, self.order(order), step)
 
     # ------------------------------------------------------------ rules: workers and nodes
 

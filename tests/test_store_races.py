@@ -124,7 +124,7 @@ async def test_cancel_before_accept(store: Store, clock: Clock) -> None:
     await add_workers(store, city, "a")
     d = dispatcher(store, city)
     oid = await new_order(d, city)
-    await d.cancel(oid, "cust")
+    await d.cancel(oid, "customer", "cust")
     with pytest.raises(Refused) as err:
         await d.accept(WorkerId("a"), city, f"{oid}/1")
     assert err.value.code == "order_cancelled"
@@ -138,7 +138,7 @@ async def test_accept_before_cancel(store: Store, clock: Clock) -> None:
     d = dispatcher(store, city)
     oid = await new_order(d, city)
     await d.accept(WorkerId("a"), city, f"{oid}/1")
-    await d.cancel(oid, "cust")
+    await d.cancel(oid, "customer", "cust")
     assert await state_of(store, oid) == "cancelled"
     assert await worker_state(store, city, "a") == "available"
 
@@ -399,7 +399,7 @@ async def test_takeover_withdraws_offers_and_keeps_jobs(store: Store, clock: Clo
     d = dispatcher(store, city)
     first = await new_order(d, city)
     await d.accept(WorkerId("offered"), city, f"{first}/1")  # "offered" now has a job...
-    await store.progress(first, WorkerId("offered"), city, "arrive")
+    await d.progress(WorkerId("offered"), city, first, "arrived")
     second = await new_order(d, city)  # ...and "busy" gets the next offer
     assert (await store.order_fields(second))["holders"] == "busy"
     result = await store.takeover(city, NODE)
@@ -450,8 +450,8 @@ async def test_search_index_follows_every_change(store: Store, clock: Clock) -> 
     second = await new_order(d, city)
     await d.accept(WorkerId("w"), city, f"{second}/1")
     assert not await indexed()  # on a job
-    for event in ("arrive", "start", "complete"):
-        await store.progress(second, WorkerId("w"), city, event)
+    for step in ("arrived", "started", "completed"):
+        await d.progress(WorkerId("w"), city, second, step)
     assert await indexed()  # the job ended
     await store.set_status(city, WorkerId("w"), "pause")
     assert not await indexed()
@@ -483,7 +483,7 @@ async def test_ended_orders_and_departed_workers_expire(store: Store, clock: Clo
         f"d:{{{city}}}:o:{oid}:tried",
     ]
     assert [await store.call("PTTL", k) for k in order_keys] == [-1, -1, -1]
-    await d.cancel(oid, "cust")
+    await d.cancel(oid, "customer", "cust")
     for key in order_keys:
         assert 3_590_000 < int(await store.call("PTTL", key)) <= 3_600_000  # type: ignore[call-overload]
     worker = f"d:{{{city}}}:w:a"

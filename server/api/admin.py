@@ -7,7 +7,13 @@ carry on) or restore it. A definition is checked completely before it is
 stored; ``invalid_category`` lists every problem with its path. Putting the
 definition in force again changes nothing (``changed`` false, same version).
 
-Every call that changes something is logged with the operator's id.
+Orders (``/v1/admin/orders/{id}``): read any order, do its pending step
+whoever it belongs to (an approval's decision included), or cancel it at any
+point before it ended (no fee).
+
+Every call that changes something is logged with the operator's id, and a
+step or a cancel is recorded on the order (``by`` operator, ``actor`` the
+operator's id).
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from protocol import ids
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.errors import message
 from server import auth, categories
+from server.api.orders_http import step_body
 from server.api.responses import json_response, read_body
 from server.core.errors import InvalidFields
 from server.runtime import Runtime
+from server.store.keys import OrderId
 from server.store.redis_store import Refused
 
 log = logging.getLogger(__name__)
@@ -105,6 +113,50 @@ async def _retire(request: Request, retired: bool) -> Response:
     return json_response(CategoryApplied(category=_current(rt, key), changed=bool(result.changed)))
 
 
+def _order(request: Request) -> OrderId:
+    oid = request.path_params["order_id"]
+    if not ids.ORDER_RE.match(oid):
+        raise Refused("order_not_found")
+    return OrderId(oid)
+
+
+async def _order_view(rt: Runtime, oid: OrderId) -> Response:
+    view = await rt.store.order_view(oid)
+    if view is None:
+        raise Refused("order_not_found")
+    return json_response(view)
+
+
+async def force_step(request: Request) -> Response:
+    """``POST /v1/admin/orders/{id}/steps/{step}``: an operator does the pending
+    step, whoever it belongs to (an approval's decision included)."""
+    rt, me = _admin(request)
+    oid = _order(request)
+    body = await step_body(request, rt)
+    step = request.path_params["step"]
+    await rt.dispatcher.workflows.perform(
+        oid, "operator", me.subject, step, body.decision, body.data
+    )
+    log.info("admin %s: did step %s of order %s", me.subject, step, oid)
+    return await _order_view(rt, oid)
+
+
+async def force_cancel(request: Request) -> Response:
+    """``POST /v1/admin/orders/{id}/cancel``: an operator cancels an order that has
+    not ended, whatever its category's rules say (no fee)."""
+    rt, me = _admin(request)
+    oid = _order(request)
+    await rt.dispatcher.cancel(oid, "operator", me.subject)
+    log.info("admin %s: cancelled order %s", me.subject, oid)
+    return await _order_view(rt, oid)
+
+
+async def get_order(request: Request) -> Response:
+    """``GET /v1/admin/orders/{id}``: any customer's order."""
+    rt, _ = _admin(request)
+    return await _order_view(rt, _order(request))
+
+
 async def retire_category(request: Request) -> Response:
     return await _retire(request, True)
 
@@ -119,4 +171,7 @@ ROUTES = [
     ("/v1/admin/categories/{key}", put_category, ["PUT"]),
     ("/v1/admin/categories/{key}/retire", retire_category, ["POST"]),
     ("/v1/admin/categories/{key}/restore", restore_category, ["POST"]),
+    ("/v1/admin/orders/{order_id}", get_order, ["GET"]),
+    ("/v1/admin/orders/{order_id}/steps/{step}", force_step, ["POST"]),
+    ("/v1/admin/orders/{order_id}/cancel", force_cancel, ["POST"]),
 ]

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from protocol import codec, ids
+from protocol.messages import DoStep
 from server import auth
 from server.api.responses import RateLimited, decoded, json_response, read_body
 from server.dispatcher import fingerprint
@@ -69,9 +70,29 @@ async def get_order(request: Request) -> Response:
     return json_response(await rt.dispatcher.view(_order_id(request), me.subject))
 
 
+async def do_step(request: Request) -> Response:
+    """``POST /v1/orders/{id}/steps/{step}``: the customer does a step of the
+    order's workflow (an approval's decision, a confirmation)."""
+    rt: Runtime = request.app.state.runtime
+    me = _customer(request)
+    oid = _order_id(request)
+    body = await step_body(request, rt)
+    await rt.dispatcher.workflows.perform(
+        oid, "customer", me.subject, request.path_params["step"], body.decision, body.data
+    )
+    return json_response(await rt.dispatcher.view(oid, me.subject))
+
+
+async def step_body(request: Request, rt: Runtime) -> DoStep:
+    """A step's body (empty is no decision and no data)."""
+    s = rt.settings
+    raw = await read_body(request, s.max_frame_bytes, s.body_timeout_s)
+    return decoded(codec.do_step_decoder, raw) if raw.strip() else DoStep()
+
+
 async def cancel_order(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     me = _customer(request)
     oid = _order_id(request)
-    await rt.dispatcher.cancel(oid, me.subject)
+    await rt.dispatcher.cancel(oid, "customer", me.subject)
     return json_response(await rt.dispatcher.view(oid, me.subject))

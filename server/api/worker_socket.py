@@ -53,7 +53,7 @@ from protocol.messages import (
 )
 from server import auth, logs
 from server.api.origins import origin_allowed
-from server.core.errors import ClientError
+from server.core.errors import ClientError, InvalidFields
 from server.core.limits import Strikes, TokenBucket
 from server.core.order_states import TERMINAL
 from server.core.worker_states import OFF_DUTY
@@ -121,7 +121,7 @@ class WorkerSession:
     # ------------------------------------------------------------ outgoing
 
     def deliver(self, kind: str, order_id: str, frame: str) -> None:
-        """A frame from the hub (``offer``, ``withdrawn`` or ``cancelled``)."""
+        """A frame from the hub (``offer``, ``withdrawn``, ``cancelled`` or ``job``)."""
         if kind == "cancelled":
             self.jobs.discard(order_id)
         self.send(frame)
@@ -432,7 +432,8 @@ class WorkerSession:
         try:
             reply = await self._apply(msg)
         except ClientError as exc:
-            reply = _error(exc.code, msg.id, exc.message)
+            errors = exc.errors if isinstance(exc, InvalidFields) and exc.errors else None
+            reply = Error(code=exc.code, message=exc.message, id=msg.id, errors=errors)
         except StoreUnavailable:
             reply = _error("unavailable", msg.id)
         except Exception:
@@ -459,11 +460,11 @@ class WorkerSession:
             case RejectOffer(offer_id=offer, reason=reason):
                 state = await rt.dispatcher.reject(wid, me.city, offer, reason)
                 return Ack(id=msg.id, state=WorkerState(state))
-            case ReportProgress(order_id=oid, step=step):
-                order_state, state = await rt.dispatcher.progress(wid, me.city, oid, step)
-                if OrderState(order_state) in TERMINAL:
+            case ReportProgress(order_id=oid, step=step, data=data):
+                done = await rt.dispatcher.progress(wid, me.city, oid, step, data)
+                if OrderState(done.order_state) in TERMINAL:
                     self.jobs.discard(oid)
-                return Ack(id=msg.id, state=WorkerState(state))
+                return Ack(id=msg.id, state=WorkerState(done.worker_state), job=done.job)
             case OfferReceived():
                 rt.stats["offers_acknowledged"] += 1
                 return Ack(id=msg.id)
@@ -475,7 +476,7 @@ class WorkerSession:
 
 
 # What the hub's kinds of message are as frames (for the frame counters).
-_HUB_FRAMES = {"withdrawn": "offer_withdrawn", "cancelled": "job_cancelled"}
+_HUB_FRAMES = {"withdrawn": "offer_withdrawn", "cancelled": "job_cancelled", "job": "job_updated"}
 _EXPIRED = '"reason":"expired"'  # in an offer_withdrawn frame, as the scripts encode it
 
 

@@ -10,7 +10,14 @@ renders :data:`TRANSITIONS` into every script, so a rule is written once.
                  ▲  │                  │  │                    ─start→ started ─complete→ completed
                  │  └─give_up→ unassigned │
                  └──────expire / reject───┘   (decline: one of several holders said no)
-    created, dispatching, offered, assigned, arrived ─cancel→ cancelled
+    every state but the ends ─cancel→ cancelled (a customer: only before the work started)
+
+After ``assigned`` the order's category decides what happens
+(``server/core/workflow.py``): its steps move the order forward through
+arrived and started to completed, possibly skipping a state (a delivery's
+``picked_up`` starts the work at once), and a step that changes nothing here
+is a ``step``. This table says which moves are possible at all; the workflow
+says which one comes next.
 """
 
 from __future__ import annotations
@@ -25,13 +32,15 @@ from server.core.errors import IllegalTransition
 __all__ = [
     "ANSWER_REFUSALS",
     "CREATED_EVENT",
+    "CUSTOMER_CANCELS",
+    "ENTERED_BY",
     "INITIAL",
     "OFFER_OPEN",
-    "PROGRESS_EVENTS",
     "RECORDED_AS",
     "SEARCHING",
     "TERMINAL",
     "TRANSITIONS",
+    "WORKING",
     "OrderEventType",
     "OrderState",
     "next_state",
@@ -51,6 +60,7 @@ class OrderEventType(StrEnum):
     ARRIVE = "arrive"
     START = "start"
     COMPLETE = "complete"
+    STEP = "step"
     CANCEL = "cancel"
 
 
@@ -67,9 +77,20 @@ TRANSITIONS: Final[dict[OrderState, dict[OrderEventType, OrderState]]] = {
         E.EXPIRE: S.DISPATCHING,
         E.CANCEL: S.CANCELLED,
     },
-    S.ASSIGNED: {E.ARRIVE: S.ARRIVED, E.CANCEL: S.CANCELLED},
-    S.ARRIVED: {E.START: S.STARTED, E.CANCEL: S.CANCELLED},
-    S.STARTED: {E.COMPLETE: S.COMPLETED},
+    S.ASSIGNED: {
+        E.ARRIVE: S.ARRIVED,
+        E.START: S.STARTED,
+        E.COMPLETE: S.COMPLETED,
+        E.STEP: S.ASSIGNED,
+        E.CANCEL: S.CANCELLED,
+    },
+    S.ARRIVED: {
+        E.START: S.STARTED,
+        E.COMPLETE: S.COMPLETED,
+        E.STEP: S.ARRIVED,
+        E.CANCEL: S.CANCELLED,
+    },
+    S.STARTED: {E.COMPLETE: S.COMPLETED, E.STEP: S.STARTED, E.CANCEL: S.CANCELLED},
     S.COMPLETED: {},
     S.CANCELLED: {},
     S.UNASSIGNED: {},
@@ -84,6 +105,15 @@ OFFER_OPEN: Final[frozenset[OrderState]] = frozenset(
 # Where the order needs a worker: a search may end in an offer.
 SEARCHING: Final[frozenset[OrderState]] = frozenset(
     s for s, row in TRANSITIONS.items() if E.OFFER in row
+)
+# Where the workflow runs: a worker has the order and its steps are being done.
+WORKING: Final[frozenset[OrderState]] = frozenset(
+    s for s, row in TRANSITIONS.items() if E.STEP in row
+)
+# Where a customer may still cancel: before the work started (an operator, or a
+# rejected approval, may cancel in any state the table allows).
+CUSTOMER_CANCELS: Final[frozenset[OrderState]] = frozenset(
+    s for s, row in TRANSITIONS.items() if E.CANCEL in row and s is not S.STARTED
 )
 # How an answer (accept or reject) to an offer of an order in these states is
 # refused; any other closed offer is ``offer_taken`` or ``offer_expired``.
@@ -101,15 +131,16 @@ RECORDED_AS: Final[dict[OrderEventType, str]] = {
     E.ARRIVE: "arrived",
     E.START: "started",
     E.COMPLETE: "completed",
+    E.STEP: "step",
     E.CANCEL: "cancelled",
 }
 CREATED_EVENT: Final = "created"
 
-# The worker's progress steps, as order events.
-PROGRESS_EVENTS: Final[dict[str, OrderEventType]] = {
-    "arrived": E.ARRIVE,
-    "started": E.START,
-    "completed": E.COMPLETE,
+# The event that puts a working order in each state (a workflow step's ``state``).
+ENTERED_BY: Final[dict[OrderState, OrderEventType]] = {
+    S.ARRIVED: E.ARRIVE,
+    S.STARTED: E.START,
+    S.COMPLETED: E.COMPLETE,
 }
 
 

@@ -12,7 +12,7 @@ from typing import NamedTuple, cast
 
 import msgspec
 
-from protocol.catalogue import Category, Step
+from protocol.catalogue import Cancellation, Category, Step
 from protocol.codec import order_event_decoder
 from protocol.ids import event_order
 from protocol.messages import (
@@ -28,11 +28,13 @@ from protocol.messages import (
     Quote,
 )
 from server.core import workflow
+from server.core.order_states import WORKING
 
 _encode = msgspec.json.Encoder().encode
 _steps = msgspec.json.Decoder(list[Step])
 _quote = msgspec.json.Decoder(Quote)
 _attributes = msgspec.json.Decoder(dict[str, AttributeValue])
+_cancellation = msgspec.json.Decoder(Cancellation)
 
 
 def text(value: object) -> str:
@@ -98,19 +100,24 @@ def category_fields(
     quote: Quote,
     code: str | None,
     policy: Mapping[str, str],
+    skip: Iterable[str],
 ) -> dict[str, str]:
     """The hash fields that pin an order to its category's version: the
-    version, the checked attributes, the quote, the workflow, the cancellation
-    rules and the dispatch policy in force (``policy``: radii, timeouts, size),
-    and the code the customer hands over, if a step asks for one. What runs
-    the order after creation reads these, never the catalogue."""
+    version, the checked attributes, the quote, the workflow with the steps
+    its attributes skip and the first one, the cancellation rules and the
+    dispatch policy in force (``policy``: radii, timeouts, size), and the code
+    the customer hands over, if a step asks for one. What runs the order
+    after creation reads these, never the catalogue."""
     d = category.definition
+    first = workflow.first(d.steps, set(skip))
     fields = {
         "cat": d.key, "catv": str(category.version), "attrs": _encode(values).decode(),
         "quote": _encode(quote).decode(), "steps": _encode(d.steps).decode(),
         "cancel": _encode(d.cancellation).decode(), "skills": ",".join(d.skills[1:]),
-        **policy,
+        "wskip": ",".join(sorted(skip)), "wstep": first.name, **policy,
     }  # fmt: skip
+    if (timer := workflow.timer_ms(first)) is not None:
+        fields["wtms"] = str(timer)
     if code:
         fields["code"] = code
     return fields
@@ -122,6 +129,43 @@ def pinned(fields: Mapping[str, str]) -> Pinned | None:
         return None
     return Pinned(fields["cat"], int(fields["catv"]), _attributes.decode(fields["attrs"]),
                   _quote.decode(fields["quote"]), _steps.decode(fields["steps"]))  # fmt: skip
+
+
+def _names(value: str | None) -> list[str]:
+    return [n for n in (value or "").split(",") if n]
+
+
+def steps_of(fields: Mapping[str, str]) -> tuple[Step, ...]:
+    """The workflow an order runs: its category's, pinned, or the default one."""
+    raw = fields.get("steps")
+    return tuple(_steps.decode(raw)) if raw else workflow.DEFAULT_STEPS
+
+
+def pending_of(fields: Mapping[str, str]) -> str | None:
+    """The step a working order waits for; None when it is not working. An
+    order by bare skill walks the default steps one state at a time, so its
+    state names its pending step."""
+    state = OrderState(fields["state"]) if fields.get("state") else None
+    if state not in WORKING:
+        return None
+    if wstep := fields.get("wstep"):
+        return wstep
+    return workflow.DEFAULT_STEPS[workflow.PHASES.index(state)].name if state else None
+
+
+def skipped_of(fields: Mapping[str, str]) -> list[str]:
+    return _names(fields.get("wskip"))
+
+
+def done_of(fields: Mapping[str, str]) -> list[str]:
+    """The workflow steps an order has done, in order."""
+    return _names(fields.get("wdone"))
+
+
+def cancellation_of(fields: Mapping[str, str]) -> Cancellation | None:
+    """The cancellation rules an order's category pinned, if it has them."""
+    raw = fields.get("cancel")
+    return _cancellation.decode(raw) if raw else None
 
 
 def view_from_fields(
@@ -153,6 +197,8 @@ def view_from_fields(
         attributes=pin.attributes if pin else None,
         quote=pin.quote if pin else None,
         code=fields.get("code") or None,
+        step=pending_of(fields),
+        steps=workflow.infos(pin.steps) if pin else None,
     )
 
 
@@ -169,8 +215,7 @@ def position(worker: str, fields: Mapping[str, str]) -> Position | None:
 def job(fields: dict[str, str]) -> Job:
     """The :class:`Job` a worker sees for an order hash."""
     view = view_from_fields(fields["id"], fields, [], None)
-    pin = pinned(fields)
     return Job(order_id=view.id, state=view.state, skill=view.skill, pickup=view.pickup,
                dropoff=view.dropoff, note=view.note, category=view.category,
-               attributes=view.attributes, quote=view.quote,
-               steps=workflow.infos(pin.steps) if pin else None)  # fmt: skip
+               attributes=view.attributes, quote=view.quote, steps=view.steps,
+               step=view.step)  # fmt: skip

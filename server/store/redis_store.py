@@ -69,6 +69,27 @@ class Tick(NamedTuple):
     candidates: tuple[Candidate, ...] = ()
     policy: Policy | None = None  # what the order's category pinned
     pinned: records.Pinned | None = None
+    step: str = ""  # action 'step': the pending step whose timer ran out
+
+
+class WorkflowStep(NamedTuple):
+    """What a workflow step does, as ``workflow.lua`` applies it: who (``by``,
+    ``actor``), where the caller saw the order (``state``, ``pending``), the
+    core event and the step recorded, and what comes next; ``frame`` is sent
+    to the worker's app ('' for none)."""
+
+    by: str
+    actor: str
+    state: str
+    pending: str
+    event: str
+    step: str
+    reason: str
+    next_pending: str
+    timer_ms: int | None
+    data: str
+    cancel: bool
+    frame: str
 
 
 class Policy(NamedTuple):
@@ -372,7 +393,7 @@ class Store:
             replies.TickReply,
         )  # fmt: skip
         if r.action != "search":
-            return Tick(r.action)
+            return Tick(r.action, step=r.step)
         self._order_skill.put(oid, (r.skill,))
         for wid, skills in zip(r.ids, r.skills, strict=True):
             self._skills.put(f"{city}/{wid}", tuple(skills.split(",")) if skills else ())
@@ -432,20 +453,28 @@ class Store:
         )
         return r.worker_state, bool(r.redispatch)
 
-    async def cancel(self, oid: OrderId, customer: str) -> str:
+    async def cancel(self, oid: OrderId, by: str, actor: str, done: int, fee: int = 0) -> str:
+        """Cancel as ``by`` (``customer`` or ``operator``) if the order has still
+        ``done`` workflow steps done (else ``stale``); the state after it."""
         result = await self.step(
-            "cancel", self._order_keys(oid), [oid, customer], replies.StepReply
+            "cancel", self._order_keys(oid), [oid, by, actor, done, fee], replies.StepReply
         )
         return result.state
 
-    async def progress(self, oid: OrderId, wid: WorkerId, city: str, event: str) -> tuple[str, str]:
-        """Apply a service step; returns (order state, worker state)."""
-        order_, *rest = keys.order_keys(oid)
-        r = await self.step(
-            "progress", [order_, *self._own_keys(city, wid), *rest], [oid, wid, event],
-            replies.ProgressReply,
+    async def workflow_step(
+        self, oid: OrderId, worker: str | None, step: WorkflowStep
+    ) -> replies.WorkflowReply:
+        """Do an order's pending step as ``step`` says, if the order is still in
+        the state and at the step the caller saw (else ``illegal_step``)."""
+        city = keys.city_of(oid) or ""
+        workers = self._worker_keys(city, [worker]) if worker else []
+        return await self.step(
+            "workflow", keys.order_keys(oid) + workers,
+            [oid, step.by, step.actor, step.state, step.pending, step.event, step.step,
+             step.reason, step.next_pending, "" if step.timer_ms is None else step.timer_ms,
+             step.data, "1" if step.cancel else "", step.frame],
+            replies.WorkflowReply,
         )  # fmt: skip
-        return r.order_state, r.worker_state
 
     # ------------------------------------------------------------ workers
 

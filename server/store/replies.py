@@ -30,7 +30,8 @@ class Refusable(Reply, frozen=True):
 
 
 class TickReply(Reply, frozen=True):
-    action: Literal["done", "wait", "search"]
+    action: Literal["done", "wait", "search", "step"]
+    step: str = ""  # the pending step whose timer ran out (action 'step')
     now: int = 0
     created: int = 0
     dv: str = ""
@@ -78,9 +79,10 @@ class StepReply(Refusable, frozen=True):
     state: str = ""
 
 
-class ProgressReply(Refusable, frozen=True):
+class WorkflowReply(Refusable, frozen=True):
     order_state: str = ""
     worker_state: str = ""
+    order: list[str] = []  # the order's hash, as field/value pairs
 
 
 class CategoryReply(Refusable, frozen=True):

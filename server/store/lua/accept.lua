@@ -26,8 +26,18 @@ for _, other in ipairs(split(call('HGET', okey, 'holders'))) do
 end
 call('HDEL', okey, 'offer', 'holders', 'exp')
 call('HSET', okey, 'worker', wid)
-local state = order_step(okey, oid, 'accept', now, {worker = wid, offer_id = offer_id})
-call('ZREM', timers, oid)
+-- The workflow's first step is due now (pinned at creation as wstep, with wtms
+-- when it has a timer: an approval or a system step).
+local w = hmap(okey, {'wstep', 'wtms'})
+local timer = tonumber(w.wtms or '')
+local state = order_step(okey, oid, 'accept', now, {worker = wid, offer_id = offer_id,
+                         next_step = w.wstep, due_at = timer and now + timer})
+if timer then
+  call('HSET', okey, 'wdue', now + timer)
+  call('ZADD', timers, now + timer, oid)
+else
+  call('ZREM', timers, oid)
+end
 call('HDEL', wkey, 'offer', 'offer_frame')
 local jobs = split(call('HGET', wkey, 'jobs'))
 jobs[#jobs + 1] = oid

@@ -1,7 +1,7 @@
 -- Shared by every script. server/store/scripts.py puts the rendered rule
 -- tables above this text (ORDER_T, WORKER_T, TERMINAL, OFFER_OPEN, SEARCHING,
--- ANSWER_REFUSALS, RECORDED, CREATED_EVENT, ORDER_INITIAL, WORKER_INITIAL,
--- CANDIDATE, NEEDS_NO_JOBS, REFUSAL), so the rules come from server/core and
+-- WORKING, CUSTOMER_CANCELS, ANSWER_REFUSALS, RECORDED, CREATED_EVENT,
+-- ORDER_INITIAL, WORKER_INITIAL, CANDIDATE, NEEDS_NO_JOBS, REFUSAL), so the rules come from server/core and
 -- are written once: no guard below names a state. A script gets the tables
 -- and the helpers below that it uses (Redis runs all of a script's text on
 -- every call); each helper is a "local function" with its comment above it.
@@ -217,11 +217,13 @@ end
 -- JSON (a stream costs a 4 KB node per order). An event's id is "<ms>-<n>": n
 -- counts the order's events from 0, and ms never goes back within an order
 -- (the hash keeps the last id in 'ev'), so ids sort as the events happened.
--- extra: worker, workers (a list), offer_id, reason.
+-- extra: worker, workers (a list), offer_id, reason, and for a workflow step by,
+-- actor, data (a table), next_step, due_at, fee.
 local function emit(okey, oid, etype, state, now, extra)
   local ev = {type = etype, at = now, state = state}
   if extra then
-    for _, name in ipairs({'worker', 'offer_id', 'reason'}) do
+    for _, name in ipairs({'worker', 'offer_id', 'reason', 'by', 'actor', 'data', 'next_step',
+                           'due_at', 'fee'}) do
       if extra[name] then ev[name] = extra[name] end
     end
     if extra.workers and #extra.workers > 0 then ev.workers = extra.workers end
@@ -238,7 +240,9 @@ local function emit(okey, oid, etype, state, now, extra)
 end
 
 -- Move an order along its table. Returns the new state, or nil if the table
--- has no such transition (the caller turns that into an error code). An
+-- has no such transition (the caller turns that into an error code). The
+-- event is recorded under its past-tense name, or extra.type (a workflow
+-- step's own name). An
 -- order that ends keeps its record and history for its retention, then its
 -- keys expire: set here, in the step that ends it.
 local function order_step(okey, oid, event, now, extra)
@@ -246,7 +250,7 @@ local function order_step(okey, oid, event, now, extra)
   local row = ORDER_T[state]
   local nxt = row and row[event]
   if not nxt then return nil end
-  emit(okey, oid, RECORDED[event], nxt, now, extra)
+  emit(okey, oid, (extra and extra.type) or RECORDED[event], nxt, now, extra)
   if TERMINAL[nxt] then
     local keep = call('HGET', okey, 'keep')
     for _, key in ipairs({okey, okey .. ':ev', okey .. ':tried'}) do

@@ -1,11 +1,14 @@
 -- Look at one claimed order: expire an offer whose time is up, and if the order
--- needs a worker, search for candidates.
+-- needs a worker, search for candidates; for a working order whose pending step
+-- has a timer (an approval, a system step), say when that step is due.
 -- KEYS: order, timers, tried, then the rest it plans (history, online, seen,
 --       pos, free:<the order's skill>, and the holders of an offer it expires).
 -- ARGV: now, order id, radius steps in m (comma list, ascending; the order's own
 --       'radii' when its category pinned some), how many candidates are wanted, max
 --       location age (ms), lease (ms), live nodes (comma list).
--- Reply (TickReply): action 'done' (ended or gone), 'wait' (offer still open), or
+-- Reply (TickReply): action 'done' (ended or gone), 'wait' (offer still open, or a
+-- step's timer not yet run out), 'step' (the pending step's timer ran out: the
+-- caller does it, within the lease the order's timer now holds), or
 -- 'search' with the order's details (with what its category pinned) and the candidates
 -- of the first radius step holding any, nearest first (ids, dists, and each one's
 -- skills), each holding every further skill the order needs; or need.
@@ -14,6 +17,15 @@ local now, oid = clock(ARGV[1]), ARGV[2]
 local prefix = city_prefix(okey)
 local state = call('HGET', okey, 'state')
 local open = state and OFFER_OPEN[state]
+local due = state and WORKING[state] and tonumber(call('HGET', okey, 'wdue') or '')
+if due then
+  if now < due then
+    call('ZADD', timers, due, oid)
+    return reply({action = 'wait'})
+  end
+  call('ZADD', timers, now + tonumber(ARGV[6]), oid)
+  return reply({action = 'step', step = call('HGET', okey, 'wstep')})
+end
 if not state or not (SEARCHING[state] or open) then
   call('ZREM', timers, oid)
   return reply({action = 'done'})

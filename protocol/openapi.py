@@ -1,0 +1,260 @@
+"""The OpenAPI 3.1 document of the HTTP endpoints: the customers' orders and
+the operators' admin API, from the Structs (``protocol/schema/openapi.json``).
+
+Built on :mod:`protocol.schema`'s helpers, so every body's schema comes from
+its Struct; the statuses and codes are those of ``PROTOCOL.md`` §12, §14 and
+§19. Imports nothing from ``server`` or ``simulator``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from protocol.errors import ERROR_CODES
+from protocol.schema import COMPONENT_REF, DOCS, HTTP_BODIES, _components, _info, _ref
+
+JSON = dict[str, Any]
+
+COMMON_ERRORS: dict[int, tuple[str, ...]] = {
+    401: ("unauthorized",),
+    403: ("forbidden",),
+    500: ("internal",),
+    503: ("unavailable",),
+}
+BODY_ERRORS = ("bad_json", "missing_field", "invalid_field", "out_of_range", "bad_request")
+STEP_ERRORS: dict[int, tuple[str, ...]] = {
+    400: (*BODY_ERRORS, "invalid_step_data"),
+    403: ("forbidden", "not_your_step"),
+    404: ("order_not_found",),
+    409: ("illegal_step",),
+}
+
+
+def _error_response(status: int, codes: tuple[str, ...]) -> JSON:
+    meanings = " ".join(f"`{code}`: {ERROR_CODES[code]}" for code in codes)
+    examples = {code: {"value": {"code": code, "message": ERROR_CODES[code]}} for code in codes}
+    return {
+        "description": f"{HTTPStatus(status).phrase}. {meanings}",
+        "content": {"application/json": {"schema": _ref("HttpError"), "examples": examples}},
+    }
+
+
+def _responses(
+    ok: Mapping[int, str], errors: Mapping[int, tuple[str, ...]], body: str = "OrderView"
+) -> JSON:
+    """``ok`` statuses answering ``body``, then the errors (the common ones merged in)."""
+    responses: JSON = {
+        str(status): {"description": text, "content": {"application/json": {"schema": _ref(body)}}}
+        for status, text in ok.items()
+    }
+    merged = dict(errors)
+    for status, codes in COMMON_ERRORS.items():
+        merged[status] = tuple(dict.fromkeys((*codes, *merged.get(status, ()))))
+    for status, codes in sorted(merged.items()):
+        responses[str(status)] = _error_response(status, codes)
+    return responses
+
+
+def _path(name: str, description: str) -> JSON:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": {"type": "string"}}  # fmt: skip
+
+
+ORDER_ID = _path("id", "The order id (opaque, e.g. `berlin.7f3k9q2x`).")
+STEP = _path("step", "The step's name, as in the order's `steps` (e.g. `approve_large_dog`).")
+KEY = _path("key", "The category's key, e.g. `pet-grooming`.")
+ADMIN: list[JSON] = [{"admin": []}]
+
+
+def _idempotency_key() -> JSON:
+    return {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": "1-64 printable ASCII characters, one key per order the customer means "
+        "to create. "
+        "Repeating the key with the same body returns the same order (200); with a "
+        "different body, 409 `idempotency_conflict`.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[ -~]{1,64}$"},
+    }
+
+
+def _body(name: str, toml: bool = False) -> JSON:
+    content: JSON = {"application/json": {"schema": _ref(name)}}
+    if toml:
+        content["application/toml"] = {"schema": _ref(name)}
+    return {"required": True, "content": content}
+
+
+def _create_order() -> JSON:
+    return {
+        "operationId": "createOrder",
+        "summary": "Create an order; dispatch starts at once.",
+        "parameters": [_idempotency_key()],
+        "requestBody": _body("CreateOrder"),
+        "responses": _responses(
+            {
+                200: "The order made earlier with this Idempotency-Key and body.",
+                201: "The new order, with its quote when it is of a category.",
+            },
+            {
+                400: (*BODY_ERRORS, "unknown_city", "unknown_category", "invalid_attributes"),
+                409: ("idempotency_conflict", "category_retired"),
+            },
+        ),
+    }
+
+
+def _customer_paths() -> JSON:
+    found = {404: ("order_not_found",)}
+    return {
+        "/v1/orders": {"post": _create_order()},
+        "/v1/orders/{id}": {
+            "get": {
+                "operationId": "getOrder",
+                "summary": "The order with its full event history and the worker's position.",
+                "parameters": [ORDER_ID],
+                "responses": _responses({200: "The order."}, found),
+            }
+        },
+        "/v1/orders/{id}/cancel": {
+            "post": {
+                "operationId": "cancelOrder",
+                "summary": "Cancel the order (until the service has started, and as its "
+                "category allows).",
+                "parameters": [ORDER_ID],
+                "responses": _responses(
+                    {200: "The cancelled order."}, {**found, 409: ("not_cancellable",)}
+                ),
+            }
+        },
+        "/v1/orders/{id}/steps/{step}": {
+            "post": {
+                "operationId": "doStep",
+                "summary": "Do the order's pending step when it is the customer's (an approval).",
+                "parameters": [ORDER_ID, STEP],
+                "requestBody": _body("DoStep"),
+                "responses": _responses({200: "The order after the step."}, STEP_ERRORS),
+            }
+        },
+    }
+
+
+def _admin_paths() -> JSON:
+    missing = {404: ("category_not_found",)}
+    categories = {
+        "get": {
+            "operationId": "listCategories",
+            "summary": "Every category, retired ones included.",
+            "security": ADMIN,
+            "responses": _responses({200: "The categories."}, {}, "CategoryList"),
+        }
+    }
+    one = {
+        "get": {
+            "operationId": "getCategory",
+            "summary": "The category in force, or one of its last versions (`?version=N`).",
+            "security": ADMIN,
+            "parameters": [
+                KEY,
+                {
+                    "name": "version",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1},
+                },
+            ],
+            "responses": _responses({200: "The category."}, missing, "Category"),
+        },
+        "put": {
+            "operationId": "putCategory",
+            "summary": "Check a definition completely, then store it as the next version.",
+            "security": ADMIN,
+            "parameters": [KEY],
+            "requestBody": _body("CategoryDefinition", toml=True),
+            "responses": _responses(
+                {200: "The next version, or no change.", 201: "A new category."},
+                {400: (*BODY_ERRORS, "invalid_category")},
+                "CategoryApplied",
+            ),
+        },
+    }
+
+    def flag(op: str, summary: str) -> JSON:
+        return {"post": {"operationId": op, "summary": summary, "security": ADMIN,
+                         "parameters": [KEY],
+                         "responses": _responses({200: "The category now."}, missing,
+                                                 "CategoryApplied")}}  # fmt: skip
+
+    found = {404: ("order_not_found",)}
+    return {
+        "/v1/admin/categories": categories,
+        "/v1/admin/categories/{key}": one,
+        "/v1/admin/categories/{key}/retire": flag("retireCategory", "Take no new orders."),
+        "/v1/admin/categories/{key}/restore": flag("restoreCategory", "Take orders again."),
+        "/v1/admin/orders/{id}": {"get": {
+            "operationId": "adminGetOrder", "summary": "Any customer's order.",
+            "security": ADMIN, "parameters": [ORDER_ID],
+            "responses": _responses({200: "The order."}, found),
+        }},
+        "/v1/admin/orders/{id}/steps/{step}": {"post": {
+            "operationId": "forceStep", "summary": "Do the pending step, whoever's it is.",
+            "security": ADMIN, "parameters": [ORDER_ID, STEP], "requestBody": _body("DoStep"),
+            "responses": _responses({200: "The order after the step."}, STEP_ERRORS),
+        }},
+        "/v1/admin/orders/{id}/cancel": {"post": {
+            "operationId": "forceCancel", "summary": "Cancel an order that has not ended.",
+            "security": ADMIN, "parameters": [ORDER_ID],
+            "responses": _responses({200: "The cancelled order."},
+                                    {**found, 409: ("not_cancellable",)}),
+        }},
+    }  # fmt: skip
+
+
+def _healthz() -> JSON:
+    return {
+        "operationId": "health",
+        "summary": "Liveness of the node that answers.",
+        "security": [],
+        "responses": {
+            "200": {
+                "description": "The node is up.",
+                "content": {"application/json": {"schema": _ref("Health")}},
+            }
+        },
+    }
+
+
+HEALTH: JSON = {
+    "title": "Health",
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["ok"]},
+        "node": {"type": "string", "description": "The answering node's id."},
+    },
+    "required": ["status", "node"],
+}
+
+
+def _bearer(role: str) -> JSON:
+    return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+            "description": f"HS256 JWT with `role` = `{role}`."}  # fmt: skip
+
+
+def openapi() -> JSON:
+    """The OpenAPI 3.1 document of the HTTP endpoints."""
+    _, schemas = _components(HTTP_BODIES, COMPONENT_REF)
+    return {
+        "openapi": "3.1.0",
+        "info": _info("Dispatch HTTP API", "Customers create, read and cancel orders and do "
+                      "their workflow steps; operators manage categories and step in. " + DOCS),
+        "servers": [{"url": "http://localhost:8000", "description": "A node on a laptop."}],
+        "security": [{"bearer": []}],
+        "paths": {**_customer_paths(), **_admin_paths(), "/healthz": {"get": _healthz()}},
+        "components": {
+            "schemas": {**schemas, "Health": HEALTH},
+            "securitySchemes": {"bearer": _bearer("customer"), "admin": _bearer("admin")},
+        },
+    }  # fmt: skip

@@ -1,0 +1,166 @@
+"""Running orders' workflows: a step done by the worker, the customer, an
+operator, or the clock; and cancelling by the category's rules.
+
+Theory of operation
+-------------------
+An order pins its workflow when it is created (the category's steps, the
+ones its attributes skip, the first one due); an order by bare skill walks
+the default steps ``arrived``, ``started``, ``completed``. Doing a step is
+two round trips: read the order, let :func:`server.core.workflow.perform`
+decide what the step does (its core event, the step due next and its timer,
+or the cancel a rejected approval leads to), then ``workflow.lua`` applies
+that only if the order is still in the state and at the step that was read.
+Two parties doing the same step at once (a customer approving as the
+approval times out) race in that script: the first wins, the other is told
+``illegal_step``.
+
+*Timers* of approvals and system steps live in the city's ``timers`` sorted
+set with the offer timeouts, so they survive a node's death: the sweeper of
+whichever node claims the order finds the step due and does it as the
+``system`` (an approval decided by its ``on_timeout``).
+
+*Cancelling* by the customer reads the steps done and the category's rules
+(:func:`server.core.workflow.cancel_fee`): refused once ``customer_until``
+is done, with the fee once ``free_until`` is; the script checks that no step
+was done in between, else it reads again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import msgspec
+
+from protocol.codec import encode
+from protocol.messages import Job, JobCancelled, JobUpdated
+from server.core import workflow
+from server.core.errors import ClientError
+from server.core.order_states import TERMINAL, WORKING, OrderState, next_state
+from server.core.workflow import Actor, Decision, Move
+from server.metrics import Figures
+from server.store import keys, records
+from server.store.keys import OrderId
+from server.store.records import decoded, pairs
+from server.store.redis_store import Refused, Store, WorkflowStep
+
+log = logging.getLogger(__name__)
+
+CANCEL_ROUNDS = 3
+_encode = msgspec.json.Encoder().encode
+
+
+class StepDone(NamedTuple):
+    """A step done: the order's and its worker's states, and the job as it is now
+    (None once it ended)."""
+
+    order_state: str
+    worker_state: str
+    job: Job | None
+
+
+def _frame(fields: Mapping[str, str], move: Move, by: Actor, state: OrderState) -> str:
+    """What the worker's app is told when someone else did a step of its job."""
+    if by == "worker":
+        return ""
+    if move.cancel:
+        step = next(s for s in records.steps_of(fields) if s.name == move.step)
+        owner = step.by if by == "system" else by  # whose approval it was
+        cancelled = JobCancelled(
+            order_id=fields["id"], reason="customer" if owner == "customer" else "operator"
+        )
+        return encode(cancelled).decode()
+    after = {**fields, "state": state.value, "wstep": move.pending or ""}
+    job = records.job(after)
+    return encode(JobUpdated(job=job, event=move.step, reason=move.reason)).decode()
+
+
+class Workflows:
+    """Does orders' workflow steps through the store. One per node."""
+
+    def __init__(self, store: Store, figures: Figures) -> None:
+        self.store = store
+        self.figures = figures
+
+    async def _fields(self, oid: OrderId) -> dict[str, str]:
+        fields = await self.store.order_fields(oid) if keys.city_of(oid) else {}
+        if not fields:
+            raise Refused("order_not_found")
+        return fields
+
+    async def perform(
+        self,
+        oid: OrderId,
+        by: Actor,
+        actor: str,
+        step: str,
+        decision: Decision | None = None,
+        data: Mapping[str, object] | None = None,
+    ) -> StepDone:
+        """Do step ``step`` of the order as ``by`` (``actor``: who exactly)."""
+        fields = await self._fields(oid)
+        if by == "customer" and fields.get("customer") != actor:
+            raise Refused("order_not_found")
+        state = OrderState(fields["state"])
+        if by == "worker" and (fields.get("worker") != actor or state not in WORKING):
+            raise Refused("job_not_found")  # never had it, or it ended (a cancel)
+        pending = records.pending_of(fields)
+        if pending is None:
+            raise Refused("illegal_step", f"the order is {state.value}: no step is due")
+        steps = records.steps_of(fields)
+        move = workflow.perform(steps, records.skipped_of(fields), pending, step, by, decision,
+                                state)  # fmt: skip
+        done = next(s for s in steps if s.name == step)
+        workflow.check_data(done, data or {}, fields.get("code"))
+        after = OrderState.CANCELLED if move.cancel else next_state(state, move.event)
+        call = WorkflowStep(
+            by=by, actor=actor, state=state.value, pending=fields.get("wstep", ""),
+            event=move.event.value, step=move.step, reason=move.reason or "",
+            next_pending=move.pending or "", timer_ms=move.timer_ms,
+            data=_encode(dict(data)).decode() if data else "", cancel=move.cancel,
+            frame=_frame(fields, move, by, after),
+        )  # fmt: skip
+        result = await self.store.workflow_step(oid, fields.get("worker"), call)
+        city = fields.get("city", "")
+        if result.order_state in TERMINAL:
+            self.figures.order(city, result.order_state)
+        order = decoded(pairs(list(result.order)))
+        job = None if result.order_state in TERMINAL or not order else records.job(order)
+        return StepDone(result.order_state, result.worker_state, job)
+
+    async def timed_out(self, oid: OrderId, step: str) -> None:
+        """The pending step's timer ran out: the system does it (an approval
+        decided by its ``on_timeout``). A step someone did meanwhile is left."""
+        fields = await self._fields(oid)
+        found = next((s for s in records.steps_of(fields) if s.name == step), None)
+        if found is None:
+            return
+        decision: Decision | None = None
+        if found.kind == "approval":
+            decision = "approve" if found.on_timeout == "approve" else "reject"
+        try:
+            await self.perform(oid, "system", "system", step, decision)
+        except ClientError as exc:
+            log.info("timer of %s step %s: %s", oid, step, exc.code)
+
+    async def cancel(self, oid: OrderId, by: Actor, actor: str) -> str:
+        """Cancel the order as its customer (by the category's rules, paying
+        the fee they set) or as an operator (whenever the order has not
+        ended); the order's state after it."""
+        for _ in range(CANCEL_ROUNDS):
+            fields = await self._fields(oid)
+            if by == "customer" and fields.get("customer") != actor:
+                raise Refused("order_not_found")
+            fee, done = 0, records.done_of(fields)
+            if by == "customer":
+                found = workflow.cancel_fee(records.cancellation_of(fields), done)
+                if found is None:
+                    raise Refused("not_cancellable")
+                fee = found
+            try:
+                return await self.store.cancel(oid, by, actor, len(done), fee)
+            except Refused as exc:
+                if exc.code != "stale":
+                    raise
+        raise Refused("not_cancellable", "the order kept moving on; try again")
