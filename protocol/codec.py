@@ -29,6 +29,15 @@ from protocol.messages import (
     ServerMessage,
     WorkerMessage,
 )
+from protocol.webhooks import (
+    DeadLetters,
+    DeliveryLog,
+    NewSubscription,
+    OrderHappened,
+    Subscription,
+    SubscriptionList,
+    WorkerHappened,
+)
 
 T = TypeVar("T")
 
@@ -49,6 +58,13 @@ category_definition_decoder = msgspec.json.Decoder(CategoryDefinition)
 category_decoder = msgspec.json.Decoder(Category)
 category_list_decoder = msgspec.json.Decoder(CategoryList)
 category_applied_decoder = msgspec.json.Decoder(CategoryApplied)
+new_subscription_decoder = msgspec.json.Decoder(NewSubscription)
+subscription_decoder = msgspec.json.Decoder(Subscription)
+subscription_list_decoder = msgspec.json.Decoder(SubscriptionList)
+delivery_log_decoder = msgspec.json.Decoder(DeliveryLog)
+dead_letters_decoder = msgspec.json.Decoder(DeadLetters)
+order_happened_decoder = msgspec.json.Decoder(OrderHappened)
+worker_happened_decoder = msgspec.json.Decoder(WorkerHappened)
 
 
 class _Id(msgspec.Struct):

@@ -50,6 +50,7 @@ ERROR_CODES: Final[dict[str, str]] = {
     # the admin API
     "category_not_found": "No such category (or no such version of it).",
     "invalid_category": "The category definition is not valid; `errors` names each problem.",
+    "subscription_not_found": "No such webhook subscription.",
     # workflow steps
     "not_your_step": "That step is done by someone else (the category says who).",
     "invalid_step_data": "The step's data is missing or does not fit; `errors` names each field.",

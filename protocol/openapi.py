@@ -204,12 +204,52 @@ def _admin_paths() -> JSON:
             "security": ADMIN, "parameters": [ORDER_ID, STEP], "requestBody": _body("DoStep"),
             "responses": _responses({200: "The order after the step."}, STEP_ERRORS),
         }},
+        **_webhook_paths(),
         "/v1/admin/orders/{id}/cancel": {"post": {
             "operationId": "forceCancel", "summary": "Cancel an order that has not ended.",
             "security": ADMIN, "parameters": [ORDER_ID],
             "responses": _responses({200: "The cancelled order."},
                                     {**found, 409: ("not_cancellable",)}),
         }},
+    }  # fmt: skip
+
+
+def _webhook_paths() -> JSON:
+    sub_id = _path("id", "The subscription's id (`sub_...`).")
+    missing = {404: ("subscription_not_found",)}
+    limit = {"name": "limit", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}  # fmt: skip
+
+    def read(op: str, summary: str, body: str, params: list[JSON]) -> JSON:
+        return {"get": {"operationId": op, "summary": summary, "security": ADMIN,
+                        "parameters": params,
+                        "responses": _responses({200: summary}, missing, body)}}  # fmt: skip
+
+    one = read("getWebhook", "The subscription.", "Subscription", [sub_id])
+    one["delete"] = {"operationId": "deleteWebhook", "summary": "End the subscription.",
+                     "security": ADMIN, "parameters": [sub_id],
+                     "responses": {"204": {"description": "Deleted."},
+                                   **_responses({}, missing)}}  # fmt: skip
+    return {
+        "/v1/admin/webhooks": {
+            "get": {"operationId": "listWebhooks", "summary": "Every subscription.",
+                    "security": ADMIN,
+                    "responses": _responses({200: "The subscriptions."}, {},
+                                            "SubscriptionList")},
+            "post": {"operationId": "createWebhook", "summary": "Subscribe a URL to events.",
+                     "security": ADMIN, "requestBody": _body("NewSubscription"),
+                     "responses": _responses({201: "The subscription, with its secret."},
+                                             {400: BODY_ERRORS}, "Subscription")},
+        },
+        "/v1/admin/webhooks/{id}": one,
+        "/v1/admin/webhooks/{id}/enable": {"post": {
+            "operationId": "enableWebhook", "summary": "Turn a disabled subscription on.",
+            "security": ADMIN, "parameters": [sub_id],
+            "responses": _responses({200: "The subscription."}, missing, "Subscription")}},
+        "/v1/admin/webhooks/{id}/deliveries": read(
+            "webhookDeliveries", "The latest delivery attempts.", "DeliveryLog", [sub_id, limit]),
+        "/v1/admin/webhooks/{id}/dead": read(
+            "webhookDeadLetters", "The messages given up on.", "DeadLetters", [sub_id, limit]),
     }  # fmt: skip
 
 

@@ -40,6 +40,15 @@ from protocol.messages import (
     ServerMessage,
     WorkerMessage,
 )
+from protocol.webhooks import (
+    DeadLetters,
+    DeliveryLog,
+    NewSubscription,
+    OrderHappened,
+    Subscription,
+    SubscriptionList,
+    WorkerHappened,
+)
 
 JSON = dict[str, Any]
 
@@ -58,6 +67,13 @@ HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (
     Category,
     CategoryList,
     CategoryApplied,
+    NewSubscription,
+    Subscription,
+    SubscriptionList,
+    DeliveryLog,
+    DeadLetters,
+    OrderHappened,
+    WorkerHappened,
 )
 COMPONENT_REF = "#/components/schemas/{name}"
 DOCS = "See protocol/PROTOCOL.md for the rules behind these shapes."

@@ -30,6 +30,7 @@ from server.loops.ingest import LocationIngest
 from server.loops.nodes import NodeWatch
 from server.loops.supervisor import Supervisor
 from server.loops.sweeper import sweep_forever
+from server.loops.webhooks import Deliveries
 from server.metrics import Figures
 from server.settings import Settings
 from server.store.catalogue import CatalogueStore
@@ -90,7 +91,8 @@ class Runtime:
             url = self._embedded.start()  # main thread: see embedded_redis
             self.supervisor.start("embedded-redis", self._embedded.supervise)
         timeout_s = s.redis_timeout_ms / 1000
-        self.store = Store(open_link(url, timeout_s, timeout_s))
+        self.store = Store(open_link(url, timeout_s, timeout_s),
+                           stream_keep_ms=s.events_keep_s * 1000)  # fmt: skip
         self.store.link.on_round_trip = self.figures.redis_call.observe
         async with asyncio.timeout(START_TIMEOUT_S):
             version = await self._await_redis()
@@ -111,12 +113,18 @@ class Runtime:
             self.store, s, self.nodes.live_nodes, self.figures, self.catalogue
         )
         self.ingest = LocationIngest(self.store, s.location_flush_ms)
+        self.deliveries = Deliveries(
+            self.store, self.node, s.cities, timeout_s=s.webhook_timeout_s,
+            retry_scale=s.webhook_retry_scale, concurrency=s.webhook_concurrency,
+            poll_ms=s.webhook_poll_ms, retention_ms=s.retention_s * 1000, lease_ms=s.lease_ms,
+        )  # fmt: skip
         self.supervisor.start("pubsub", self.hub.run)
         async with asyncio.timeout(START_TIMEOUT_S):
             await self.hub.start()
             await self.nodes.start()
             await self.catalogue.seed(s.categories, s.builtin_categories)
         self.supervisor.start("catalogue", self.catalogue.run)
+        self.supervisor.start("webhooks", self.deliveries.run)
         self.supervisor.start("ingest", self.ingest.run)
         self.supervisor.start(
             "sweeper", lambda: sweep_forever(self.dispatcher, s.sweep_interval_ms)
@@ -159,10 +167,13 @@ class Runtime:
         waits on Redis has a deadline, so a hung Redis cannot hold up the exit."""
         self.draining = True
         timeout_s = self.settings.redis_timeout_ms / 1000 * 2
-        await self.supervisor.stop(["heartbeat", "sweeper", "ingest"])
+        await self.supervisor.stop(["heartbeat", "sweeper", "ingest", "webhooks"])
         with contextlib.suppress(TimeoutError, StoreUnavailable):
             async with asyncio.timeout(timeout_s):
                 await self.dispatcher.drain()
+        with contextlib.suppress(TimeoutError, StoreUnavailable):
+            async with asyncio.timeout(timeout_s):
+                await self.deliveries.drain()
         with contextlib.suppress(TimeoutError, StoreUnavailable):
             async with asyncio.timeout(timeout_s):
                 await self.nodes.leave()
@@ -191,5 +202,6 @@ class Runtime:
             "loop_restarts": dict(self.supervisor.restarts),
             **self.stats,
             "ingest": self.ingest.stats(),
+            "webhooks": self.deliveries.stats(),
             "loop_lag_ms": self.figures.loop_lag_ms(),
         }

@@ -80,6 +80,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metrics_token: str = ""
     metrics_dir: str = ""
     idempotency_ttl_s: PositiveInt = 86400
+    events_keep_s: PositiveInt = 3600
+    webhook_timeout_s: Positive = 10.0
+    webhook_retry_scale: Annotated[float, Meta(gt=0, le=100)] = 1.0
+    webhook_concurrency: PositiveInt = 50
+    webhook_poll_ms: PositiveInt = 200
     categories: tuple[str, ...] = ()
     builtin_categories: bool = True
     access_log: bool = False

@@ -464,3 +464,73 @@ class LiveClient:
 
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 (uvicorn, in this process) that checks every
+    delivery's signature with the Standard Webhooks reference library and answers
+    as told: ``answers`` is a queue of statuses (or ``"slow"``: answer after
+    ``slow_s``), 200 once it is empty."""
+
+    def __init__(self, secret: str = "", slow_s: float = 1.0) -> None:
+        self.secret = secret
+        self.slow_s = slow_s
+        self.answers: list[int | str] = []
+        self.got: list[dict[str, Any]] = []  # verified bodies, in arrival order
+        self.ids: list[str] = []
+        self.bad_signatures = 0
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/hook"
+        self._server: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            msg = await receive()
+            body += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        answer = self.answers.pop(0) if self.answers else 200
+        if answer == "slow":
+            await asyncio.sleep(self.slow_s)
+            answer = 200
+        status = int(answer)
+        if 200 <= status < 300:
+            try:
+                from standardwebhooks import Webhook
+
+                self.got.append(Webhook(self.secret).verify(body, headers))
+                self.ids.append(headers["webhook-id"])
+            except Exception:
+                self.bad_signatures += 1
+                status = 400
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def start(self) -> Receiver:
+        import uvicorn
+
+        config = uvicorn.Config(self, host="127.0.0.1", port=self.port, log_level="warning",
+                                lifespan="off")  # fmt: skip
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.get_running_loop().create_task(self._server.serve())
+        while not self._server.started:
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await self._task
+
+    async def wait_for(self, pred: Any, timeout: float = 5.0) -> list[dict[str, Any]]:
+        """The verified bodies, once ``pred`` holds for them."""
+        deadline = time.monotonic() + timeout * UNIT
+        while not pred(self.got):
+            assert time.monotonic() < deadline, f"got {[g['type'] for g in self.got]}"
+            await asyncio.sleep(0.02)
+        return self.got

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import catalogue, codec, messages, schema
+from protocol import catalogue, codec, messages, schema, webhooks
 from protocol.errors import ERROR_CODES
 from protocol.messages import Fix, Latitude, LocationReported, Longitude
 
@@ -42,6 +42,13 @@ HTTP_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "category": codec.category_decoder,
     "category_list": codec.category_list_decoder,
     "category_applied": codec.category_applied_decoder,
+    "new_subscription": codec.new_subscription_decoder,
+    "subscription": codec.subscription_decoder,
+    "subscription_list": codec.subscription_list_decoder,
+    "delivery_log": codec.delivery_log_decoder,
+    "dead_letters": codec.dead_letters_decoder,
+    "order_happened": codec.order_happened_decoder,
+    "worker_happened": codec.worker_happened_decoder,
 }
 
 
@@ -177,7 +184,7 @@ def test_error_code_is_documented(code: str) -> None:
 STRUCTS = sorted(
     (
         cls
-        for module in (messages, catalogue)
+        for module in (messages, catalogue, webhooks)
         for cls in vars(module).values()
         if isinstance(cls, type)
         and issubclass(cls, msgspec.Struct)

@@ -39,6 +39,7 @@ def test_rules_define_every_table() -> None:
     """The rendered rules define each table the scripts read (and the publish command)."""
     assert set(_sections()) == {
         "PUBLISH",
+        "STREAM_KEEP_MS",
         "ORDER_T",
         "WORKER_T",
         "TERMINAL",

@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 TOML_TYPES = ("application/toml", "text/toml", "text/x-toml")
 
 
-def _admin(request: Request) -> tuple[Runtime, auth.Identity]:
+def admin_of(request: Request) -> tuple[Runtime, auth.Identity]:
+    """The runtime and the operator an admin token names (401/403 otherwise)."""
     rt: Runtime = request.app.state.runtime
     token = auth.bearer(request.headers.get("authorization"))
     return rt, rt.verify(token, "admin")
@@ -60,12 +61,12 @@ def _current(rt: Runtime, key: str) -> Category:
 
 
 async def list_categories(request: Request) -> Response:
-    rt, _ = _admin(request)
+    rt, _ = admin_of(request)
     return json_response(CategoryList(categories=list(rt.catalogue.categories.values())))
 
 
 async def get_category(request: Request) -> Response:
-    rt, _ = _admin(request)
+    rt, _ = admin_of(request)
     key = _key(request)
     current = _current(rt, key)
     wanted = request.query_params.get("version")
@@ -91,7 +92,7 @@ def _definition(request: Request, raw: bytes, key: str) -> CategoryDefinition:
 
 
 async def put_category(request: Request) -> Response:
-    rt, me = _admin(request)
+    rt, me = admin_of(request)
     key = _key(request)
     s = rt.settings
     definition = _definition(
@@ -105,7 +106,7 @@ async def put_category(request: Request) -> Response:
 
 
 async def _retire(request: Request, retired: bool) -> Response:
-    rt, me = _admin(request)
+    rt, me = admin_of(request)
     key = _key(request)
     result = await rt.catalogue.set_retired(key, retired)
     if result.changed:
@@ -130,7 +131,7 @@ async def _order_view(rt: Runtime, oid: OrderId) -> Response:
 async def force_step(request: Request) -> Response:
     """``POST /v1/admin/orders/{id}/steps/{step}``: an operator does the pending
     step, whoever it belongs to (an approval's decision included)."""
-    rt, me = _admin(request)
+    rt, me = admin_of(request)
     oid = _order(request)
     body = await step_body(request, rt)
     step = request.path_params["step"]
@@ -144,7 +145,7 @@ async def force_step(request: Request) -> Response:
 async def force_cancel(request: Request) -> Response:
     """``POST /v1/admin/orders/{id}/cancel``: an operator cancels an order that has
     not ended, whatever its category's rules say (no fee)."""
-    rt, me = _admin(request)
+    rt, me = admin_of(request)
     oid = _order(request)
     await rt.dispatcher.cancel(oid, "operator", me.subject)
     log.info("admin %s: cancelled order %s", me.subject, oid)
@@ -153,7 +154,7 @@ async def force_cancel(request: Request) -> Response:
 
 async def get_order(request: Request) -> Response:
     """``GET /v1/admin/orders/{id}``: any customer's order."""
-    rt, _ = _admin(request)
+    rt, _ = admin_of(request)
     return await _order_view(rt, _order(request))
 
 

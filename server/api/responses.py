@@ -35,6 +35,7 @@ STATUS = {
     "not_your_step": 403,
     "order_not_found": 404,
     "category_not_found": 404,
+    "subscription_not_found": 404,
     "request_timeout": 408,
     "not_cancellable": 409,
     "idempotency_conflict": 409,

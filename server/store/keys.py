@@ -112,15 +112,21 @@ def order_rate(customer: str) -> str:
     return f"d:rate:{{{customer}}}"
 
 
+def stream(city: str) -> str:
+    """Every order and worker event of the city, for consumers (webhook deliveries)."""
+    return f"{_tag(city)}events"
+
+
 def order_keys(order_id: OrderId) -> list[str]:
-    """The keys a script on an order declares: record, timers, tried, history."""
+    """The keys a script on an order declares: record, timers, tried, history, and
+    the city's event stream."""
     city = city_of(order_id) or ""
-    return [order(order_id), timers(city), tried(order_id), events(order_id)]
+    return [order(order_id), timers(city), tried(order_id), events(order_id), stream(city)]
 
 
 def city_keys(city: str) -> list[str]:
-    """The city's indexes that a script on a worker declares."""
-    return [online(city), seen(city), pos(city)]
+    """The city's indexes and event stream that a script on a worker declares."""
+    return [online(city), seen(city), pos(city), stream(city)]
 
 
 def tag_of(key: str) -> str:
@@ -145,6 +151,38 @@ def category(key: str) -> str:
 def category_history(key: str) -> str:
     """A category's recent versions: version -> definition (JSON)."""
     return f"{CATALOGUE}c:{key}:v"
+
+
+# Webhook subscriptions: a hash tag of their own, like the catalogue's.
+HOOKS = "d:{@hooks}:"
+SUBSCRIPTIONS = f"{HOOKS}subs"  # the id of every subscription
+HOOKS_SEQ = f"{HOOKS}seq"  # counts changes to the subscriptions
+STREAM_GROUP = "webhooks"  # the consumer group the deliveries read each city's stream in
+
+
+def subscription(sub_id: str) -> str:
+    """A subscription's hash: def (JSON), enabled (0/1), reason."""
+    return f"{HOOKS}s:{sub_id}"
+
+
+def delivery_log(sub_id: str) -> str:
+    """A subscription's latest delivery attempts, newest first (capped)."""
+    return f"{HOOKS}log:{sub_id}"
+
+
+def dead_letters(sub_id: str) -> str:
+    """A subscription's messages given up on, newest first (capped)."""
+    return f"{HOOKS}dead:{sub_id}"
+
+
+def hook_retries(city: str) -> str:
+    """Webhook messages of the city waiting for their next attempt: id -> due ms."""
+    return f"{_tag(city)}hooks:due"
+
+
+def hook_message(city: str, message_id: str) -> str:
+    """A webhook message waiting for its next attempt: sub, type, body, attempts."""
+    return f"{_tag(city)}hooks:m:{message_id}"
 
 
 def takeover(node: str) -> str:

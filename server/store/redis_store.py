@@ -36,7 +36,7 @@ from server.store.keys import OfferId, OrderId, WorkerId
 from server.store.mux import MuxError, ReplyError
 from server.store.records import decoded, events, pairs, position, text, view_from_fields
 from server.store.replies import Refusable
-from server.store.scripts import sources
+from server.store.scripts import STREAM_KEEP_MS, sources
 
 R = TypeVar("R", bound=replies.Reply)
 F = TypeVar("F", bound=Refusable)
@@ -166,9 +166,13 @@ def _point(lat: float | None, lng: float | None) -> Point | None:
 class Store:
     """Scripts and reads over one link to Redis (one server, or a cluster)."""
 
-    def __init__(self, link: Link, pinned: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, link: Link, pinned: Callable[[], int] | None = None,
+        stream_keep_ms: int = STREAM_KEEP_MS,
+    ) -> None:  # fmt: skip
         self.link = link
         self.pinned = pinned
+        self.stream_keep_ms = stream_keep_ms
         self.sharded = False
         self.publish_sharded(False)
         self._loading: dict[str, asyncio.Future[object]] = {}
@@ -186,7 +190,7 @@ class Store:
         """Publish with SPUBLISH (sharded pub/sub, Redis Cluster 7+) or PUBLISH, in the
         scripts and in :meth:`publish_many`."""
         self.sharded = sharded
-        self._sources = sources(sharded)
+        self._sources = sources(sharded, self.stream_keep_ms)
         self._shas = {
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._sources.items()
         }
@@ -212,6 +216,11 @@ class Store:
             if isinstance(answer, ReplyError):
                 raise StoreUnavailable(f"redis refused {command[0]}: {answer}")
         return answers
+
+    async def call_raw(self, commands: Sequence[tuple[object, ...]]) -> list[object]:
+        """Commands sent in one write; their replies, a refused command's as its
+        :class:`ReplyError` (for the caller to tell apart), or :class:`StoreUnavailable`."""
+        return await self._send(commands, ())
 
     async def _send(
         self, commands: Sequence[tuple[object, ...]], scripts: Iterable[str]
@@ -307,8 +316,8 @@ class Store:
     def _answer_keys(self, oid: OrderId, city: str, wid: str) -> list[str]:
         """What an accept or reject declares: order, timers, worker, tried (KEYS[1..4]),
         then the rest."""
-        order_, timers, tried, history = keys.order_keys(oid)
-        return [order_, timers, keys.worker(city, wid), tried, history,
+        order_, timers, tried, history, stream = keys.order_keys(oid)
+        return [order_, timers, keys.worker(city, wid), tried, history, stream,
                 *self._order_extras(oid), *self._worker_keys(city, [wid])]  # fmt: skip
 
     def _order_keys(self, oid: OrderId) -> list[str]:

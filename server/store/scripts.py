@@ -64,11 +64,16 @@ def _map(items: Mapping[K, str]) -> str:
     return "{" + ", ".join(f"[{_lua_str(k)}] = {_lua_str(v)}" for k, v in items.items()) + "}"
 
 
-def rule_tables(sharded: bool = False) -> dict[str, str]:
+STREAM_KEEP_MS = 3_600_000
+
+
+def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> dict[str, str]:
     """The core's rules as Lua values, by the local name the scripts read them under;
-    and the publish command (SPUBLISH for sharded pub/sub on a Redis Cluster)."""
+    the publish command (SPUBLISH for sharded pub/sub on a Redis Cluster) and how long
+    the cities' event streams keep an event."""
     return {
         "PUBLISH": _lua_str("SPUBLISH" if sharded else "PUBLISH"),
+        "STREAM_KEEP_MS": str(int(stream_keep_ms)),
         "ORDER_T": _table(order_states.TRANSITIONS),
         "WORKER_T": _table(worker_states.TRANSITIONS),
         "TERMINAL": _set(order_states.TERMINAL),
@@ -116,12 +121,12 @@ def _names_used(lua: str, names: Iterable[str]) -> set[str]:
     return words & set(names)
 
 
-def source(name: str, sharded: bool = False) -> str:
+def source(name: str, sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> str:
     """The Lua source sent to Redis for script ``name``: the rule tables and
     prelude helpers it uses (directly or through another helper), then its own
     text. Redis runs the whole body on every call, so what a script does not
     use is left out: each table built and closure made costs Redis time."""
-    tables = rule_tables(sharded)
+    tables = rule_tables(sharded, stream_keep_ms)
     head, helpers = prelude_parts()
     body = _read(name)
     needed = _names_used(head + body, [*tables, *helpers])
@@ -135,6 +140,6 @@ def source(name: str, sharded: bool = False) -> str:
     return "".join([*lines, head, *(h for n, h in helpers.items() if n in needed), body])
 
 
-def sources(sharded: bool = False) -> dict[str, str]:
+def sources(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> dict[str, str]:
     """Every script's full source, by name."""
-    return {name: source(name, sharded) for name in SCRIPT_NAMES}
+    return {name: source(name, sharded, stream_keep_ms) for name in SCRIPT_NAMES}

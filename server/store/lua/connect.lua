@@ -5,7 +5,7 @@
 -- new and the old node, the search index of the old and the new skills).
 -- ARGV: now, worker id, node, session id, skills (comma list), capacity, retention ms.
 -- Reply (ConnectReply): the worker's state, its pending offer frame and its jobs; or need.
-local wkey = KEYS[1]
+local wkey, now = KEYS[1], clock(ARGV[1])
 local wid, node, sid, skills = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local prefix = city_prefix(wkey)
 local old = hmap(wkey, {'node', 'sid', 'skills'})
@@ -31,6 +31,7 @@ call('HSET', wkey, 'id', wid, 'node', node, 'sid', sid, 'skills', skills,
 call('SADD', prefix .. 'node:' .. node, wid)
 call('HSET', prefix .. 'online', wid, node .. ' ' .. skills)
 index_worker(wkey, wid)
+worker_event(wkey, wid, 'connected', now, {node = node})
 local out = hmap(wkey, {'state', 'offer_frame', 'jobs'})
 out.jobs = split(out.jobs)
 return reply(out)

@@ -5,7 +5,7 @@
 -- KEYS: worker, then the rest it plans (the city's indexes, the node's set, the
 -- search index of the worker's skills).  ARGV: now, worker id, node, session id.
 -- Reply (DoneReply): done 1, or done 0 if a newer session holds the worker; or need.
-local wkey = KEYS[1]
+local wkey, now = KEYS[1], clock(ARGV[1])
 local wid, node, sid = ARGV[2], ARGV[3], ARGV[4]
 if call('HGET', wkey, 'sid') ~= sid then return reply({done = 0}) end
 local prefix = city_prefix(wkey)
@@ -19,4 +19,5 @@ call('HSET', wkey, 'node', '', 'sid', '')
 call('SREM', prefix .. 'node:' .. node, wid)
 call('HDEL', prefix .. 'online', wid)
 settle_ttl(wkey)
+worker_event(wkey, wid, 'disconnected', now, {node = node, reason = 'closed'})
 return reply({done = 1})

@@ -13,6 +13,7 @@
 --   d:{city}:pos              geo set: positions   d:{city}:fix_at          worker -> phone's time
 --   d:{city}:timers           order -> due ms      d:{city}:node:<node>     workers on a node
 --   d:{city}:online           connected worker -> '<node> <skills>'
+--   d:{city}:events           stream: every order and worker event (webhooks read it)
 --
 -- Declared keys: a script touches only keys its caller names in KEYS (Redis
 -- Cluster routes a script by them), through call(), which refuses any other.
@@ -158,20 +159,23 @@ local function online(prefix, wid)
   return string.match(entry, '^(%S+) (%S*)$')
 end
 
--- Plan a change to worker wid: its record, the city's indexes, and the search
--- index of each of its skills when it is connected.
+-- Plan a change to worker wid: its record, the city's indexes and event stream,
+-- and the search index of each of its skills when it is connected.
 local function plan_worker(prefix, wid)
   want(prefix .. 'w:' .. wid)
-  for _, name in ipairs({'online', 'seen', 'pos'}) do want(prefix .. name) end
+  for _, name in ipairs({'online', 'seen', 'pos', 'events'}) do want(prefix .. name) end
   if DECLARED[prefix .. 'online'] then
     local _, skills = online(prefix, wid)
     for _, skill in ipairs(split(skills)) do want(prefix .. 'free:' .. skill) end
   end
 end
 
--- Plan a change to an order: its record, history, tried set and the city's timers.
+-- Plan a change to an order: its record, history, tried set, the city's timers
+-- and event stream.
 local function plan_order(okey)
-  for _, k in ipairs({okey, okey .. ':ev', okey .. ':tried', city_prefix(okey) .. 'timers'}) do
+  local prefix = city_prefix(okey)
+  for _, k in ipairs({okey, okey .. ':ev', okey .. ':tried', prefix .. 'timers',
+                      prefix .. 'events'}) do
     want(k)
   end
 end
@@ -212,8 +216,29 @@ local function forget_position(prefix, wid)
   call('ZREM', prefix .. 'fix_at', wid)
 end
 
--- Record an order event in its history, with the order's state after it, and
--- tell whoever follows the order live. The history is a list of the events as
+-- Append an event to the city's stream, which consumers read in groups (the
+-- webhook deliveries): kind 'order' or 'worker', the event as JSON, its order
+-- and category. Trimmed by time in the same step: entries older than
+-- STREAM_KEEP_MS go (MINID, approximately, by Redis's own clock: a test's pinned
+-- time never trims), and a quiet city's stream expires after as long.
+local function stream_event(prefix, kind, json, order, category)
+  local key = prefix .. 'events'
+  local t = redis.call('TIME')
+  local real_now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  call('XADD', key, 'MINID', '~', real_now - STREAM_KEEP_MS, '*', 'k', kind, 'e', json,
+       'o', order or '', 'c', category or '')
+  call('PEXPIRE', key, STREAM_KEEP_MS)
+end
+
+-- A worker event on the city's stream: connected, disconnected, status.
+local function worker_event(wkey, wid, etype, now, extra)
+  local ev = {type = etype, at = now, worker = wid, state = call('HGET', wkey, 'state')}
+  for k, v in pairs(extra or {}) do ev[k] = v end
+  stream_event(city_prefix(wkey), 'worker', cjson.encode(ev), nil, nil)
+end
+
+-- Record an order event in its history, with the order's state after it, tell
+-- whoever follows the order live, and append it to the city's stream. The history is a list of the events as
 -- JSON (a stream costs a 4 KB node per order). An event's id is "<ms>-<n>": n
 -- counts the order's events from 0, and ms never goes back within an order
 -- (the hash keeps the last id in 'ev'), so ids sort as the events happened.
@@ -237,6 +262,7 @@ local function emit(okey, oid, etype, state, now, extra)
   call('RPUSH', okey .. ':ev', json)
   redis.call(PUBLISH, city_prefix(okey) .. 'watch:' .. oid,
              '{"type":"event","event":' .. json .. '}')
+  stream_event(city_prefix(okey), 'order', json, oid, call('HGET', okey, 'cat'))
 end
 
 -- Move an order along its table. Returns the new state, or nil if the table

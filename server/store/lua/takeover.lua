@@ -37,6 +37,7 @@ for _, wid in ipairs(wids) do
       offers = offers + 1
     end
     settle_ttl(wkey)
+    worker_event(wkey, wid, 'disconnected', now, {node = dead, reason = 'node_lost'})
   end
 end
 call('DEL', members)
