@@ -216,6 +216,15 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
+    from server import category_cli
+
+    category = sub.add_parser(
+        "category", help="list, show, apply or diff service categories on a running server",
+        description="Manage service categories through a running server's admin API.",
+    )  # fmt: skip
+    category_cli.add_arguments(category)
+    category.set_defaults(func=category_cli.run)
+
     from server import up
 
     up_parser = sub.add_parser(

@@ -5,6 +5,10 @@ jobs that carry the category, versions, retiring, and every node in step."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +25,15 @@ from server.catalogue import Catalogue
 from server.store.catalogue import CatalogueStore
 from server.store.cluster import open_link
 from server.store.redis_store import Store
-from tests.support import UNIT, Admin, Customer, ServerProcess, WorkerClient, customer_token
+from tests.support import (
+    SECRET,
+    UNIT,
+    Admin,
+    Customer,
+    ServerProcess,
+    WorkerClient,
+    customer_token,
+)
 
 GROOMING = Path(__file__).parent / "data" / "pet-grooming.toml"
 DOG = {"breed": "poodle", "weight_kg": 12.0}
@@ -252,3 +264,35 @@ async def test_a_node_that_missed_the_message_catches_up(redis_url: str) -> None
             await asyncio.sleep(0.01)
     task.cancel()
     await store.link.aclose()
+
+
+def _cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DISPATCH_JWT_SECRET": SECRET}
+    return subprocess.run([sys.executable, "-m", "server.cli", "category", "--url", server.url,
+                           *args], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_the_category_command_diffs_applies_lists_and_shows(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """diff names the changes, apply puts them (twice: no change), list and show
+    read them back; a bad file is refused with its path, nothing sent."""
+    key = f"groom-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / f"{key}.toml"
+    path.write_text(GROOMING.read_text().replace('key = "pet-grooming"', f'key = "{key}"'))
+    diff = _cli(server, "diff", str(path))
+    assert diff.returncode == 0 and f"key: None -> '{key}'" in diff.stdout, diff.stderr
+    first = _cli(server, "apply", str(path))
+    assert first.stdout.strip() == f"{key}: applied, version 1", first.stderr
+    assert _cli(server, "apply", str(path)).stdout.strip() == f"{key}: unchanged, version 1"
+    path.write_text(path.read_text().replace("base = 2500", "base = 2600"))
+    assert _cli(server, "diff", str(path)).stdout.splitlines()[0] == "pricing.base: 2500 -> 2600"
+    assert "version 2" in _cli(server, "apply", str(path)).stdout
+    listed = _cli(server, "list").stdout
+    assert any(line.split()[:3] == [key, "v2", "live"] for line in listed.splitlines())
+    shown = json.loads(_cli(server, "show", key, "--version", "1").stdout)
+    assert shown["definition"]["pricing"]["base"] == 2500
+    path.write_text(path.read_text().replace('on_reject = "cancel"', 'on_reject = "nowhere"'))
+    bad = _cli(server, "apply", str(path))
+    assert bad.returncode == 1 and "steps[1].on_reject" in bad.stderr
+    assert json.loads(_cli(server, "show", key).stdout)["version"] == 2
