@@ -169,6 +169,9 @@ class WebhookStore:
             except StoreUnavailable as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
+                continue
+            # A stream made here ends like one made by an event: after its keep time.
+            await self.store.call("PEXPIRE", keys.stream(city), self.store.stream_keep_ms)
 
     async def read(self, cities: Sequence[str], consumer: str, count: int) -> list[Entry]:
         """New entries of every city for ``consumer`` (pending on it until acked).
