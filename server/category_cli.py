@@ -24,21 +24,22 @@ from server.core import catalogue
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
     url = os.environ.get("DISPATCH_URL", "http://127.0.0.1:8000")
-    parser.add_argument("--url", default=url, help=f"the server (default {url})")
-    parser.add_argument(
+    common.add_argument("--url", default=url, help=f"the server (default {url})")
+    common.add_argument(
         "--token", default=os.environ.get("DISPATCH_ADMIN_TOKEN"),
         help="an admin token (default: minted with the settings' jwt_secret)",
     )  # fmt: skip
-    parser.add_argument("--config", help="TOML settings file (for the secret)")
+    common.add_argument("--config", help="TOML settings file (for the secret)")
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    sub.add_parser("list", help="every category: key, version, retired, name")
-    show = sub.add_parser("show", help="one category's definition, as JSON")
+    sub.add_parser("list", parents=[common], help="every category: key, version, retired, name")
+    show = sub.add_parser("show", parents=[common], help="one category's definition, as JSON")
     show.add_argument("key")
     show.add_argument("--version", type=int, help="one of its last versions")
     for name, text in (("apply", "check FILE and put it as the category's next version"),
                        ("diff", "what applying FILE would change")):  # fmt: skip
-        one = sub.add_parser(name, help=text)
+        one = sub.add_parser(name, parents=[common], help=text)
         one.add_argument("file", type=Path, help="a .toml or .json definition")
 
 

@@ -268,8 +268,8 @@ async def test_a_node_that_missed_the_message_catches_up(redis_url: str) -> None
 
 def _cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DISPATCH_JWT_SECRET": SECRET}
-    return subprocess.run([sys.executable, "-m", "server.cli", "category", "--url", server.url,
-                           *args], env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    command = [sys.executable, "-m", "server.cli", "category", *args, "--url", server.url]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_the_category_command_diffs_applies_lists_and_shows(
