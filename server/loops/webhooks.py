@@ -49,7 +49,8 @@ from server.store.webhooks import Entry, Waiting, WebhookStore
 log = logging.getLogger(__name__)
 
 READ_COUNT = 100
-CLAIM_EVERY = 20  # rounds between looks for entries a dead node left pending
+CLAIM_EVERY = 20
+OUTAGE_PAUSE_MAX_S = 2.0  # rounds between looks for entries a dead node left pending
 _event = msgspec.json.Decoder(OrderEvent)
 _worker = msgspec.json.Decoder(dict[str, str | int | None])
 _encode = msgspec.json.Encoder().encode
@@ -124,7 +125,7 @@ class Deliveries:
         limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=20)
         outage = Outage("webhooks")
         async with httpx.AsyncClient(timeout=self.timeout_s, limits=limits) as self.http:
-            joined = False
+            joined, pause = False, self.poll_s
             for round_ in range(1 << 62):
                 try:
                     if not joined:
@@ -132,9 +133,13 @@ class Deliveries:
                         joined = True
                     await self._round(round_)
                     outage.recovered()
+                    pause = self.poll_s
                 except StoreUnavailable as exc:
                     outage.failed(exc)
-                await asyncio.sleep(self.poll_s)
+                    # back off: during a failover these calls would crowd the link
+                    # that the node's heartbeat needs
+                    pause = min(OUTAGE_PAUSE_MAX_S, pause * 2)
+                await asyncio.sleep(pause)
 
     async def _round(self, round_: int) -> None:
         if await self.hooks.seq() != self.seq:
