@@ -99,7 +99,14 @@ class Workflows:
         data: Mapping[str, object] | None = None,
     ) -> StepDone:
         """Do step ``step`` of the order as ``by`` (``actor``: who exactly)."""
-        fields = await self._fields(oid)
+        return await self._perform(await self._fields(oid), by, actor, step, decision, data)
+
+    async def _perform(
+        self, fields: dict[str, str], by: Actor, actor: str, step: str,
+        decision: Decision | None, data: Mapping[str, object] | None,
+    ) -> StepDone:  # fmt: skip
+        """:meth:`perform` on the order's fields as just read."""
+        oid = OrderId(fields["id"])
         if by == "customer" and fields.get("customer") != actor:
             raise Refused("order_not_found")
         state = OrderState(fields["state"])
@@ -140,7 +147,7 @@ class Workflows:
         if found.kind == "approval":
             decision = "approve" if found.on_timeout == "approve" else "reject"
         try:
-            await self.perform(oid, "system", "system", step, decision)
+            await self._perform(fields, "system", "system", step, decision, None)
         except ClientError as exc:
             log.info("timer of %s step %s: %s", oid, step, exc.code)
 

@@ -27,7 +27,7 @@ from protocol import ids
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.errors import message
 from server import auth, categories
-from server.api.orders_http import step_body
+from server.api.orders_http import order_id_of, step_body
 from server.api.responses import json_response, read_body
 from server.core.errors import InvalidFields
 from server.runtime import Runtime
@@ -114,13 +114,6 @@ async def _retire(request: Request, retired: bool) -> Response:
     return json_response(CategoryApplied(category=_current(rt, key), changed=bool(result.changed)))
 
 
-def _order(request: Request) -> OrderId:
-    oid = request.path_params["order_id"]
-    if not ids.ORDER_RE.match(oid):
-        raise Refused("order_not_found")
-    return OrderId(oid)
-
-
 async def _order_view(rt: Runtime, oid: OrderId) -> Response:
     view = await rt.store.order_view(oid)
     if view is None:
@@ -132,7 +125,7 @@ async def force_step(request: Request) -> Response:
     """``POST /v1/admin/orders/{id}/steps/{step}``: an operator does the pending
     step, whoever it belongs to (an approval's decision included)."""
     rt, me = admin_of(request)
-    oid = _order(request)
+    oid = order_id_of(request)
     body = await step_body(request, rt)
     step = request.path_params["step"]
     await rt.dispatcher.workflows.perform(
@@ -146,7 +139,7 @@ async def force_cancel(request: Request) -> Response:
     """``POST /v1/admin/orders/{id}/cancel``: an operator cancels an order that has
     not ended, whatever its category's rules say (no fee)."""
     rt, me = admin_of(request)
-    oid = _order(request)
+    oid = order_id_of(request)
     await rt.dispatcher.cancel(oid, "operator", me.subject)
     log.info("admin %s: cancelled order %s", me.subject, oid)
     return await _order_view(rt, oid)
@@ -155,7 +148,7 @@ async def force_cancel(request: Request) -> Response:
 async def get_order(request: Request) -> Response:
     """``GET /v1/admin/orders/{id}``: any customer's order."""
     rt, _ = admin_of(request)
-    return await _order_view(rt, _order(request))
+    return await _order_view(rt, order_id_of(request))
 
 
 async def retire_category(request: Request) -> Response:

@@ -30,7 +30,8 @@ def _customer(request: Request) -> auth.Identity:
     return rt.verify(token, "customer")
 
 
-def _order_id(request: Request) -> OrderId:
+def order_id_of(request: Request) -> OrderId:
+    """The path's order id; ``order_not_found`` when it is not one."""
     oid = request.path_params["order_id"]
     if not ids.ORDER_RE.match(oid):
         raise Refused("order_not_found")
@@ -67,7 +68,7 @@ async def create_order(request: Request) -> Response:
 async def get_order(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     me = _customer(request)
-    return json_response(await rt.dispatcher.view(_order_id(request), me.subject))
+    return json_response(await rt.dispatcher.view(order_id_of(request), me.subject))
 
 
 async def do_step(request: Request) -> Response:
@@ -75,7 +76,7 @@ async def do_step(request: Request) -> Response:
     order's workflow (an approval's decision, a confirmation)."""
     rt: Runtime = request.app.state.runtime
     me = _customer(request)
-    oid = _order_id(request)
+    oid = order_id_of(request)
     body = await step_body(request, rt)
     await rt.dispatcher.workflows.perform(
         oid, "customer", me.subject, request.path_params["step"], body.decision, body.data
@@ -93,6 +94,6 @@ async def step_body(request: Request, rt: Runtime) -> DoStep:
 async def cancel_order(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     me = _customer(request)
-    oid = _order_id(request)
+    oid = order_id_of(request)
     await rt.dispatcher.cancel(oid, "customer", me.subject)
     return json_response(await rt.dispatcher.view(oid, me.subject))

@@ -147,13 +147,18 @@ class Deliveries:
         if len(self._busy) >= self.max_busy:
             return
         entries = await self.hooks.read(self.cities, self.node, READ_COUNT)
-        if round_ % CLAIM_EVERY == 0:
-            for city in self.cities:
-                entries += await self.hooks.claim_stale(city, self.node, self.claim_idle_ms)
+        if round_ % CLAIM_EVERY == 0:  # every city's claim goes out at once (one write)
+            claims = await asyncio.gather(
+                *(self.hooks.claim_stale(c, self.node, self.claim_idle_ms) for c in self.cities)
+            )
+            entries += [entry for claim in claims for entry in claim]
         for entry in entries:
             self._spawn(self._entry(entry))
-        for city in self.cities:
-            for msg in await self.hooks.due(city, self.lease_ms, READ_COUNT):
+        due = await asyncio.gather(
+            *(self.hooks.due(c, self.lease_ms, READ_COUNT) for c in self.cities)
+        )
+        for city, msgs in zip(self.cities, due, strict=True):
+            for msg in msgs:
                 self._spawn(self._retry(city, msg))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
