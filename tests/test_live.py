@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from protocol.messages import EventHappened, Snapshot, WorkerMoved
+from protocol.messages import EventHappened, Position, Snapshot, WorkerMoved
 from tests.support import Customer, ServerProcess, WorkerClient
 
 
@@ -18,10 +18,18 @@ async def test_live_snapshot_events_positions_and_close(
     assert isinstance(snap, Snapshot) and snap.order.state == "offered"
     await w.request({"type": "accept", "offer_id": offer.offer_id})
     await w.move(52.5211, 13.4011)
+    seen: list[str] = []
+    moved: list[Position] = []
+    # A position is published with the next ingest flush, an event at once: wait
+    # for the position before the steps, or the socket may close before it comes.
+    while not moved:
+        frame = await live.next_frame()
+        if isinstance(frame, EventHappened):
+            seen.append(frame.event.type)
+        elif isinstance(frame, WorkerMoved):
+            moved.append(frame.position)
     for step in ("arrived", "started", "completed"):
         await w.request({"type": "progress", "order_id": oid, "step": step})
-    seen: list[str] = []
-    moved = []
     while not seen or seen[-1] != "completed":
         frame = await live.next_frame()
         if isinstance(frame, EventHappened):
