@@ -18,6 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
+from protocol.admin import Block, Extend, Pause, Reassign, WorkerStanding
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     CreateOrder,
@@ -65,6 +66,11 @@ delivery_log_decoder = msgspec.json.Decoder(DeliveryLog)
 dead_letters_decoder = msgspec.json.Decoder(DeadLetters)
 order_happened_decoder = msgspec.json.Decoder(OrderHappened)
 worker_happened_decoder = msgspec.json.Decoder(WorkerHappened)
+reassign_decoder = msgspec.json.Decoder(Reassign)
+extend_decoder = msgspec.json.Decoder(Extend)
+pause_decoder = msgspec.json.Decoder(Pause)
+block_decoder = msgspec.json.Decoder(Block)
+worker_standing_decoder = msgspec.json.Decoder(WorkerStanding)
 
 
 class _Id(msgspec.Struct):

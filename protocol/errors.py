@@ -27,6 +27,7 @@ ERROR_CODES: Final[dict[str, str]] = {
     "unauthorized": "The token is missing, malformed, expired or signed with another key.",
     "forbidden": "The token is valid but not for this kind of client.",
     "unknown_city": "This deployment does not serve that city.",
+    "worker_blocked": "An operator blocked this worker: it cannot connect until unblocked.",
     # offers and jobs
     "offer_not_found": "No such offer was ever made to this worker.",
     "offer_expired": "The offer was made to this worker but is no longer open.",
@@ -51,6 +52,9 @@ ERROR_CODES: Final[dict[str, str]] = {
     "category_not_found": "No such category (or no such version of it).",
     "invalid_category": "The category definition is not valid; `errors` names each problem.",
     "subscription_not_found": "No such webhook subscription.",
+    "not_reassignable": "Only an offered or assigned order can be reassigned.",
+    "not_extendable": "The order ended, or no deadline runs that could be moved.",
+    "not_held": "The worker is not held that way: there is nothing to lift.",
     # workflow steps
     "not_your_step": "That step is done by someone else (the category says who).",
     "invalid_step_data": "The step's data is missing or does not fit; `errors` names each field.",

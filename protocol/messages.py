@@ -278,6 +278,7 @@ class Welcome(Struct, frozen=True, tag="welcome"):
     offer: OfferMade | None = None
     jobs: list[Job] = msgspec.field(default_factory=list)
     id: ClientId | None = None
+    paused_until: Millis | None = None
 
 
 class OfferWithdrawn(Struct, frozen=True, tag="offer_withdrawn"):
@@ -306,6 +307,17 @@ class JobUpdated(Struct, frozen=True, tag="job_updated"):
     reason: str | None = None
 
 
+class Hold(Struct, frozen=True, tag="hold"):
+    """An operator holds the worker back from offers, or lets it go: ``paused``
+    until ``until`` (Redis time, ms), ``resumed`` (offers again), or ``blocked``
+    (the socket closes with 4403 after this frame, and a new one is refused with
+    ``worker_blocked``). Jobs the worker holds carry on."""
+
+    hold: Literal["paused", "resumed", "blocked"]
+    until: Millis | None = None
+    reason: Text | None = None
+
+
 class Ack(Struct, frozen=True, tag="ack"):
     """A client message was applied. ``job`` is set when an accept succeeded;
     ``state`` is the worker's state after the change."""
@@ -326,7 +338,9 @@ class Error(Struct, frozen=True, tag="error"):
     errors: list[FieldError] | None = None
 
 
-ServerMessage = Welcome | OfferMade | OfferWithdrawn | JobCancelled | JobUpdated | Ack | Error
+ServerMessage = (
+    Welcome | OfferMade | OfferWithdrawn | JobCancelled | JobUpdated | Hold | Ack | Error
+)
 
 # ---------------------------------------------------------------- customers (HTTP)
 

@@ -205,12 +205,66 @@ def _admin_paths() -> JSON:
             "responses": _responses({200: "The order after the step."}, STEP_ERRORS),
         }},
         **_webhook_paths(),
+        **_override_paths(),
         "/v1/admin/orders/{id}/cancel": {"post": {
             "operationId": "forceCancel", "summary": "Cancel an order that has not ended.",
             "security": ADMIN, "parameters": [ORDER_ID],
             "responses": _responses({200: "The cancelled order."},
                                     {**found, 409: ("not_cancellable",)}),
         }},
+    }  # fmt: skip
+
+
+def _override_paths() -> JSON:
+    city = _path("city", "The worker's city, e.g. `berlin`.")
+    worker = _path("worker_id", "The worker's id (its token's `sub`).")
+    found = {404: ("order_not_found",)}
+
+    def order_op(op: str, summary: str, body: str | None, conflict: str) -> JSON:
+        spec: JSON = {
+            "operationId": op,
+            "summary": summary,
+            "security": ADMIN,
+            "parameters": [ORDER_ID],
+            "responses": _responses(
+                {200: "The order after it."}, {400: BODY_ERRORS, **found, 409: (conflict,)}
+            ),
+        }
+        if body:
+            spec["requestBody"] = _body(body)
+        return {"post": spec}
+
+    def worker_op(op: str, summary: str, body: str | None, *conflicts: str) -> JSON:
+        errors: dict[int, tuple[str, ...]] = {400: (*BODY_ERRORS, "unknown_city")}
+        if conflicts:
+            errors[409] = conflicts
+        spec: JSON = {
+            "operationId": op,
+            "summary": summary,
+            "security": ADMIN,
+            "parameters": [city, worker],
+            "responses": _responses({200: "The worker now."}, errors, "WorkerStanding"),
+        }
+        if body:
+            spec["requestBody"] = _body(body)
+        return {"post": spec}
+
+    w = "/v1/admin/workers/{city}/{worker_id}"
+    return {
+        "/v1/admin/orders/{id}/reassign": order_op(
+            "reassignOrder", "Take the order from whoever has it and dispatch it again.",
+            "Reassign", "not_reassignable"),
+        "/v1/admin/orders/{id}/extend": order_op(
+            "extendOrder", "Move the deadline the order waits on.", "Extend", "not_extendable"),
+        w: {"get": {"operationId": "getWorker", "summary": "A worker as operators see it.",
+                    "security": ADMIN, "parameters": [city, worker],
+                    "responses": _responses({200: "The worker."}, {400: ("unknown_city",)},
+                                            "WorkerStanding")}},
+        f"{w}/pause": worker_op("pauseWorker", "No offers for a while.", "Pause"),
+        f"{w}/resume": worker_op("resumeWorker", "Lift a pause.", None, "not_held"),
+        f"{w}/block": worker_op("blockWorker", "No offers (and no connection, unless "
+                                "for one customer only).", "Block"),
+        f"{w}/unblock": worker_op("unblockWorker", "Lift a block.", "Block", "not_held"),
     }  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from typing import Any, get_args
 
 import msgspec
 
+from protocol.admin import Block, Extend, Pause, Reassign, WorkerStanding
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     PROTOCOL_VERSION,
@@ -74,6 +75,11 @@ HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (
     DeadLetters,
     OrderHappened,
     WorkerHappened,
+    Reassign,
+    Extend,
+    Pause,
+    Block,
+    WorkerStanding,
 )
 COMPONENT_REF = "#/components/schemas/{name}"
 DOCS = "See protocol/PROTOCOL.md for the rules behind these shapes."

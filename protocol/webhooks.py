@@ -69,7 +69,10 @@ class OrderHappened(Struct, frozen=True):
 
 class WorkerHappened(Struct, frozen=True):
     """``data`` of a ``worker.*`` delivery: ``connected``, ``disconnected``
-    (``reason`` ``closed`` or ``node_lost``), ``status`` (the new ``state``)."""
+    (``reason`` ``closed`` or ``node_lost``), ``status`` (the new ``state``);
+    an operator's ``paused`` (``until``), ``resumed``, ``blocked`` and
+    ``unblocked`` (``customer`` when it is for one customer only), with ``by``
+    ``operator`` and ``actor`` the operator's id."""
 
     worker_id: str
     city: str
@@ -78,6 +81,10 @@ class WorkerHappened(Struct, frozen=True):
     state: str | None = None
     node: str | None = None
     reason: str | None = None
+    by: str | None = None
+    actor: str | None = None
+    until: Millis | None = None
+    customer: str | None = None
 
 
 class Delivery(Struct, frozen=True):

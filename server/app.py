@@ -11,7 +11,16 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 
-from server.api import admin, admin_hooks, health, order_live, orders_http, responses, worker_socket
+from server.api import (
+    admin,
+    admin_hooks,
+    admin_overrides,
+    health,
+    order_live,
+    orders_http,
+    responses,
+    worker_socket,
+)
 from server.api.internal import InternalErrors
 from server.core.errors import ClientError
 from server.runtime import Runtime
@@ -54,6 +63,7 @@ def create_app(settings: Settings) -> Starlette:
         WebSocketRoute("/v1/worker", worker_socket.WorkerEndpoint()),
         *(Route(path, handler, methods=methods) for path, handler, methods in admin.ROUTES),
         *(Route(path, handler, methods=methods) for path, handler, methods in admin_hooks.ROUTES),
+        *(Route(p, handler, methods=methods) for p, handler, methods in admin_overrides.ROUTES),
     ]
     app = Starlette(
         routes=routes,

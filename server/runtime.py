@@ -32,6 +32,7 @@ from server.loops.supervisor import Supervisor
 from server.loops.sweeper import sweep_forever
 from server.loops.webhooks import Deliveries
 from server.metrics import Figures
+from server.overrides import Overrides
 from server.settings import Settings
 from server.store.catalogue import CatalogueStore
 from server.store.cluster import ClusterLink, open_link
@@ -112,6 +113,7 @@ class Runtime:
         self.dispatcher = Dispatcher(
             self.store, s, self.nodes.live_nodes, self.figures, self.catalogue
         )
+        self.overrides = Overrides(self.dispatcher)
         self.ingest = LocationIngest(self.store, s.location_flush_ms)
         self.deliveries = Deliveries(
             self.store, self.node, s.cities, timeout_s=s.webhook_timeout_s,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from server.embedded_cluster import LocalCluster
-from tests.support import Customer, RedisProcess, ServerProcess, on_cluster, unique_city
+from tests.support import Admin, Customer, RedisProcess, ServerProcess, on_cluster, unique_city
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +54,11 @@ async def customer(server: ServerProcess) -> AsyncIterator[Customer]:
     c = Customer(server.url)
     yield c
     await c.close()
+
+
+@pytest.fixture
+async def admin(server: ServerProcess) -> AsyncIterator[Admin]:
+    """An operator with an admin token, on the shared server."""
+    a = Admin(server.url)
+    yield a
+    await a.close()

@@ -11,12 +11,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 
 from protocol.catalogue import CategoryDefinition, DispatchPolicy, Pricing
 from protocol.messages import Ack, OfferMade
@@ -43,13 +41,6 @@ def grooming(key: str | None = None, **changes: Any) -> CategoryDefinition:
     """The README's pet-grooming category under a key of its own."""
     d = categories.load(GROOMING)
     return msgspec.structs.replace(d, key=key or f"groom-{uuid.uuid4().hex[:8]}", **changes)
-
-
-@pytest.fixture
-async def admin(server: ServerProcess) -> AsyncIterator[Admin]:
-    a = Admin(server.url)
-    yield a
-    await a.close()
 
 
 async def order(customer: Customer, city: str, key: str, attrs: dict[str, Any], **kw: Any) -> Any:

@@ -49,6 +49,11 @@ HTTP_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "dead_letters": codec.dead_letters_decoder,
     "order_happened": codec.order_happened_decoder,
     "worker_happened": codec.worker_happened_decoder,
+    "reassign": codec.reassign_decoder,
+    "extend": codec.extend_decoder,
+    "pause": codec.pause_decoder,
+    "block": codec.block_decoder,
+    "worker_standing": codec.worker_standing_decoder,
 }
 
 

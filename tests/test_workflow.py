@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 
 from protocol.catalogue import Cancellation, CategoryDefinition, Step, StepField
 from protocol.messages import Ack, Error, JobCancelled, JobUpdated
@@ -30,13 +28,6 @@ def category(steps: list[Step] | None = None, **changes: Any) -> CategoryDefinit
         changes["steps"] = steps
         changes.setdefault("cancellation", Cancellation())
     return msgspec.structs.replace(d, **changes)
-
-
-@pytest.fixture
-async def admin(server: ServerProcess) -> AsyncIterator[Admin]:
-    a = Admin(server.url)
-    yield a
-    await a.close()
 
 
 async def assigned(

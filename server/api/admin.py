@@ -114,7 +114,7 @@ async def _retire(request: Request, retired: bool) -> Response:
     return json_response(CategoryApplied(category=_current(rt, key), changed=bool(result.changed)))
 
 
-async def _order_view(rt: Runtime, oid: OrderId) -> Response:
+async def order_view(rt: Runtime, oid: OrderId) -> Response:
     view = await rt.store.order_view(oid)
     if view is None:
         raise Refused("order_not_found")
@@ -132,7 +132,7 @@ async def force_step(request: Request) -> Response:
         oid, "operator", me.subject, step, body.decision, body.data
     )
     log.info("admin %s: did step %s of order %s", me.subject, step, oid)
-    return await _order_view(rt, oid)
+    return await order_view(rt, oid)
 
 
 async def force_cancel(request: Request) -> Response:
@@ -142,13 +142,13 @@ async def force_cancel(request: Request) -> Response:
     oid = order_id_of(request)
     await rt.dispatcher.cancel(oid, "operator", me.subject)
     log.info("admin %s: cancelled order %s", me.subject, oid)
-    return await _order_view(rt, oid)
+    return await order_view(rt, oid)
 
 
 async def get_order(request: Request) -> Response:
     """``GET /v1/admin/orders/{id}``: any customer's order."""
     rt, _ = admin_of(request)
-    return await _order_view(rt, order_id_of(request))
+    return await order_view(rt, order_id_of(request))
 
 
 async def retire_category(request: Request) -> Response:

@@ -121,10 +121,13 @@ class WorkerSession:
     # ------------------------------------------------------------ outgoing
 
     def deliver(self, kind: str, order_id: str, frame: str) -> None:
-        """A frame from the hub (``offer``, ``withdrawn``, ``cancelled`` or ``job``)."""
+        """A frame from the hub (``offer``, ``withdrawn``, ``cancelled``, ``job`` or
+        ``hold``; ``blocked`` is a hold after which the socket closes, 4403)."""
         if kind == "cancelled":
             self.jobs.discard(order_id)
         self.send(frame)
+        if kind == "blocked":
+            self.close_soon(Close.FORBIDDEN)
         figures = self.rt.figures
         figures.frames_out[_HUB_FRAMES.get(kind, kind)] += 1
         if kind == "offer":
@@ -358,10 +361,15 @@ class WorkerSession:
             return False
         self.rt.hub.attach(me.subject, self)
         s = self.rt.settings
-        record = await self.rt.store.connect(
-            me.city, WorkerId(me.subject), self.rt.node, self.session, me.skills, me.capacity,
-            s.retention_s * 1000,
-        )  # fmt: skip
+        try:
+            record = await self.rt.store.connect(
+                me.city, WorkerId(me.subject), self.rt.node, self.session, me.skills,
+                me.capacity, s.retention_s * 1000,
+            )  # fmt: skip
+        except ClientError as exc:  # worker_blocked: an operator blocked it
+            self.rt.hub.detach(me.subject, self)
+            await self._close_with(_error(exc.code, hello.id), Close.FORBIDDEN)
+            return False
         self.jobs = set(record.jobs)
         self._index_skills = () if record.state in OFF_DUTY else me.skills
         offer = (
@@ -371,6 +379,7 @@ class WorkerSession:
         welcome = Welcome(
             version=max(versions), worker_id=me.subject, city=me.city,
             state=WorkerState(record.state), node=self.rt.node, offer=offer, jobs=jobs, id=hello.id,
+            paused_until=record.paused_until,
         )  # fmt: skip
         self._open_outbox(codec.encode(welcome).decode())
         return True
@@ -476,7 +485,8 @@ class WorkerSession:
 
 
 # What the hub's kinds of message are as frames (for the frame counters).
-_HUB_FRAMES = {"withdrawn": "offer_withdrawn", "cancelled": "job_cancelled", "job": "job_updated"}
+_HUB_FRAMES = {"withdrawn": "offer_withdrawn", "cancelled": "job_cancelled", "job": "job_updated",
+               "blocked": "hold"}  # fmt: skip
 _EXPIRED = '"reason":"expired"'  # in an offer_withdrawn frame, as the scripts encode it
 
 

@@ -11,6 +11,8 @@ renders :data:`TRANSITIONS` into every script, so a rule is written once.
                  │  └─give_up→ unassigned │
                  └──────expire / reject───┘   (decline: one of several holders said no)
     every state but the ends ─cancel→ cancelled (a customer: only before the work started)
+    offered or working ─reassign→ dispatching (an operator takes it back; never to them again)
+    dispatching, offered, working ─extend→ the same state (an operator moves a deadline)
 
 After ``assigned`` the order's category decides what happens
 (``server/core/workflow.py``): its steps move the order forward through
@@ -36,6 +38,7 @@ __all__ = [
     "ENTERED_BY",
     "INITIAL",
     "OFFER_OPEN",
+    "REASSIGNABLE",
     "RECORDED_AS",
     "SEARCHING",
     "TERMINAL",
@@ -62,6 +65,8 @@ class OrderEventType(StrEnum):
     COMPLETE = "complete"
     STEP = "step"
     CANCEL = "cancel"
+    REASSIGN = "reassign"
+    EXTEND = "extend"
 
 
 S = OrderState
@@ -69,13 +74,20 @@ E = OrderEventType
 
 TRANSITIONS: Final[dict[OrderState, dict[OrderEventType, OrderState]]] = {
     S.CREATED: {E.DISPATCH: S.DISPATCHING, E.CANCEL: S.CANCELLED},
-    S.DISPATCHING: {E.OFFER: S.OFFERED, E.GIVE_UP: S.UNASSIGNED, E.CANCEL: S.CANCELLED},
+    S.DISPATCHING: {
+        E.OFFER: S.OFFERED,
+        E.GIVE_UP: S.UNASSIGNED,
+        E.CANCEL: S.CANCELLED,
+        E.EXTEND: S.DISPATCHING,
+    },
     S.OFFERED: {
         E.ACCEPT: S.ASSIGNED,
         E.DECLINE: S.OFFERED,
         E.REJECT: S.DISPATCHING,
         E.EXPIRE: S.DISPATCHING,
         E.CANCEL: S.CANCELLED,
+        E.REASSIGN: S.DISPATCHING,
+        E.EXTEND: S.OFFERED,
     },
     S.ASSIGNED: {
         E.ARRIVE: S.ARRIVED,
@@ -83,14 +95,24 @@ TRANSITIONS: Final[dict[OrderState, dict[OrderEventType, OrderState]]] = {
         E.COMPLETE: S.COMPLETED,
         E.STEP: S.ASSIGNED,
         E.CANCEL: S.CANCELLED,
+        E.REASSIGN: S.DISPATCHING,
+        E.EXTEND: S.ASSIGNED,
     },
     S.ARRIVED: {
         E.START: S.STARTED,
         E.COMPLETE: S.COMPLETED,
         E.STEP: S.ARRIVED,
         E.CANCEL: S.CANCELLED,
+        E.REASSIGN: S.DISPATCHING,
+        E.EXTEND: S.ARRIVED,
     },
-    S.STARTED: {E.COMPLETE: S.COMPLETED, E.STEP: S.STARTED, E.CANCEL: S.CANCELLED},
+    S.STARTED: {
+        E.COMPLETE: S.COMPLETED,
+        E.STEP: S.STARTED,
+        E.CANCEL: S.CANCELLED,
+        E.REASSIGN: S.DISPATCHING,
+        E.EXTEND: S.STARTED,
+    },
     S.COMPLETED: {},
     S.CANCELLED: {},
     S.UNASSIGNED: {},
@@ -109,6 +131,11 @@ SEARCHING: Final[frozenset[OrderState]] = frozenset(
 # Where the workflow runs: a worker has the order and its steps are being done.
 WORKING: Final[frozenset[OrderState]] = frozenset(
     s for s, row in TRANSITIONS.items() if E.STEP in row
+)
+# Where an operator may take the order from whoever has it (its offer's holders or
+# its worker) and dispatch it again, never to them.
+REASSIGNABLE: Final[frozenset[OrderState]] = frozenset(
+    s for s, row in TRANSITIONS.items() if E.REASSIGN in row
 )
 # Where a customer may still cancel: before the work started (an operator, or a
 # rejected approval, may cancel in any state the table allows).
@@ -133,6 +160,8 @@ RECORDED_AS: Final[dict[OrderEventType, str]] = {
     E.COMPLETE: "completed",
     E.STEP: "step",
     E.CANCEL: "cancelled",
+    E.REASSIGN: "reassigned",
+    E.EXTEND: "extended",
 }
 CREATED_EVENT: Final = "created"
 

@@ -81,7 +81,9 @@ def body_of(entry: Entry) -> tuple[str, int, bytes] | None:
             data = WorkerHappened(
                 worker_id=str(raw.get("worker")), city=entry.city, type=str(raw.get("type")),
                 at=at, state=_text(raw.get("state")), node=_text(raw.get("node")),
-                reason=_text(raw.get("reason")),
+                reason=_text(raw.get("reason")), by=_text(raw.get("by")),
+                actor=_text(raw.get("actor")), customer=_text(raw.get("customer")),
+                until=int(until) if (until := raw.get("until")) else None,
             )  # fmt: skip
     except (msgspec.DecodeError, ValueError):
         return None

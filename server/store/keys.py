@@ -117,6 +117,14 @@ def stream(city: str) -> str:
     return f"{_tag(city)}events"
 
 
+def holds(city: str) -> str:
+    """What operators hold against the city's workers: ``p:<worker>`` paused until
+    (ms), ``b:<worker>`` blocked, ``c:<customer>:<worker>`` blocked for one customer
+    (the value says by whom). Operator state, like the catalogue: no time to live,
+    an entry goes when it is lifted (a pause also when the search finds it over)."""
+    return f"{_tag(city)}holds"
+
+
 def order_keys(order_id: OrderId) -> list[str]:
     """The keys a script on an order declares: record, timers, tried, history, and
     the city's event stream."""
@@ -125,8 +133,9 @@ def order_keys(order_id: OrderId) -> list[str]:
 
 
 def city_keys(city: str) -> list[str]:
-    """The city's indexes and event stream that a script on a worker declares."""
-    return [online(city), seen(city), pos(city), stream(city)]
+    """The city's indexes, event stream and operators' holds that a script on a
+    worker declares."""
+    return [online(city), seen(city), pos(city), stream(city), holds(city)]
 
 
 def tag_of(key: str) -> str:

@@ -111,11 +111,13 @@ class Accepted(NamedTuple):
 
 
 class WorkerRecord(NamedTuple):
-    """A worker as its socket opens: state, pending offer frame, jobs."""
+    """A worker as its socket opens: state, pending offer frame, jobs, and until
+    when an operator paused it."""
 
     state: str
     offer_frame: str
     jobs: tuple[OrderId, ...]
+    paused_until: int | None = None
 
 
 # Where and when a worker was: (lng, lat, phone's time in ms). A plain tuple:
@@ -497,13 +499,17 @@ class Store:
         self, city: str, wid: WorkerId, node: str, session: str, skills: Sequence[str],
         capacity: int, keep_ms: int,
     ) -> WorkerRecord:  # fmt: skip
-        """Route the worker to ``node``'s ``session`` (the newest session wins)."""
+        """Route the worker to ``node``'s ``session`` (the newest session wins);
+        ``worker_blocked`` if an operator blocked it."""
         self._skills.put(f"{city}/{wid}", tuple(skills))
         r = await self.script(
             "connect", [*self._own_keys(city, wid), keys.node_workers(city, node)],
             [wid, node, session, ",".join(skills), capacity, keep_ms], replies.ConnectReply,
         )  # fmt: skip
-        return WorkerRecord(r.state, r.offer_frame, tuple(OrderId(j) for j in r.jobs))
+        if r.blocked:
+            raise Refused("worker_blocked")
+        return WorkerRecord(r.state, r.offer_frame, tuple(OrderId(j) for j in r.jobs),
+                            r.paused_until)  # fmt: skip
 
     async def worker_record(self, city: str, wid: WorkerId) -> WorkerRecord:
         """The worker's state, pending offer frame and jobs, read without changing them."""
@@ -634,7 +640,11 @@ class Store:
     # ------------------------------------------------------------ reads
 
     async def order_fields(self, oid: OrderId) -> dict[str, str]:
-        return decoded(pairs(_values(await self.call("HGETALL", keys.order(oid)))))
+        return await self.hash_of(keys.order(oid))
+
+    async def hash_of(self, key: str) -> dict[str, str]:
+        """A hash's fields and values as text (empty when there is no such key)."""
+        return decoded(pairs(_values(await self.call("HGETALL", key))))
 
     async def order_view(self, oid: OrderId, after: str | None = None) -> OrderView | None:
         """The order with its events after ``after`` (all if None): one round trip,

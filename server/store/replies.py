@@ -103,9 +103,11 @@ class CreateReply(Reply, frozen=True):
 
 
 class ConnectReply(Reply, frozen=True):
-    state: str
+    state: str = ""
     offer_frame: str = ""
     jobs: list[str] = []
+    paused_until: int | None = None
+    blocked: int = 0
 
 
 class DoneReply(Reply, frozen=True):
@@ -156,3 +158,13 @@ def decode(flat: object, shape: type[R]) -> R:
     if not isinstance(flat, list):
         raise msgspec.ValidationError(f"expected a field/value list, got {flat!r:.80}")
     return msgspec.convert(fields(flat), shape, strict=False)
+
+
+class ReassignReply(Refusable, frozen=True):
+    state: str = ""
+    workers: list[str] = []
+
+
+class ExtendReply(Refusable, frozen=True):
+    state: str = ""
+    due: int = 0

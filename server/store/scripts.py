@@ -39,6 +39,9 @@ SCRIPT_NAMES = (
     "heartbeat",
     "forget_node",
     "category",
+    "reassign",
+    "extend",
+    "hold",
 )
 
 

@@ -4,7 +4,9 @@
 -- KEYS: worker, then the rest it plans (the city's indexes, the node sets of the
 -- new and the old node, the search index of the old and the new skills).
 -- ARGV: now, worker id, node, session id, skills (comma list), capacity, retention ms.
--- Reply (ConnectReply): the worker's state, its pending offer frame and its jobs; or need.
+-- Reply (ConnectReply): the worker's state, its pending offer frame, its jobs and
+-- until when an operator paused it; blocked 1 (nothing changed) when an operator
+-- blocked it; or need.
 local wkey, now = KEYS[1], clock(ARGV[1])
 local wid, node, sid, skills = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local prefix = city_prefix(wkey)
@@ -12,11 +14,14 @@ local old = hmap(wkey, {'node', 'sid', 'skills'})
 local was_on = old.node and old.node ~= ''
 plan_worker(prefix, wid)
 want(prefix .. 'node:' .. node)
+want(prefix .. 'holds')
 if was_on then want(prefix .. 'node:' .. old.node) end
 local kept = split(skills)
 for _, skill in ipairs(kept) do want(prefix .. 'free:' .. skill) end
 local need = needs()
 if need then return need end
+local hold = call('HMGET', prefix .. 'holds', 'b:' .. wid, 'p:' .. wid)
+if hold[1] then return reply({blocked = 1}) end
 if was_on then
   if old.node ~= node then send(prefix, old.node, wid, 'replaced', old.sid or '', '') end
   call('SREM', prefix .. 'node:' .. old.node, wid)
@@ -34,4 +39,5 @@ index_worker(wkey, wid)
 worker_event(wkey, wid, 'connected', now, {node = node})
 local out = hmap(wkey, {'state', 'offer_frame', 'jobs'})
 out.jobs = split(out.jobs)
+if hold[2] and tonumber(hold[2]) > now then out.paused_until = tonumber(hold[2]) end
 return reply(out)

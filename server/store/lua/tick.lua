@@ -2,7 +2,7 @@
 -- needs a worker, search for candidates; for a working order whose pending step
 -- has a timer (an approval, a system step), say when that step is due.
 -- KEYS: order, timers, tried, then the rest it plans (history, online, seen,
---       pos, free:<the order's skill>, and the holders of an offer it expires).
+--       pos, holds, free:<the order's skill>, and the holders of an offer it expires).
 -- ARGV: now, order id, radius steps in m (comma list, ascending; the order's own
 --       'radii' when its category pinned some), how many candidates are wanted, max
 --       location age (ms), lease (ms), live nodes (comma list).
@@ -36,7 +36,7 @@ if open and now < exp then
   return reply({action = 'wait'})
 end
 plan_order(okey)
-for _, name in ipairs({'online', 'seen', 'pos'}) do want(prefix .. name) end
+for _, name in ipairs({'online', 'seen', 'pos', 'holds'}) do want(prefix .. name) end
 want(prefix .. 'free:' .. call('HGET', okey, 'skill'))
 if open then plan_holders(okey) end
 local need = needs()
@@ -45,21 +45,36 @@ if open then expire_offer(okey, oid, now) end
 call('ZADD', timers, now + tonumber(ARGV[6]), oid)
 local o = hmap(okey, {'plng', 'plat', 'skill', 'created', 'dv', 'mode', 'dlat', 'dlng', 'note',
                       'radii', 'skills', 'otms', 'maxms', 'bsize', 'cat', 'catv', 'attrs',
-                      'quote', 'steps'})
+                      'quote', 'steps', 'dfrom', 'customer'})
 local also = split(o.skills)
-o.skills = nil
+-- The order's deadline runs from when its dispatch (re)started: an operator's
+-- reassign starts it again, an extension moves it on.
+if o.dfrom then o.created = o.dfrom end
+local customer, holds = o.customer, prefix .. 'holds'
+o.skills, o.dfrom, o.customer = nil, nil, nil
 local free, seen = prefix .. 'free:' .. o.skill, prefix .. 'seen'
 local stale_before = now - tonumber(ARGV[5])
 local want_n = tonumber(ARGV[4])
 local live = {}
 for _, node in ipairs(split(ARGV[7])) do live[node] = true end
 
+-- Whether an operator holds the worker back: blocked, blocked for this order's
+-- customer, or paused (a pause that is over is lifted here).
+local function held(wid)
+  local h = call('HMGET', holds, 'b:' .. wid, 'c:' .. customer .. ':' .. wid, 'p:' .. wid)
+  if h[1] or h[2] then return true end
+  if not h[3] then return false end
+  if tonumber(h[3]) > now then return true end
+  call('HDEL', holds, 'p:' .. wid)
+  return false
+end
+
 -- Everyone in free:<skill> is connected, available and skilled; what is left to
--- check is a fresh last-seen, a live node, and never having been offered this
--- order. Returns the worker's skills when it is eligible.
+-- check is a fresh last-seen, a live node, never having been offered this
+-- order, and no operator's hold. Returns the worker's skills when it is eligible.
 local function eligible(wid)
   local last = tonumber(call('ZSCORE', seen, wid) or '0')
-  if last < stale_before or call('SISMEMBER', tried, wid) == 1 then return nil end
+  if last < stale_before or call('SISMEMBER', tried, wid) == 1 or held(wid) then return nil end
   local node, skills = online(prefix, wid)
   if not live[node] then return nil end
   if #also > 0 then

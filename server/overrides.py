@@ -1,0 +1,54 @@
+"""Operators' overrides: take an order back and dispatch it again, move its
+deadline, hold a worker back from offers.
+
+Each is one atomic step in the store (``server/store/overrides.py``) with the
+same race rules as the rest: a reassign racing an accept, a cancel or a step
+resolves in whichever script runs first, and the loser is told why by its
+code. Every override is recorded as an event carrying ``by`` ``operator`` and
+the operator's id as ``actor``, so webhooks and the order's history see it.
+"""
+
+from __future__ import annotations
+
+from server.core import workflow
+from server.dispatcher import Dispatcher
+from server.store import records
+from server.store.keys import OrderId, WorkerId
+from server.store.overrides import HoldAction, OverrideStore
+from server.store.redis_store import Refused
+
+
+class Overrides:
+    """What an operator may do beyond a workflow step or a cancel. One per node."""
+
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.store = OverrideStore(dispatcher.store)
+
+    async def reassign(self, oid: OrderId, actor: str, reason: str = "") -> list[str]:
+        """Withdraw the order from whoever has it, never to offer it to them again,
+        restart its workflow and dispatch it now; the workers it was taken from."""
+        fields = await self.dispatcher.store.order_fields(oid)
+        if not fields:
+            raise Refused("order_not_found")
+        first = ""
+        if fields.get("steps"):  # pinned, never changed: safe to read before the step
+            first = workflow.first(records.steps_of(fields), records.skipped_of(fields)).name
+        lease = self.dispatcher.settings.lease_ms
+        taken = await self.store.reassign(oid, actor, reason, first, lease)
+        self.dispatcher.dispatch_soon(oid)
+        return taken.workers
+
+    async def extend(self, oid: OrderId, actor: str, by_s: int) -> int:
+        """Move the deadline the order waits on by ``by_s``; the new deadline (ms)."""
+        default = self.dispatcher.timing.max_dispatch_ms
+        return (await self.store.extend(oid, actor, by_s * 1000, default)).due
+
+    async def hold(
+        self, city: str, wid: WorkerId, action: HoldAction, actor: str,
+        for_s: int = 0, customer: str | None = None, reason: str | None = None,
+    ) -> None:  # fmt: skip
+        """Pause, resume, block or unblock a worker (for one customer, if named)."""
+        self.dispatcher.served(city)
+        await self.store.hold(city, wid, action, actor, for_s * 1000, customer or "",
+                              reason or "")  # fmt: skip
