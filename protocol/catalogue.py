@@ -172,12 +172,14 @@ class CategoryDefinition(Struct, frozen=True, forbid_unknown_fields=True):
 class Category(Struct, frozen=True):
     """A category as the server holds it: a definition and its version (1
     for the first, one more for each change). A ``retired`` category takes no
-    new orders; its open orders carry on."""
+    new orders; its open orders carry on. ``updated_by`` names who made the
+    last change: an operator's id, or ``config`` for a node's start-up files."""
 
     definition: CategoryDefinition
     version: Annotated[int, Meta(ge=1)]
     updated_at: Millis
     retired: bool = False
+    updated_by: str | None = None
 
 
 class CategoryList(Struct, frozen=True):

@@ -33,6 +33,7 @@ from server.store.replies import CategoryReply
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
+CONFIG = "config"  # who changed a category that came from a start-up file
 
 
 def files(paths: Iterable[str]) -> list[Path]:
@@ -106,14 +107,15 @@ class Catalogue:
 
     # ------------------------------------------------------------ writing
 
-    async def apply(self, definition: CategoryDefinition) -> CategoryReply:
-        """Store a checked definition as its next version and read it back at once."""
-        result = await self.store.apply(definition)
+    async def apply(self, definition: CategoryDefinition, by: str) -> CategoryReply:
+        """Store a checked definition as its next version (changed ``by`` whom)
+        and read it back at once."""
+        result = await self.store.apply(definition, by)
         await self.refresh()
         return result
 
-    async def set_retired(self, key: str, retired: bool) -> CategoryReply:
-        result = await self.store.set_retired(key, "retire" if retired else "restore")
+    async def set_retired(self, key: str, retired: bool, by: str) -> CategoryReply:
+        result = await self.store.set_retired(key, "retire" if retired else "restore", by)
         await self.refresh()
         return result
 
@@ -124,9 +126,9 @@ class Catalogue:
         if builtins:
             for definition in categories.builtins():
                 if definition.key not in self.categories:
-                    await self.store.apply(definition)
+                    await self.store.apply(definition, CONFIG)
         for path in files(paths):
-            result = await self.store.apply(categories.load(path))
+            result = await self.store.apply(categories.load(path), CONFIG)
             if result.changed:
                 log.info("catalogue: %s applied from %s (version %d)",
                          path.stem, path, result.version)  # fmt: skip

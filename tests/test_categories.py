@@ -52,6 +52,7 @@ async def test_the_builtin_categories_are_there(admin: Admin) -> None:
     listed = (await admin.http.get("/v1/admin/categories")).json()["categories"]
     keys = {c["definition"]["key"] for c in listed}
     assert {"express-delivery", "housekeeping", "beauty", "ride"} <= keys
+    assert {c["updated_by"] for c in listed if c["definition"]["key"] == "ride"} == {"config"}
 
 
 async def test_the_admin_api_needs_an_admin_token(server: ServerProcess) -> None:
@@ -69,6 +70,7 @@ async def test_a_definition_is_versioned_and_a_repeat_changes_nothing(admin: Adm
     d = grooming()
     r = await admin.put_category(d)
     assert (r.status_code, r.json()["category"]["version"], r.json()["changed"]) == (201, 1, True)
+    assert r.json()["category"]["updated_by"] == "ops-1"
     cheaper = msgspec.structs.replace(d, pricing=Pricing(base=1000))
     r = await admin.put_category(cheaper)
     assert (r.status_code, r.json()["category"]["version"]) == (200, 2)
@@ -249,7 +251,7 @@ async def test_a_node_that_missed_the_message_catches_up(redis_url: str) -> None
     await watcher.refresh()
     task = asyncio.create_task(watcher.run())
     d = grooming()
-    await CatalogueStore(store).apply(d)
+    await CatalogueStore(store).apply(d, "ops-1")
     async with asyncio.timeout(2 * UNIT):
         while d.key not in watcher.categories:
             await asyncio.sleep(0.01)

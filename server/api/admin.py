@@ -98,7 +98,7 @@ async def put_category(request: Request) -> Response:
     definition = _definition(
         request, await read_body(request, s.max_frame_bytes, s.body_timeout_s), key
     )
-    result = await rt.catalogue.apply(definition)
+    result = await rt.catalogue.apply(definition, me.subject)
     if result.changed:
         log.info("admin %s: category %s is now version %d", me.subject, key, result.version)
     body = CategoryApplied(category=_current(rt, key), changed=bool(result.changed))
@@ -108,7 +108,7 @@ async def put_category(request: Request) -> Response:
 async def _retire(request: Request, retired: bool) -> Response:
     rt, me = admin_of(request)
     key = _key(request)
-    result = await rt.catalogue.set_retired(key, retired)
+    result = await rt.catalogue.set_retired(key, retired, me.subject)
     if result.changed:
         log.info("admin %s: category %s %s", me.subject, key, "retired" if retired else "restored")
     return json_response(CategoryApplied(category=_current(rt, key), changed=bool(result.changed)))

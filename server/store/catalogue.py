@@ -4,7 +4,8 @@ change counter every node watches.
 Layout (one hash tag, ``{@catalogue}``, that no city can have)::
 
     d:{@catalogue}:keys        set: every category key ever applied
-    d:{@catalogue}:c:<key>     hash: version, def (JSON), retired (0/1), updated (ms)
+    d:{@catalogue}:c:<key>     hash: version, def (JSON), retired (0/1), updated (ms),
+                               by (who made the last change)
     d:{@catalogue}:c:<key>:v   hash: version -> def, the last KEEP_VERSIONS versions
     d:{@catalogue}:seq         counts changes
     d:{@catalogue}:changed     channel: '<key> <version> <seq>' after each change
@@ -45,7 +46,8 @@ def _category(fields: dict[str, str]) -> Category:
         raise StoreUnavailable(f"a stored category does not decode: {exc}") from exc
     return Category(definition=definition, version=int(fields["version"]),
                     updated_at=int(fields.get("updated") or 0),
-                    retired=fields.get("retired") == "1")  # fmt: skip
+                    retired=fields.get("retired") == "1",
+                    updated_by=fields.get("by") or None)  # fmt: skip
 
 
 class CatalogueStore:
@@ -58,23 +60,24 @@ class CatalogueStore:
         return [keys.category(key), keys.category_history(key), keys.CATEGORY_KEYS,
                 keys.CATALOGUE_SEQ]  # fmt: skip
 
-    async def apply(self, definition: CategoryDefinition) -> replies.CategoryReply:
-        """Store ``definition`` as its category's next version (nothing changes
-        when it equals the version in force)."""
+    async def apply(self, definition: CategoryDefinition, by: str) -> replies.CategoryReply:
+        """Store ``definition`` as its category's next version, recording ``by``
+        whom (nothing changes when it equals the version in force)."""
         key = definition.key
         return await self.store.step(
-            "category", self._keys(key), [key, "apply", encoded(definition), KEEP_VERSIONS],
-            replies.CategoryReply,
+            "category", self._keys(key),
+            [key, "apply", encoded(definition), KEEP_VERSIONS, by], replies.CategoryReply,
         )  # fmt: skip
 
     async def set_retired(
-        self, key: str, action: Literal["retire", "restore"]
+        self, key: str, action: Literal["retire", "restore"], by: str
     ) -> replies.CategoryReply:
-        """Retire a category (no new orders) or restore it; ``category_not_found``
-        if it was never applied."""
+        """Retire a category (no new orders) or restore it, recording ``by`` whom;
+        ``category_not_found`` if it was never applied."""
         return await self.store.step(
-            "category", self._keys(key), [key, action, "", KEEP_VERSIONS], replies.CategoryReply
-        )
+            "category", self._keys(key), [key, action, "", KEEP_VERSIONS, by],
+            replies.CategoryReply,
+        )  # fmt: skip
 
     async def seq(self) -> int:
         """How many changes the catalogue has seen."""

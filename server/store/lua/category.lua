@@ -3,7 +3,8 @@
 -- KEYS: the category's hash, its version history, the set of category keys, the
 -- change counter (all in the catalogue's own hash tag).
 -- ARGV: now, category key, action ('apply', 'retire', 'restore'), the definition
--- (JSON, for apply), how many versions the history keeps.
+-- (JSON, for apply), how many versions the history keeps, who changes it (an
+-- operator's id, or 'config' for the files a node starts with).
 -- Reply (CategoryReply): ok 1 with the version in force, changed (0 when the
 -- definition or flag was already so) and the change count; or ok 0 with
 -- category_not_found (retire or restore of a category never applied).
@@ -17,7 +18,7 @@ if action == 'apply' then
   end
   version = version + 1
   call('HSET', ckey, 'version', version, 'def', ARGV[4], 'updated', now,
-       'retired', cur.retired or '0')
+       'retired', cur.retired or '0', 'by', ARGV[6])
   call('HSET', hist, version, ARGV[4])
   local dropped = version - tonumber(ARGV[5])
   if dropped >= 1 then call('HDEL', hist, dropped) end
@@ -28,7 +29,7 @@ else
   if cur.retired == flag then
     return reply({ok = 1, version = version, changed = 0, seq = call('GET', seqkey) or 0})
   end
-  call('HSET', ckey, 'retired', flag, 'updated', now)
+  call('HSET', ckey, 'retired', flag, 'updated', now, 'by', ARGV[6])
 end
 local seq = call('INCR', seqkey)
 redis.call(PUBLISH, city_prefix(ckey) .. 'changed', key .. ' ' .. version .. ' ' .. seq)
