@@ -161,6 +161,7 @@ class Dispatcher:
             "otms": str(int((p.offer_timeout_s or s.offer_timeout_s) * 1000)),
             "maxms": str(int((p.max_dispatch_s or s.max_dispatch_s) * 1000)),
             "bsize": str(p.broadcast_size or s.broadcast_size),
+            "units": str(p.capacity_units or 1),
         }
         mode = body.mode or p.mode or s.offer_mode
         fields = records.order_fields(oid, customer, body, mode, d.skills[0])

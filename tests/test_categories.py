@@ -289,3 +289,30 @@ def test_the_category_command_diffs_applies_lists_and_shows(
     bad = _cli(server, "apply", str(path))
     assert bad.returncode == 1 and "steps[1].on_reject" in bad.stderr
     assert json.loads(_cli(server, "show", key).stdout)["version"] == 2
+
+
+async def test_a_job_uses_its_categorys_capacity_units(
+    server: ServerProcess, admin: Admin, customer: Customer, city: str
+) -> None:
+    """Two-unit jobs: a capacity-3 worker takes one, is passed over for the next
+    (room 1: it goes to the farther worker), takes a one-unit job, then is full."""
+    d = grooming(skills=["delivery"], dispatch=DispatchPolicy(capacity_units=2))
+    assert (await admin.put_category(d)).status_code == 201
+    big = await WorkerClient.connect(server.ws_url, "big", city, capacity=3, lng=13.4011)
+    small = await WorkerClient.connect(server.ws_url, "small", city, capacity=2, lng=13.43)
+    first = (await order(customer, city, d.key, DOG)).json()["id"]
+    ack = await big.request({"type": "accept", "offer_id": (await big.offer()).offer_id})
+    assert isinstance(ack, Ack) and ack.state == "available"
+    second = (await order(customer, city, d.key, DOG)).json()["id"]
+    assert (await small.offer()).order_id == second
+    assert not [m for m in await big.silent(0.3) if isinstance(m, OfferMade)]
+    third = (await customer.create(city)).json()["id"]  # by bare skill: one unit
+    offer = await big.offer()
+    assert offer.order_id == third
+    ack = await big.request({"type": "accept", "offer_id": offer.offer_id})
+    assert isinstance(ack, Ack) and ack.state == "on_job"
+    assert (await admin.http.post(f"/v1/admin/orders/{first}/cancel")).status_code == 200
+    standing = (await admin.http.get(f"/v1/admin/workers/{city}/big")).json()
+    assert (standing["state"], standing["jobs"]) == ("available", [third])
+    await big.close()
+    await small.close()

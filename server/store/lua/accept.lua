@@ -39,11 +39,12 @@ else
   call('ZREM', timers, oid)
 end
 call('HDEL', wkey, 'offer', 'offer_frame')
+local load = load_of(wkey) + units_of(okey)
 local jobs = split(call('HGET', wkey, 'jobs'))
 jobs[#jobs + 1] = oid
-call('HSET', wkey, 'jobs', table.concat(jobs, ','))
+call('HSET', wkey, 'jobs', table.concat(jobs, ','), 'load', load)
 worker_step(wkey, wid, 'accept')
-if #jobs < tonumber(call('HGET', wkey, 'capacity') or '1') then
+if load < tonumber(call('HGET', wkey, 'capacity') or '1') then
   worker_step(wkey, wid, 'free')
 end
 return reply({ok = 1, now = now, order_state = state, created = call('HGET', okey, 'created'),

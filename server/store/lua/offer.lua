@@ -1,5 +1,7 @@
 -- Offer an order to the chosen workers, if nobody changed it since the tick
 -- (dispatch version dv): two nodes dispatching one order cannot both offer it.
+-- A worker whose free capacity is less than the units the order's jobs use (its
+-- category's capacity_units) is passed over for this order.
 -- KEYS: order, timers, tried, then the rest it plans (history, the city's indexes,
 -- each worker's record and the search index of its skills).
 -- ARGV: now, order id, dv, offer id, expires at, then worker id / frame pairs.
@@ -16,11 +18,17 @@ for i = 6, #ARGV, 2 do plan_worker(prefix, ARGV[i]) end
 local need = needs()
 if need then return need end
 local holders = {}
+local units = units_of(okey)
 for i = 6, #ARGV, 2 do
   local wid, frame = ARGV[i], ARGV[i + 1]
   local wkey = prefix .. 'w:' .. wid
   local node = call('HGET', wkey, 'node')
-  if node and node ~= '' and call('SISMEMBER', tried, wid) == 0
+  local room = tonumber(call('HGET', wkey, 'capacity') or '1') - load_of(wkey)
+  if units > room and CANDIDATE[call('HGET', wkey, 'state') or WORKER_INITIAL] then
+    -- Too little room for this order's units: passed over for it (as if it had
+    -- been offered it), so the search moves on to the next candidate.
+    call('SADD', tried, wid)
+  elseif node and node ~= '' and call('SISMEMBER', tried, wid) == 0
      and worker_step(wkey, wid, 'offer') then
     call('HSET', wkey, 'offer', offer_id, 'offer_frame', frame)
     call('SADD', tried, wid)

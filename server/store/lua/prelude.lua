@@ -307,10 +307,25 @@ local function release(wkey, wid, offer_id)
   end
 end
 
--- A worker's job ends (completed, cancelled): it has room again.
+-- How much of a worker's capacity a job of this order uses (its category's
+-- dispatch policy pinned it as 'units'; 1 for an order by bare skill).
+local function units_of(okey)
+  return tonumber(call('HGET', okey, 'units') or '1')
+end
+
+-- The capacity units a worker's jobs use ('load'; a record from before units
+-- counted one per job).
+local function load_of(wkey)
+  local load = tonumber(call('HGET', wkey, 'load') or '')
+  return load or #split(call('HGET', wkey, 'jobs'))
+end
+
+-- A worker's job ends (completed, cancelled, taken back): it has room again.
+-- The order's record (d:{city}:o:<order>) is declared by every caller.
 local function end_job(wkey, wid, oid)
   local jobs = without(split(call('HGET', wkey, 'jobs')), oid)
-  call('HSET', wkey, 'jobs', table.concat(jobs, ','))
+  local load = math.max(0, load_of(wkey) - units_of(city_prefix(wkey) .. 'o:' .. oid))
+  call('HSET', wkey, 'jobs', table.concat(jobs, ','), 'load', #jobs > 0 and load or 0)
   worker_step(wkey, wid, 'free')
   settle_ttl(wkey)
 end
