@@ -21,6 +21,7 @@ from protocol.catalogue import (
 from protocol.messages import Point
 from server import categories
 from server.core import attributes, catalogue, pricing, workflow
+from server.core.diagram import workflow_mermaid
 
 T = AttributeType
 GROOMING = Path(__file__).parent / "data" / "pet-grooming.toml"
@@ -292,3 +293,21 @@ def test_diff_names_changed_leaves() -> None:
     assert catalogue.diff(old, new) == [("pricing.base", 0, 900)]
     assert catalogue.diff(old, old) == []
     assert ("key", None, "tiny") in catalogue.diff(None, old)
+
+
+def test_a_workflow_diagram_draws_approvals_skips_and_ends() -> None:
+    """An approval's approve and reject arrows, a conditional step's skip, the end."""
+    steps = [
+        Step(name="arrived", state="arrived"),
+        Step(name="check", by="operator", kind="approval", on_reject="redo",
+             when=Condition(attribute="big", op="set")),
+        Step(name="done", terminal=True),
+        Step(name="redo", next="done"),
+    ]  # fmt: skip
+    lines = workflow_mermaid(steps).splitlines()
+    assert lines[:2] == ["stateDiagram-v2", "    [*] --> arrived: assigned"]
+    assert "    check: operator approval; when big is set" in lines
+    assert "    check --> done: approve" in lines and "    check --> redo: reject" in lines
+    assert "    arrived --> done: skip check" in lines
+    assert "    done --> [*]: order completed" in lines
+    assert not any("cancelled" in line for line in lines)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from server import categories
 from server.core.diagram import render_into
 from server.settings import env_names
 from tests.support import repo_root
@@ -31,6 +32,10 @@ def test_every_setting_is_documented() -> None:
 
 
 def test_lifecycle_diagrams_match_the_tables() -> None:
-    """The README's diagrams are the ones drawn from the transition tables (scripts/gen-docs)."""
-    assert render_into(README) == README
+    """The README's diagrams are the ones drawn from the transition tables and the
+    built-in categories (scripts/gen-docs)."""
+    assert render_into(README, categories.builtins()) == README
     assert "offered --> assigned: accept" in README
+    for d in categories.builtins():
+        assert f"<!-- diagram:category-{d.key} -->" in README, d.key
+    assert "quote_confirmed --> started: approve" in README
