@@ -462,6 +462,13 @@ class LiveClient:
         await self.ws.close()
 
 
+def category_cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``dispatch category ARGS --url URL``, as an operator runs it (the README's way)."""
+    env = {**os.environ, "DISPATCH_JWT_SECRET": SECRET}
+    command = [sys.executable, "-m", "server.cli", "category", *args, "--url", url]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,12 +21,12 @@ from server.store.catalogue import CatalogueStore
 from server.store.cluster import open_link
 from server.store.redis_store import Store
 from tests.support import (
-    SECRET,
     UNIT,
     Admin,
     Customer,
     ServerProcess,
     WorkerClient,
+    category_cli,
     customer_token,
 )
 
@@ -259,12 +256,6 @@ async def test_a_node_that_missed_the_message_catches_up(redis_url: str) -> None
     await store.link.aclose()
 
 
-def _cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DISPATCH_JWT_SECRET": SECRET}
-    command = [sys.executable, "-m", "server.cli", "category", *args, "--url", server.url]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
-
-
 def test_the_category_command_diffs_applies_lists_and_shows(
     server: ServerProcess, tmp_path: Path
 ) -> None:
@@ -273,22 +264,28 @@ def test_the_category_command_diffs_applies_lists_and_shows(
     key = f"groom-{uuid.uuid4().hex[:8]}"
     path = tmp_path / f"{key}.toml"
     path.write_text(GROOMING.read_text().replace('key = "pet-grooming"', f'key = "{key}"'))
-    diff = _cli(server, "diff", str(path))
+    diff = category_cli(server.url, "diff", str(path))
     assert diff.returncode == 0 and f"key: None -> '{key}'" in diff.stdout, diff.stderr
-    first = _cli(server, "apply", str(path))
+    first = category_cli(server.url, "apply", str(path))
     assert first.stdout.strip() == f"{key}: applied, version 1", first.stderr
-    assert _cli(server, "apply", str(path)).stdout.strip() == f"{key}: unchanged, version 1"
+    assert (
+        category_cli(server.url, "apply", str(path)).stdout.strip()
+        == f"{key}: unchanged, version 1"
+    )
     path.write_text(path.read_text().replace("base = 2500", "base = 2600"))
-    assert _cli(server, "diff", str(path)).stdout.splitlines()[0] == "pricing.base: 2500 -> 2600"
-    assert "version 2" in _cli(server, "apply", str(path)).stdout
-    listed = _cli(server, "list").stdout
+    assert (
+        category_cli(server.url, "diff", str(path)).stdout.splitlines()[0]
+        == "pricing.base: 2500 -> 2600"
+    )
+    assert "version 2" in category_cli(server.url, "apply", str(path)).stdout
+    listed = category_cli(server.url, "list").stdout
     assert any(line.split()[:3] == [key, "v2", "live"] for line in listed.splitlines())
-    shown = json.loads(_cli(server, "show", key, "--version", "1").stdout)
+    shown = json.loads(category_cli(server.url, "show", key, "--version", "1").stdout)
     assert shown["definition"]["pricing"]["base"] == 2500
     path.write_text(path.read_text().replace('on_reject = "cancel"', 'on_reject = "nowhere"'))
-    bad = _cli(server, "apply", str(path))
+    bad = category_cli(server.url, "apply", str(path))
     assert bad.returncode == 1 and "steps[1].on_reject" in bad.stderr
-    assert json.loads(_cli(server, "show", key).stdout)["version"] == 2
+    assert json.loads(category_cli(server.url, "show", key).stdout)["version"] == 2
 
 
 async def test_a_job_uses_its_categorys_capacity_units(

@@ -29,6 +29,7 @@ from tests.support import (
     Customer,
     ServerProcess,
     WorkerClient,
+    note,
     redis_client,
     worker_token,
 )
@@ -190,7 +191,7 @@ async def _hello(server: ServerProcess, wid: str, city: str) -> tuple[Any, int |
         f"{server.ws_url}/v1/worker", additional_headers={"Authorization": f"Bearer {token}"}
     ) as ws:
         await ws.send(codec.encode(Hello(versions=[1])).decode())
-        answer = codec.server_decoder.decode(await asyncio.wait_for(ws.recv(), 5 * UNIT))
+        answer = note(codec.server_decoder.decode(await asyncio.wait_for(ws.recv(), 5 * UNIT)))
         try:
             await asyncio.wait_for(ws.recv(), 1.0 * UNIT)
         except ConnectionClosed as closed:

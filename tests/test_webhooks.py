@@ -6,6 +6,8 @@ recovers, 410, dead letters, the delivery log, and the stream's consumer group."
 from __future__ import annotations
 
 import asyncio
+import json
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import pytest
 
 from server.core import webhooks
+from server.store import keys
 from server.store.cluster import open_link
 from server.store.redis_store import Store
 from server.store.webhooks import WebhookStore
@@ -225,21 +228,25 @@ async def test_a_bad_subscription_is_refused(admin: Admin) -> None:
         assert r.status_code == 400 and r.json()["code"] == "invalid_field", r.text
 
 
-async def test_a_dead_consumers_entries_are_claimed(own_redis: str, node: ServerProcess) -> None:
-    """Entries a consumer read and never acknowledged go to another that claims them."""
-    city = unique_city()
+async def test_a_dead_consumers_entries_are_claimed(own_redis: str) -> None:
+    """Entries a consumer read and never acknowledged go to another that claims them.
+    (A city no node serves, so that no running node's consumer reads them first.)"""
+    city = f"unserved-{uuid.uuid4().hex[:8]}"
     store = Store(open_link(own_redis, 2.0, 2.0))
     hooks = WebhookStore(store, 60_000)
     await hooks.join([city])
-    customer = Customer(node.url)
-    oid = (await customer.create(city, 10.0, 10.0)).json()["id"]
+    oid = f"{city}.0000000001"
+    for etype in ("created", "dispatching"):
+        event = {"id": "1-0", "type": etype, "at": 1, "state": etype}
+        await store.call("XADD", keys.stream(city), "*", "k", "order",
+                         "e", json.dumps(event), "o", oid, "c", "")  # fmt: skip
     taken = await hooks.read([city], "dead-node", 100)
-    assert taken and {e.order for e in taken} == {oid}
+    assert len(taken) == 2 and {e.order for e in taken} == {oid}
     assert await hooks.claim_stale(city, "heir", 60_000) == []  # not idle long enough
     claimed = await hooks.claim_stale(city, "heir", 0)
     assert [e.id for e in claimed] == [e.id for e in taken]
     for entry in claimed:
         await hooks.ack(city, entry.id)
     assert await hooks.claim_stale(city, "heir-2", 0) == []
-    await customer.close()
+    await store.call("DEL", keys.stream(city))
     await store.link.aclose()
