@@ -106,6 +106,11 @@ def summary(report: dict[str, Any]) -> str:
         f"orders: {orders['created']} created, {orders['completed']} completed, "
         f"{orders['cancelled']} cancelled, {orders['unassigned']} unassigned, "
         f"{orders['still_open']} still open",
+        "by category: " + ", ".join(f"{'bare skill' if k == '-' else k} {n}"
+                                    for k, n in orders.get("by_category", {}).items())
+        + "".join(f"; {n} approvals {k}" for k, n in orders.get("approvals", {}).items()),
+        "steps the workers did: " + ", ".join(
+            f"{k} {n}" for k, n in workers.get("steps", {}).items()),
         f"offers: {offers['received']} received by workers, {offers['accepted']} accepted "
         f"(answer rate {offers['answer_rate']:.0%}), mean pickup distance "
         f"{offers['mean_pickup_distance_m']:.0f} m",

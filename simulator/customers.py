@@ -9,6 +9,11 @@ gets a drop-off. A share of the orders is followed live over
 after a random delay (a ``409 not_cancellable`` is counted as
 ``cancels_refused``, not as an error: the order had got too far).
 
+An order of a scenario skill with a ``category`` names that category with
+attributes drawn from the scenario; when its worker reaches a step that is
+the customer's (an approval), the customer approves it (or rejects the
+scenario's share) after ``approve_delay_s``.
+
 Every order is a short task; the cancel timer goes through the shared
 scheduler. Imports ``protocol`` (never ``server``) and ``simulator`` modules.
 """
@@ -68,6 +73,8 @@ class Customers:
         skills = sorted(world.config.skills.items())
         self._skills = [name for name, _ in skills]
         self._skill_weights = [s.order_weight for _, s in skills]
+        self._decisions = 0
+        world.decide = self.decide
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task that the end of the run can cancel."""
@@ -102,13 +109,13 @@ class Customers:
             )
             dropoff = Point(lat=dlat, lng=dlng)
         mode = OfferMode.BROADCAST if rng.random() < world.config.orders.broadcast_share else None
-        return CreateOrder(
-            city=world.city_name,
-            skill=skill,
-            pickup=Point(lat=lat, lng=lng),
-            dropoff=dropoff,
-            mode=mode,
-        )
+        service = world.config.skills[skill]
+        if service.category is None:
+            return CreateOrder(city=world.city_name, skill=skill, pickup=Point(lat=lat, lng=lng),
+                               dropoff=dropoff, mode=mode)  # fmt: skip
+        attrs = dict(rng.choice(service.attributes)) if service.attributes else {}
+        return CreateOrder(city=world.city_name, category=service.category, attributes=attrs,
+                           pickup=Point(lat=lat, lng=lng), dropoff=dropoff, mode=mode)  # fmt: skip
 
     async def _order(self, n: int) -> None:
         """Create order ``n``; then maybe schedule its cancel and follow it live."""
@@ -126,12 +133,35 @@ class Customers:
         if world.journal is not None:
             world.journal.order(view.id)
         world.metrics.count("orders_created")
+        world.metrics.count(f"orders_category_{view.category or '-'}")
         record = world.book.created(view, customer, posted_ms)
         if rng.random() < orders.cancel_share:
             delay = span(rng, orders.cancel_delay_s)
             world.scheduler.call_later(delay, lambda: self.spawn(self._cancel(record)))
         if rng.random() < orders.follow_share:
             await self._follow(record, n)
+
+    def decide(self, order_id: str, step: str) -> None:
+        """The worker waits for the customer's approval of ``step``: the customer
+        decides after a while (approves, or rejects the scenario's share)."""
+        record = self.world.book.orders.get(order_id)
+        if record is None:
+            return
+        orders = self.world.config.orders
+        rng = rng_for(self.world.config.seed, self.proc, "decide", self._decisions)
+        self._decisions += 1
+        decision = "approve" if rng.random() < orders.approve_share else "reject"
+        delay = span(rng, orders.approve_delay_s)
+        self.world.scheduler.call_later(
+            delay, lambda: self.spawn(self._decide(record, step, decision))
+        )
+
+    async def _decide(self, record: OrderRecord, step: str, decision: str) -> None:
+        self.world.metrics.count(f"approvals_{decision}d")
+        path = f"/v1/orders/{record.order_id}/steps/{step}"
+        body = codec.encode({"decision": decision})
+        await self._request("POST", path, self._auth(record.customer), body, expect=(200,),
+                            node=record.customer)  # fmt: skip
 
     async def _cancel(self, record: OrderRecord) -> None:
         self.world.metrics.count("cancels_requested")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from simulator.city import City
@@ -61,6 +62,8 @@ class World:
     http_bases: tuple[str, ...]  # one per server node; clients spread over them
     journal: Journal | None = None
     stopping: bool = False
+    # Ask the customer of an order to decide its pending step (set by the customers).
+    decide: Callable[[str, str], None] | None = None
 
     @property
     def ws_bases(self) -> tuple[str, ...]:

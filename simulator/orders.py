@@ -65,6 +65,8 @@ class OrderRecord:
     assigned_at: float | None = None
     assigned_exact: bool = False
     offered: bool = False
+    code: str | None = None  # the handover code a step may ask for (category orders)
+    category: str | None = None
 
 
 class OrderBook:
@@ -78,7 +80,8 @@ class OrderBook:
 
     def created(self, view: OrderView, customer: int, posted_ms: float) -> OrderRecord:
         """Register an order the server just created for ``customer``."""
-        record = OrderRecord(view.id, customer, posted_ms, view.created_at)
+        record = OrderRecord(view.id, customer, posted_ms, view.created_at, code=view.code,
+                             category=view.category)  # fmt: skip
         self.orders[view.id] = record
         early = self._early_offers.pop(view.id, None)
         if early is not None:

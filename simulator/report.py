@@ -37,6 +37,10 @@ class OrdersReport(Struct, frozen=True):
     followed_live: int
     cancels_requested: int
     cancels_refused: int
+    # orders created by category ('-' for those by bare skill)
+    by_category: dict[str, int] = msgspec.field(default_factory=dict)
+    # customers' decisions on the approvals their orders' workflows asked for
+    approvals: dict[str, int] = msgspec.field(default_factory=dict)
 
 
 class OffersReport(Struct, frozen=True):
@@ -147,6 +151,8 @@ def _orders(c: dict[str, int]) -> OrdersReport:
         followed_live=c.get("live_follows", 0),
         cancels_requested=c.get("cancels_requested", 0),
         cancels_refused=c.get("cancels_refused", 0),
+        by_category=_prefixed(c, "orders_category_"),
+        approvals=_prefixed(c, "approvals_"),
     )
 
 

@@ -65,12 +65,20 @@ class Skill(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
 
     With ``dropoff_km`` set the job is a delivery or ride: the worker picks up,
     then drives to a drop-off that far away and completes after ``service_s``
-    there. Without it the work happens at the pickup for ``service_s``."""
+    there. Without it the work happens at the pickup for ``service_s``.
+
+    With ``category`` the orders name that service category (whose first
+    skill must be this one) with attributes drawn from ``attributes``, one of
+    the listed tables at random per order; the workers walk the category's
+    steps, and its customers decide their approvals. Without it the orders
+    name the bare skill."""
 
     order_weight: NonNegative = 1.0  # relative share of the orders needing this skill
     worker_share: Share = 1.0  # probability that a worker has it (each has at least one)
     service_s: Span = (60.0, 300.0)  # time on site, or handing over at the drop-off
     dropoff_km: Span | None = None  # Manhattan distance of the drop-off from the pickup
+    category: Name | None = None  # order by this service category (PROTOCOL.md §18)
+    attributes: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
     def __post_init__(self) -> None:
         _check_spans(self, "service_s")
@@ -123,10 +131,12 @@ class Orders(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     cancel_share: Share = 0.05  # cancel after a delay drawn from cancel_delay_s
     cancel_delay_s: Span = (5.0, 60.0)
     broadcast_share: Share = 0.0  # ask for broadcast offers; the rest use the server default
+    approve_share: Share = 0.9  # a customer asked to approve a step approves; the rest reject
+    approve_delay_s: Span = (1.0, 5.0)  # how long the customer takes to decide
     customers: Annotated[int, Meta(ge=1)] = 200  # distinct customer accounts per process
 
     def __post_init__(self) -> None:
-        _check_spans(self, "cancel_delay_s")
+        _check_spans(self, "cancel_delay_s", "approve_delay_s")
 
 
 class Outage(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):

@@ -9,10 +9,14 @@ never a sleeping task per timer. Job steps carry an ``epoch`` so that steps
 planned before a reconnect are dropped once the job is re-planned from the
 server's ``welcome``.
 
-The worker reports ``arrived`` when it reaches the pickup intersection,
-``started`` after a short start delay, and ``completed`` after the service
-time on site, or, for a job with a drop-off, after driving there and handing
-over. It is on shift unless it has a reason to be off (``shift``, ``outage``);
+The worker walks its job's steps (:mod:`simulator.jobs`): the first when it
+reaches the pickup intersection, the ones between after a short start
+delay, the last after the service time on site or, for a job with a
+drop-off, after driving there and handing over; each with the data it
+requires. The server's ack names the next pending step; a step that is the
+customer's (an approval) is left to the customer, who is asked through the
+world (``World.decide``), and the worker carries on when ``job_updated``
+says so. It is on shift unless it has a reason to be off (``shift``, ``outage``);
 going offline waits until its offer and job are done, as the server requires.
 
 Imports ``protocol`` (never ``server``) and ``simulator`` modules.
@@ -40,8 +44,10 @@ from protocol.messages import (
     Error,
     Fix,
     Hello,
+    Hold,
     Job,
     JobCancelled,
+    JobUpdated,
     LocationReported,
     OfferMade,
     OfferReceived,
@@ -52,7 +58,7 @@ from protocol.messages import (
     Welcome,
 )
 from simulator.fleet import WorkerProfile, World, response_delay
-from simulator.jobs import ActiveJob, job_from
+from simulator.jobs import ActiveJob, job_from, step_data
 from simulator.journal import now_ms
 from simulator.movement import Mover
 
@@ -233,6 +239,15 @@ class SimWorker:
             self.world.metrics.count("jobs_cancelled")
             if self.job is not None and self.job.order_id == msg.order_id:
                 await self._end_job()
+        elif isinstance(msg, JobUpdated):
+            self.world.metrics.count("jobs_updated")
+            self.world.book.update(msg.job.order_id, msg.job.state)
+            job = self.job
+            if job is not None and job.order_id == msg.job.order_id:
+                job.moved_on(msg.job)
+                self._after_step(job)
+        elif isinstance(msg, Hold):
+            self.world.metrics.count(f"holds_{msg.hold}")
 
     async def _on_offer(self, offer: OfferMade) -> None:
         """Acknowledge at once, then answer after a human delay."""
@@ -274,7 +289,11 @@ class SimWorker:
             self.offer = None
             self._take_job(ack.job, distance)
         elif pending.kind == "progress":
-            self.world.book.update(pending.ref, pending.step)
+            job = self.job
+            self.world.book.update(pending.ref, ack.job.state if ack.job else "completed")
+            if job is not None and job.order_id == pending.ref and job.step == pending.step:
+                job.moved_on(ack.job)
+                self._after_step(job)
         elif pending.kind == "status" and ack.state is not None:
             self.status = "offline" if ack.state in ("offline", "paused") else "available"
 
@@ -302,26 +321,39 @@ class SimWorker:
         self._plan()
 
     def _plan(self) -> None:
-        """Schedule the current job's next step from where it stands."""
+        """Schedule the current job's pending step, when it is the worker's; ask the
+        customer to decide one of theirs."""
         job = self.job
-        if job is None:
+        if job is None or job.step is None:
             return
         job.epoch += 1
+        pending = job.pending
+        if job.waiting:
+            if pending is not None and pending.by == "customer" and self.world.decide:
+                self.world.decide(job.order_id, pending.name)
+            return
         epoch, now = job.epoch, self.world.scheduler.now()
         delay = job.next_delay(self.mover, self.world, self.rng, self.profile.speed_mps, now)
         self.world.scheduler.call_at(now + delay, lambda: self._step(job, epoch))
 
     async def _step(self, job: ActiveJob, epoch: int) -> None:
+        """Do the pending step; the ack names the next one (:meth:`_after_step`)."""
         if self.job is not job or job.epoch != epoch or self.ws is None:
             return  # superseded, or re-planned when the socket is back
+        pending = job.pending
+        if pending is None:
+            return
         self.mover.stop_at_target(self.world.scheduler.now())
-        step = job.advance()
-        self.world.metrics.count(f"steps_{step}")
-        await self._send(
-            ReportProgress(order_id=job.order_id, step=step), "progress", job.order_id, step
-        )
-        if step == "completed":
-            await self._end_job()
+        self.world.metrics.count(f"steps_{pending.name}")
+        record = self.world.book.orders.get(job.order_id)
+        data = step_data(pending, job.order_id, record.code if record else None)
+        message = ReportProgress(order_id=job.order_id, step=pending.name, data=data or None)
+        await self._send(message, "progress", job.order_id, pending.name)
+
+    def _after_step(self, job: ActiveJob) -> None:
+        """A step of the job was done (by the worker, or someone else): the next, or the end."""
+        if job.step is None:
+            self.world.scheduler.call_later(0.0, self._end_job)
         else:
             self._plan()
 

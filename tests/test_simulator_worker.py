@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
+import msgspec
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -24,12 +25,15 @@ from protocol.messages import (
     ChangeStatus,
     Hello,
     Job,
+    JobUpdated,
     LocationReported,
     OfferMade,
     OfferReceived,
     OrderState,
     Point,
     ReportProgress,
+    StepField,
+    StepInfo,
     WorkerMessage,
     WorkerState,
 )
@@ -100,8 +104,11 @@ class FakeServer:
             self.finished.set()
 
 
-def _job(state: OrderState) -> Job:
-    return Job(order_id=ORDER, state=state, skill="cleaning", pickup=PICKUP)
+STEPS = {"arrived": OrderState.ARRIVED, "started": OrderState.STARTED}
+
+
+def _job(state: OrderState, step: str | None = None) -> Job:
+    return Job(order_id=ORDER, state=state, skill="cleaning", pickup=PICKUP, step=step)
 
 
 async def _welcome(server: FakeServer, ws: ServerConnection, jobs: list[Job]) -> None:
@@ -112,10 +119,11 @@ async def _welcome(server: FakeServer, ws: ServerConnection, jobs: list[Job]) ->
 
 
 async def _serve_steps(server: FakeServer, ws: ServerConnection, steps: list[str]) -> None:
-    for step in steps:
+    for n, step in enumerate(steps):
         msg = await server.recv(ws)
         assert isinstance(msg, ReportProgress) and msg.step == step and msg.order_id == ORDER
-        await ws.send(codec.encode(Ack(id=msg.id)))
+        after = steps[n + 1] if n + 1 < len(steps) else None  # the ack names the next step
+        await ws.send(codec.encode(Ack(id=msg.id, job=_job(STEPS[step], after) if after else None)))
     server.done.set()
     with contextlib.suppress(ConnectionClosed):
         while True:
@@ -135,7 +143,9 @@ async def _offer_and_job(server: FakeServer, ws: ServerConnection) -> None:
     accept = await server.recv(ws)
     assert isinstance(accept, AcceptOffer) and accept.offer_id == OFFER and accept.id
     await ws.send(
-        codec.encode(Ack(id=accept.id, state=WorkerState.ON_JOB, job=_job(OrderState.ASSIGNED)))
+        codec.encode(
+            Ack(id=accept.id, state=WorkerState.ON_JOB, job=_job(OrderState.ASSIGNED, "arrived"))
+        )
     )
     await _serve_steps(server, ws, ["arrived", "started", "completed"])
 
@@ -188,6 +198,53 @@ async def test_worker_reconnects_and_resumes_its_job() -> None:
     assert fake.sessions == 2
     assert snapshot.counters["reconnects"] == 1
     assert snapshot.counters["steps_completed"] == 1
+
+
+CATEGORY_STEPS = [
+    StepInfo(name="picked_up", label="", by="worker"),
+    StepInfo(name="confirmed", label="", by="customer", kind="approval"),
+    StepInfo(name="delivered", label="", by="worker",
+             requires=[StepField(name="photo_url", type="url")]),
+]  # fmt: skip
+
+
+def _category_job(state: OrderState, step: str) -> Job:
+    return msgspec.structs.replace(_job(state, step), category="parcel", steps=CATEGORY_STEPS)
+
+
+async def _category_job_with_an_approval(server: FakeServer, ws: ServerConnection) -> None:
+    """A job of a category: the worker does its step, waits while the customer's
+    approval is pending, carries on when job_updated says so, with the step's data."""
+    await _welcome(server, ws, [_category_job(OrderState.ASSIGNED, "picked_up")])
+    first = await server.recv(ws)
+    assert isinstance(first, ReportProgress) and first.step == "picked_up"
+    await ws.send(
+        codec.encode(Ack(id=first.id, job=_category_job(OrderState.STARTED, "confirmed")))
+    )
+    with contextlib.suppress(TimeoutError):  # nothing but locations: the right answer
+        idle = await asyncio.wait_for(server.recv(ws), 0.5)
+        assert not isinstance(idle, ReportProgress), "the worker did the customer's step"
+    updated = JobUpdated(job=_category_job(OrderState.STARTED, "delivered"), event="confirmed")
+    await ws.send(codec.encode(updated))
+    last = await server.recv(ws)
+    while not isinstance(last, ReportProgress):
+        last = await server.recv(ws)
+    assert last.step == "delivered" and last.data is not None
+    assert str(last.data["photo_url"]).startswith("https://")
+    await ws.send(codec.encode(Ack(id=last.id, job=None)))
+    server.done.set()
+    with contextlib.suppress(ConnectionClosed):
+        while True:
+            await server.recv(ws)
+
+
+async def test_worker_walks_a_categorys_steps_and_waits_for_the_customer() -> None:
+    """picked_up, then nothing while the approval is the customer's, then delivered."""
+    fake = FakeServer(_category_job_with_an_approval)
+    snapshot = await _run_against(fake)
+    c = snapshot.counters
+    assert c["steps_picked_up"] == 1 and c["steps_delivered"] == 1 and c["jobs_updated"] == 1
+    assert "steps_confirmed" not in c and snapshot.errors == {}
 
 
 async def _idle(server: FakeServer, ws: ServerConnection) -> None:
