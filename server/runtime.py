@@ -73,6 +73,7 @@ class Runtime:
         self.draining = False
         self._on_fatal = on_fatal
         self._embedded: EmbeddedRedis | None = None
+        self.beat_store: Store | None = None
         self.supervisor = Supervisor(self._fatal)
 
     def verify(self, token: str | None, role: Role) -> Identity:
@@ -108,8 +109,14 @@ class Runtime:
         self.hub.on_catalogue = self.catalogue.notified
         self.pubsub_mode = ("sharded (SSUBSCRIBE on each city's master)" if shards else
                             "classic (one connection)" if cluster else "classic")  # fmt: skip
+        # The heartbeat has a link of its own: on a node whose main link is crowded
+        # (calls retrying through a shard's failover), a beat queued behind them
+        # would arrive late and the other nodes would take this one over as dead.
+        self.beat_store = Store(open_link(url, timeout_s, timeout_s),
+                                stream_keep_ms=s.events_keep_s * 1000)  # fmt: skip
         self.nodes = NodeWatch(self.store, self.node, s.cities, s.heartbeat_ms, s.node_ttl_ms,
-                               on_lost=self.hub.restart_workers)  # fmt: skip
+                               on_lost=self.hub.restart_workers,
+                               beats=self.beat_store)  # fmt: skip
         self.dispatcher = Dispatcher(
             self.store, s, self.nodes.live_nodes, self.figures, self.catalogue
         )
@@ -184,6 +191,8 @@ class Runtime:
         with contextlib.suppress(TimeoutError, OSError):
             async with asyncio.timeout(timeout_s):
                 await self.store.link.aclose()
+                if self.beat_store is not None:
+                    await self.beat_store.link.aclose()
         if self._embedded:
             await asyncio.to_thread(self._embedded.stop)
 

@@ -212,3 +212,23 @@ async def test_a_node_back_under_its_id_keeps_its_routes(redis_url: str, city: s
         await store.forget_node(back)
         await store.disconnect(city, WorkerId("wb"), back, "s-wb")
         await store.link.aclose()
+
+
+async def test_a_beat_does_not_wait_behind_a_crowded_link(redis_url: str) -> None:
+    """The heartbeat goes over its own link: with the main link stuck behind a slow
+    call (as during a shard's failover), the node still beats on time."""
+    if on_cluster():
+        pytest.skip("a blocking call on the cluster link holds one connection only")
+    main = Store(open_link(redis_url, 5.0, 5.0))
+    beats = Store(open_link(redis_url, 5.0, 5.0))
+    watch = NodeWatch(main, f"n-{uuid.uuid4().hex[:8]}", [], 100, 1000, beats=beats)
+    stuck = asyncio.ensure_future(main.call("BLPOP", f"d:stuck:{uuid.uuid4().hex}", 2))
+    await asyncio.sleep(0.05)  # the slow call is on the wire; the main link waits on it
+    started = time.monotonic()
+    async with asyncio.timeout(1.0):
+        await watch.beat()
+    assert time.monotonic() - started < 1.0 and watch.beating and not stuck.done()
+    await stuck
+    await watch.leave()
+    await main.link.aclose()
+    await beats.link.aclose()

@@ -15,6 +15,10 @@ A node that starts under the id of a dead one (a restart with a fixed
 sockets any more. A node that stops cleanly does the same on its way out.
 The beat also re-reads Redis ``TIME``, keeping the node's estimate of it.
 
+The beat goes over a link of its own (``beats``), so that a node whose main
+link is crowded with calls retrying through a shard's failover still beats
+on time and is not taken for dead.
+
 Judging others needs a healthy judge: a node declares others dead only after
 its own beats have gone through for a whole ``node_ttl_ms`` (after a Redis
 restart every node's last beat looks old, and the first one back must not
@@ -41,9 +45,10 @@ class NodeWatch:
 
     def __init__(
         self, store: Store, node: str, cities: Iterable[str], heartbeat_ms: int, node_ttl_ms: int,
-        on_lost: Callable[[], None] = lambda: None,
+        on_lost: Callable[[], None] = lambda: None, beats: Store | None = None,
     ) -> None:  # fmt: skip
         self.store = store
+        self.beats = beats or store  # the heartbeat's own link, when given
         self.on_lost = on_lost
         self.healthy_since: float | None = None  # start of the current run of good beats
         self.registered = False
@@ -71,8 +76,12 @@ class NodeWatch:
 
     async def beat(self) -> None:
         """Record this node alive; take over the dead ones."""
-        reply = await self.store.heartbeat(self.node, self.node_ttl_ms)
-        await self.store.sync_clock()
+        reply = await self.beats.heartbeat(self.node, self.node_ttl_ms)
+        if self.beats is not self.store:
+            await self.beats.sync_clock()
+            self.store.adopt_clock(self.beats)
+        else:
+            await self.store.sync_clock()
         now = self.last_beat = time.monotonic()
         if self.healthy_since is None:
             self.healthy_since = now

@@ -354,6 +354,10 @@ class Store:
         self._offset_ms = redis_ms - (before + after) * 500
         return redis_ms
 
+    def adopt_clock(self, other: Store) -> None:
+        """Take ``other``'s estimate of Redis time (a second link to the same Redis)."""
+        self._offset_ms = other._offset_ms
+
     def now_ms(self) -> int:
         """This node's estimate of Redis time (or the pinned time in tests)."""
         if self.pinned is not None:
