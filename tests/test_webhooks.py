@@ -28,6 +28,7 @@ from tests.support import (
     RedisProcess,
     ServerProcess,
     WorkerClient,
+    redis_client,
     unique_city,
 )
 
@@ -250,3 +251,44 @@ async def test_a_dead_consumers_entries_are_claimed(own_redis: str) -> None:
     assert await hooks.claim_stale(city, "heir-2", 0) == []
     await store.call("DEL", keys.stream(city))
     await store.link.aclose()
+
+
+async def test_with_no_subscription_the_events_are_skipped_unread(
+    own_redis: str, node: ServerProcess, admin: Admin
+) -> None:
+    """No subscription enabled: the group moves past the events without reading them
+    (nothing pending); a subscription made then gets the events after it."""
+    listed = (await admin.http.get("/v1/admin/webhooks")).json()["subscriptions"]
+    for sub in listed:
+        await admin.http.delete(f"/v1/admin/webhooks/{sub['id']}")
+    city = unique_city()
+    customer = Customer(node.url)
+    client = redis_client(own_redis)
+    stream = keys.stream(city)
+
+    async def reads() -> int:
+        stats = await client.info("commandstats")
+        return int(stats.get("cmdstat_xreadgroup", {}).get("calls", 0))
+
+    await asyncio.sleep(0.3)  # the loop has seen the subscriptions go
+    before = await reads()
+    await customer.create(city, 10.0, 10.0)
+
+    async def skipped() -> bool:
+        groups = await client.xinfo_groups(stream)
+        last = await client.xrevrange(stream, count=1)
+        return bool(groups and last and groups[0]["last-delivered-id"] == last[0][0]
+                    and groups[0]["pending"] == 0)  # fmt: skip
+
+    await until(skipped)
+    await asyncio.sleep(0.2)
+    assert await reads() == before, "the events were read though nobody wanted them"
+    receiver = await Receiver().start()
+    await subscribe(admin, receiver, events=["order.created"])
+    await asyncio.sleep(0.1)
+    oid = (await customer.create(city, 10.0, 10.0)).json()["id"]
+    got = await receiver.wait_for(lambda g: len(g) >= 1)
+    assert [g["data"]["order_id"] for g in got] == [oid]
+    await client.aclose()
+    await customer.close()
+    await receiver.stop()

@@ -190,6 +190,27 @@ class WebhookStore:
                 found += _entries(city, cast(list[list[object]], answer)[0][1])
         return found
 
+    async def last_ids(self, cities: Sequence[str]) -> list[str | None]:
+        """The id of each city's newest stream entry (None for an empty or missing stream)."""
+        answers = await self.store.call_raw(
+            [("XREVRANGE", keys.stream(c), "+", "-", "COUNT", 1) for c in cities]
+        )
+        found: list[str | None] = []
+        for answer in answers:
+            rows = answer if isinstance(answer, list) else []
+            found.append(text(cast(list[object], rows[0])[0]) if rows else None)
+        return found
+
+    async def skip_to(self, cities: Sequence[str], last: Sequence[str | None]) -> None:
+        """Move each city's group past its entries up to ``last`` without reading them
+        (no subscription wants anything): one write, instead of reading and
+        acknowledging every event. A city whose group is gone is joined again
+        on the next read."""
+        commands = [("XGROUP", "SETID", keys.stream(c), keys.STREAM_GROUP, at)
+                    for c, at in zip(cities, last, strict=True) if at]  # fmt: skip
+        if commands:
+            await self.store.call_raw(commands)
+
     async def claim_stale(self, city: str, consumer: str, idle_ms: int) -> list[Entry]:
         """Entries another consumer read and did not acknowledge for ``idle_ms``
         (its node died mid-delivery): now pending on ``consumer``."""
