@@ -42,7 +42,6 @@ from server.core.workflow import Actor, Decision, Move
 from server.metrics import Figures
 from server.store import keys, records
 from server.store.keys import OrderId
-from server.store.records import decoded, pairs
 from server.store.redis_store import Refused, Store, WorkflowStep
 
 log = logging.getLogger(__name__)
@@ -132,8 +131,10 @@ class Workflows:
         city = fields.get("city", "")
         if result.order_state in TERMINAL:
             self.figures.order(city, result.order_state)
-        order = decoded(pairs(list(result.order)))
-        job = None if result.order_state in TERMINAL or not order else records.job(order)
+        job = None
+        if result.order_state not in TERMINAL:  # the order as read, moved on as asked
+            moved = {**fields, "state": result.order_state, "wstep": move.pending or ""}
+            job = records.job(moved)
         return StepDone(result.order_state, result.worker_state, job)
 
     async def timed_out(self, oid: OrderId, step: str) -> None:

@@ -82,7 +82,6 @@ class StepReply(Refusable, frozen=True):
 class WorkflowReply(Refusable, frozen=True):
     order_state: str = ""
     worker_state: str = ""
-    order: list[str] = []  # the order's hash, as field/value pairs
 
 
 class CategoryReply(Refusable, frozen=True):

@@ -10,8 +10,8 @@
 -- reason, the next pending step ('' when the workflow ends), its timer in ms (''),
 -- the step's data (JSON, ''), cancel after it ('1' or ''), a frame for the worker's
 -- app ('' for none: a worker doing its own step gets its ack).
--- Reply (WorkflowReply): ok 1 with the order's and the worker's states and the
--- order's hash; or ok 0 with a code: job_not_found (the worker does not hold the
+-- Reply (WorkflowReply): ok 1 with the order's and the worker's states (the caller
+-- knows the rest of the order: what it read, and what it asked for); or ok 0 with a code: job_not_found (the worker does not hold the
 -- job), order_not_found (not the customer's order), illegal_step (the order moved
 -- on meanwhile, or is not working); or need.
 local okey, timers = KEYS[1], KEYS[2]
@@ -64,5 +64,4 @@ if wkey then
     send_to(wkey, o.worker, ARGV[13] == '1' and 'cancelled' or 'job', oid, ARGV[14])
   end
 end
-return reply({ok = 1, order_state = state, worker_state = wkey and call('HGET', wkey, 'state'),
-              order = call('HGETALL', okey)})
+return reply({ok = 1, order_state = state, worker_state = wkey and call('HGET', wkey, 'state')})
