@@ -51,6 +51,7 @@ local also = split(o.skills)
 -- reassign starts it again, an extension moves it on.
 if o.dfrom then o.created = o.dfrom end
 local customer, holds = o.customer, prefix .. 'holds'
+local any_held = call('EXISTS', holds) == 1  -- most cities hold nobody: no look per candidate
 o.skills, o.dfrom, o.customer = nil, nil, nil
 local free, seen = prefix .. 'free:' .. o.skill, prefix .. 'seen'
 local stale_before = now - tonumber(ARGV[5])
@@ -61,6 +62,7 @@ for _, node in ipairs(split(ARGV[7])) do live[node] = true end
 -- Whether an operator holds the worker back: blocked, blocked for this order's
 -- customer, or paused (a pause that is over is lifted here).
 local function held(wid)
+  if not any_held then return false end
   local h = call('HMGET', holds, 'b:' .. wid, 'c:' .. customer .. ':' .. wid, 'p:' .. wid)
   if h[1] or h[2] then return true end
   if not h[3] then return false end
