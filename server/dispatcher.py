@@ -277,6 +277,7 @@ class Dispatcher:
         if oid is None or keys.city_of(oid) != city:
             raise Refused("offer_not_found")
         accepted = await self.store.accept(OfferId(offer), wid, city)
+        self.workflows.remember(accepted.order)
         self.figures.order(city, "assigned")
         self.figures.offers["accepted"] += 1
         self.figures.created_to_assigned.observe((accepted.now - accepted.created_at) / 1000)

@@ -47,6 +47,7 @@ from server.store.redis_store import Refused, Store, WorkflowStep
 log = logging.getLogger(__name__)
 
 CANCEL_ROUNDS = 3
+KNOWN = 20_000  # orders whose fields a node remembers for their workers' next step
 _encode = msgspec.json.Encoder().encode
 
 
@@ -81,6 +82,17 @@ class Workflows:
     def __init__(self, store: Store, figures: Figures) -> None:
         self.store = store
         self.figures = figures
+        # The order as this node last saw it (at the accept, after each step), so
+        # that a worker's next step needs no read first. Stale is harmless: the
+        # script refuses a step from a state the order left, and the step is
+        # tried again on the order read afresh. Forgotten whole when full.
+        self._known: dict[str, dict[str, str]] = {}
+
+    def remember(self, fields: dict[str, str]) -> None:
+        """Keep an order's fields as just read or written (by an accept, a step)."""
+        if len(self._known) >= KNOWN:
+            self._known.clear()
+        self._known[fields["id"]] = fields
 
     async def _fields(self, oid: OrderId) -> dict[str, str]:
         fields = await self.store.order_fields(oid) if keys.city_of(oid) else {}
@@ -97,7 +109,15 @@ class Workflows:
         decision: Decision | None = None,
         data: Mapping[str, object] | None = None,
     ) -> StepDone:
-        """Do step ``step`` of the order as ``by`` (``actor``: who exactly)."""
+        """Do step ``step`` of the order as ``by`` (``actor``: who exactly): on the
+        order as this node last saw it, when it did, else (or when that refuses)
+        on the order read afresh."""
+        known = self._known.pop(oid, None)
+        if known is not None:
+            try:
+                return await self._perform(known, by, actor, step, decision, data)
+            except ClientError:
+                pass  # perhaps stale (someone else moved the order): read it again
         return await self._perform(await self._fields(oid), by, actor, step, decision, data)
 
     async def _perform(
@@ -133,8 +153,10 @@ class Workflows:
             self.figures.order(city, result.order_state)
         job = None
         if result.order_state not in TERMINAL:  # the order as read, moved on as asked
-            moved = {**fields, "state": result.order_state, "wstep": move.pending or ""}
+            moved = {**fields, "state": result.order_state, "wstep": move.pending or "",
+                     "wdone": ",".join([*records.done_of(fields), move.step])}  # fmt: skip
             job = records.job(moved)
+            self.remember(moved)
         return StepDone(result.order_state, result.worker_state, job)
 
     async def timed_out(self, oid: OrderId, step: str) -> None:

@@ -283,3 +283,24 @@ async def test_an_approval_times_out_on_a_surviving_node(
     finally:
         doomed.stop()
         survivor.stop()
+
+
+async def test_a_step_another_node_did_does_not_confuse_the_workers_node(
+    server: ServerProcess, second: ServerProcess, admin: Admin, customer: Customer, city: str
+) -> None:
+    """The worker's node remembers the order as it last saw it; the customer approves
+    through another node; the worker's next step still goes through (its node reads
+    the order again), and a step out of turn is still refused."""
+    worker, oid, _ = await assigned(server, admin, customer, city, category(),
+                                    {"breed": "retriever", "weight_kg": 45})  # fmt: skip
+    assert isinstance(await step(worker, oid, "arrived"), Ack)
+    elsewhere = Customer(second.url, customer.id)
+    r = await elsewhere.http.post(f"/v1/orders/{oid}/steps/approve_large_dog",
+                                  json={"decision": "approve"})  # fmt: skip
+    assert r.status_code == 200 and r.json()["step"] == "groomed", r.text
+    early = await step(worker, oid, "photo_sent", photo_url=PHOTO)
+    assert isinstance(early, Error) and early.code == "illegal_step"
+    reply = await step(worker, oid, "groomed")
+    assert isinstance(reply, Ack) and reply.job is not None and reply.job.step == "photo_sent"
+    await elsewhere.close()
+    await worker.close()

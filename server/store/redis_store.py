@@ -108,6 +108,7 @@ class Accepted(NamedTuple):
     order_state: str
     created_at: int
     job: Job
+    order: dict[str, str]  # the order's hash as the accept left it
 
 
 class WorkerRecord(NamedTuple):
@@ -452,8 +453,9 @@ class Store:
             [oid, offer, wid],
             replies.AcceptReply,
         )
-        return Accepted(r.now, r.worker_state, r.order_state, r.created,
-                        records.job(decoded(pairs(cast(list[object], r.order)))))  # fmt: skip
+        order = decoded(pairs(cast(list[object], r.order)))
+        return Accepted(r.now, r.worker_state, r.order_state, r.created, records.job(order),
+                        order)  # fmt: skip
 
     async def reject(
         self, offer: OfferId, wid: WorkerId, city: str, reason: str, lease_ms: int
