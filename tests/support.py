@@ -54,7 +54,7 @@ T = TypeVar("T")
 # The cities every test server serves: a fresh one per test (``city`` fixture),
 # so tests never see each other's workers or orders.
 _RUN = uuid.uuid4().hex[:6]
-CITY_POOL = tuple(f"t{_RUN}-{i:03d}" for i in range(120))
+CITY_POOL = tuple(f"t{_RUN}-{i:03d}" for i in range(160))
 _next_city = iter(CITY_POOL)
 
 

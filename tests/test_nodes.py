@@ -232,3 +232,29 @@ async def test_a_beat_does_not_wait_behind_a_crowded_link(redis_url: str) -> Non
     await watch.leave()
     await main.link.aclose()
     await beats.link.aclose()
+
+
+async def test_a_node_whose_own_beats_were_held_up_does_not_judge_others(
+    redis_url: str,
+) -> None:
+    """A beat that comes more than the node TTL after the one before (a failover held
+    every call up, without failing any) starts the judge's healthy run over: the
+    other node, whose beats were held up as well, is not taken over."""
+    store = Store(open_link(redis_url, 5.0, 5.0))
+    ttl_ms = 1000
+    judge = NodeWatch(store, f"judge-{uuid.uuid4().hex[:8]}", [], 100, ttl_ms)
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    await judge.beat()
+    judge.healthy_since = time.monotonic() - 10  # long healthy, as far as it knows
+    judge.last_beat = time.monotonic() - 2 * ttl_ms / 1000  # but its last beat is old
+    client = redis_client(redis_url)
+    stale = await store.sync_clock() - 5 * ttl_ms
+    await client.zadd(keys.NODES, {other: stale})
+    await judge.beat()
+    assert await client.zscore(keys.NODES, other) == stale, "taken over by a stalled judge"
+    judge.healthy_since = time.monotonic() - 10  # a judge healthy all along does take it
+    await judge.beat()
+    assert await client.zscore(keys.NODES, other) is None
+    await judge.leave()
+    await client.aclose()
+    await store.link.aclose()

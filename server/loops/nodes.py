@@ -20,7 +20,8 @@ link is crowded with calls retrying through a shard's failover still beats
 on time and is not taken for dead.
 
 Judging others needs a healthy judge: a node declares others dead only after
-its own beats have gone through for a whole ``node_ttl_ms`` (after a Redis
+its own beats have gone through, each within ``node_ttl_ms`` of the one
+before, for a whole ``node_ttl_ms`` (after a Redis
 restart every node's last beat looks old, and the first one back must not
 take the others over while they reconnect too). And a node that finds it was
 taken over while alive (its beat finds it unregistered) tells ``on_lost``:
@@ -82,9 +83,12 @@ class NodeWatch:
             self.store.adopt_clock(self.beats)
         else:
             await self.store.sync_clock()
-        now = self.last_beat = time.monotonic()
-        if self.healthy_since is None:
+        now = time.monotonic()
+        if self.healthy_since is None or now - self.last_beat > self.node_ttl_ms / 1000:
+            # This node's own beats were held up (a failover delays every node's
+            # calls without failing them): the others' may have been too.
             self.healthy_since = now
+        self.last_beat = now
         if reply.added and self.registered:
             self.lost_count += 1
             log.warning("this node was taken over as dead while alive; closing its worker "
