@@ -148,11 +148,14 @@ class Step(Struct, frozen=True, forbid_unknown_fields=True):
 class Cancellation(Struct, frozen=True, forbid_unknown_fields=True):
     """When the customer may cancel: free before step ``free_until`` is
     reached, for ``fee`` after it, and not at all once ``customer_until`` is
-    reached (the core lifecycle ends cancelling once the service started)."""
+    reached (the core lifecycle ends cancelling once the service started).
+    The worker may hand an accepted job back until ``worker_until`` is done
+    (its point of no return; by default, until the work started)."""
 
     free_until: FieldName | None = None
     fee: Amount = 0
     customer_until: FieldName | None = None
+    worker_until: FieldName | None = None
 
 
 class CategoryDefinition(Struct, frozen=True, forbid_unknown_fields=True):

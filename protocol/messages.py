@@ -210,6 +210,15 @@ class ReportProgress(Struct, frozen=True, tag="progress"):
     data: StepData | None = None
 
 
+class CancelJob(Struct, frozen=True, tag="cancel_job"):
+    """The worker hands back a job it accepted, before its point of no return:
+    the order is dispatched again at once, never to this worker."""
+
+    order_id: OrderIdText
+    reason: Text = "other"
+    id: ClientId | None = None
+
+
 class Ping(Struct, frozen=True, tag="ping"):
     """Keep-alive; answered with ``ack``."""
 
@@ -224,6 +233,7 @@ WorkerMessage = (
     | AcceptOffer
     | RejectOffer
     | ReportProgress
+    | CancelJob
     | Ping
 )
 

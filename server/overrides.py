@@ -1,5 +1,6 @@
 """Operators' overrides: take an order back and dispatch it again, move its
-deadline, hold a worker back from offers.
+deadline, hold a worker back from offers; and the worker's own hand-back of a
+job, which is the same step as a reassign.
 
 Each is one atomic step in the store (``server/store/overrides.py``) with the
 same race rules as the rest: a reassign racing an accept, a cancel or a step
@@ -11,11 +12,22 @@ the operator's id as ``actor``, so webhooks and the order's history see it.
 from __future__ import annotations
 
 from server.core import workflow
+from server.core.order_states import OrderState
 from server.dispatcher import Dispatcher
-from server.store import records
+from server.store import keys, records
 from server.store.keys import OrderId, WorkerId
 from server.store.overrides import HoldAction, OverrideStore
 from server.store.redis_store import Refused
+
+HAND_BACK_ROUNDS = 3
+
+
+def _first(fields: dict[str, str]) -> str:
+    """The step an order's workflow starts over at ('' for an order by bare skill,
+    whose steps follow its state). Pinned, never changed: safe to read early."""
+    if not fields.get("steps"):
+        return ""
+    return workflow.first(records.steps_of(fields), records.skipped_of(fields)).name
 
 
 class Overrides:
@@ -31,13 +43,34 @@ class Overrides:
         fields = await self.dispatcher.store.order_fields(oid)
         if not fields:
             raise Refused("order_not_found")
-        first = ""
-        if fields.get("steps"):  # pinned, never changed: safe to read before the step
-            first = workflow.first(records.steps_of(fields), records.skipped_of(fields)).name
         lease = self.dispatcher.settings.lease_ms
-        taken = await self.store.reassign(oid, actor, reason, first, lease)
+        taken = await self.store.reassign(oid, actor, reason, _first(fields), lease)
         self.dispatcher.dispatch_soon(oid)
         return taken.workers
+
+    async def hand_back(self, oid: OrderId, wid: WorkerId, reason: str) -> str:
+        """The worker hands back a job it accepted, before the category's point of
+        no return: dispatched again at once, never to this worker (recorded as
+        ``reassigned`` by the worker); the worker's state after it."""
+        lease = self.dispatcher.settings.lease_ms
+        for _ in range(HAND_BACK_ROUNDS):
+            fields = await self.dispatcher.store.order_fields(oid) if keys.city_of(oid) else {}
+            if not fields or fields.get("worker") != wid:
+                raise Refused("job_not_found")
+            done = records.done_of(fields)
+            rules = records.cancellation_of(fields)
+            if not workflow.worker_may_hand_back(rules, done, OrderState(fields["state"])):
+                raise Refused("not_cancellable", "the job is past its point of no return")
+            try:
+                taken = await self.store.reassign(oid, wid, reason, _first(fields), lease,
+                                                  "worker", len(done))  # fmt: skip
+            except Refused as exc:
+                if exc.code != "stale":
+                    raise
+                continue  # a step was done meanwhile: look again
+            self.dispatcher.dispatch_soon(oid)
+            return taken.worker_state
+        raise Refused("not_cancellable", "the job kept moving on; try again")
 
     async def extend(self, oid: OrderId, actor: str, by_s: int) -> int:
         """Move the deadline the order waits on by ``by_s``; the new deadline (ms)."""

@@ -11,6 +11,7 @@ import pytest
 from protocol.catalogue import (
     Attribute,
     AttributeType,
+    Cancellation,
     CategoryDefinition,
     Condition,
     FieldError,
@@ -22,6 +23,7 @@ from protocol.messages import Point
 from server import categories
 from server.core import attributes, catalogue, pricing, workflow
 from server.core.diagram import workflow_mermaid
+from server.core.order_states import OrderState
 
 T = AttributeType
 GROOMING = Path(__file__).parent / "data" / "pet-grooming.toml"
@@ -311,3 +313,24 @@ def test_a_workflow_diagram_draws_approvals_skips_and_ends() -> None:
     assert "    arrived --> done: skip check" in lines
     assert "    done --> [*]: order completed" in lines
     assert not any("cancelled" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("worker_until", "state", "done", "allowed"),
+    [
+        (None, "assigned", [], True),
+        (None, "arrived", ["arrived"], True),
+        (None, "started", ["arrived", "started"], False),  # the default point of no return
+        ("arrived", "assigned", [], True),
+        ("arrived", "arrived", ["arrived"], False),
+        ("photo_sent", "started", ["arrived", "groomed"], True),  # a later point allows more
+        (None, "offered", [], False),  # no job yet
+        (None, "completed", ["arrived", "started", "completed"], False),
+    ],
+)
+def test_a_worker_may_hand_a_job_back_until_its_point_of_no_return(
+    worker_until: str | None, state: str, done: list[str], allowed: bool
+) -> None:
+    """The category's worker_until step, or by default the start of the work."""
+    rules = Cancellation(worker_until=worker_until)
+    assert workflow.worker_may_hand_back(rules, done, OrderState(state)) is allowed

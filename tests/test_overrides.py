@@ -269,3 +269,33 @@ async def test_every_override_of_a_worker_is_an_event_with_its_operator(
     assert events[0]["reason"] == "late" and events[0]["until"] > 0
     assert events[2]["customer"] == events[3]["customer"] == "c-7"
     await ops.close()
+
+
+async def test_a_worker_hands_a_job_back_before_its_point_of_no_return(
+    server: ServerProcess, customer: Customer, city: str
+) -> None:
+    """cancel_job after arrived: acked, the worker is free and never offered the order
+    again, another worker gets it, the customer sees who handed it back and why.
+    Once the work started it is refused; a job the worker does not hold too."""
+    a = await _worker(server, "a", city)
+    oid = (await customer.create(city)).json()["id"]
+    await a.request({"type": "accept", "offer_id": (await a.offer()).offer_id})
+    await a.request({"type": "progress", "order_id": oid, "step": "arrived"})
+    b = await _worker(server, "b", city, FAR)
+    ack = await a.request({"type": "cancel_job", "order_id": oid, "reason": "flat tyre"})
+    assert isinstance(ack, Ack) and ack.state == "available", ack
+    second = await b.offer()
+    assert second.order_id == oid
+    assert not [m for m in await a.silent(0.3) if isinstance(m, OfferMade | JobCancelled)]
+    (event,) = _events(await customer.order(oid), "reassigned")
+    assert (event["by"], event["actor"], event["workers"], event["reason"]) == (
+        "worker", "a", ["a"], "flat tyre")  # fmt: skip
+    await b.request({"type": "accept", "offer_id": second.offer_id})
+    for step in ("arrived", "started"):
+        await b.request({"type": "progress", "order_id": oid, "step": step})
+    late = await b.request({"type": "cancel_job", "order_id": oid})
+    assert isinstance(late, Error) and late.code == "not_cancellable"
+    foreign = await a.request({"type": "cancel_job", "order_id": oid})
+    assert isinstance(foreign, Error) and foreign.code == "job_not_found"
+    await a.close()
+    await b.close()

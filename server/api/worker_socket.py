@@ -35,6 +35,7 @@ from protocol.messages import (
     SUPPORTED_VERSIONS,
     AcceptOffer,
     Ack,
+    CancelJob,
     ChangeStatus,
     Error,
     Fix,
@@ -59,6 +60,7 @@ from server.core.order_states import TERMINAL
 from server.core.worker_states import OFF_DUTY
 from server.logs import Throttled
 from server.runtime import Runtime
+from server.store import keys
 from server.store.keys import OrderId, WorkerId
 from server.store.records import job
 from server.store.redis_store import StoreUnavailable
@@ -474,6 +476,12 @@ class WorkerSession:
                 if OrderState(done.order_state) in TERMINAL:
                     self.jobs.discard(oid)
                 return Ack(id=msg.id, state=WorkerState(done.worker_state), job=done.job)
+            case CancelJob(order_id=oid, reason=reason):
+                if keys.city_of(OrderId(oid)) != me.city:
+                    return _error("job_not_found", msg.id)
+                state = await rt.overrides.hand_back(OrderId(oid), wid, reason)
+                self.jobs.discard(oid)
+                return Ack(id=msg.id, state=WorkerState(state) if state else None)
             case OfferReceived():
                 rt.stats["offers_acknowledged"] += 1
                 return Ack(id=msg.id)
@@ -501,7 +509,7 @@ def _order_named(msg: WorkerMessage) -> str:
     match msg:
         case AcceptOffer(offer_id=offer) | RejectOffer(offer_id=offer):
             return offer.rpartition("/")[0]
-        case ReportProgress(order_id=oid):
+        case ReportProgress(order_id=oid) | CancelJob(order_id=oid):
             return oid
     return ""
 

@@ -115,7 +115,7 @@ def _problems(d: CategoryDefinition) -> Iterator[FieldError]:
             yield from _condition(step.when, form, f"steps[{i}].when")
     yield from workflow.check_graph(d.steps)
     names = {s.name for s in d.steps}
-    for field in ("free_until", "customer_until"):
+    for field in ("free_until", "customer_until", "worker_until"):
         target = getattr(d.cancellation, field)
         if target is not None and target not in names:
             yield FieldError(f"cancellation.{field}", "unknown_step", f"no step {target!r}")

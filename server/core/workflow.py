@@ -24,7 +24,14 @@ from protocol.catalogue import Attribute, Cancellation, FieldError, Step, StepIn
 
 from server.core.attributes import Value, holds
 from server.core.errors import ClientError, InvalidFields
-from server.core.order_states import ENTERED_BY, RECORDED_AS, OrderEventType, OrderState
+from server.core.order_states import (
+    ENTERED_BY,
+    REASSIGNABLE,
+    RECORDED_AS,
+    WORKING,
+    OrderEventType,
+    OrderState,
+)
 
 __all__ = [
     "CANCEL",
@@ -42,6 +49,7 @@ __all__ = [
     "skipped",
     "successors",
     "timer_ms",
+    "worker_may_hand_back",
 ]
 
 Actor = Literal["worker", "customer", "operator", "system"]
@@ -343,6 +351,19 @@ def check_data(step: Step, data: Mapping[str, object], code: str | None) -> None
             errors.append(FieldError(where, "wrong_code" if wrong else "invalid_field", why))
     if errors:
         raise InvalidFields("invalid_step_data", f"{step.name!r}: the data does not fit", errors)
+
+
+def worker_may_hand_back(
+    rules: Cancellation | None, done: Collection[str], state: OrderState
+) -> bool:
+    """Whether the worker may still hand its job back: while the order is
+    working and can be reassigned, until its category's point of no return
+    (``worker_until``) is done, or, without one, until the work started."""
+    if state not in WORKING or state not in REASSIGNABLE:
+        return False
+    if rules is None or rules.worker_until is None:
+        return state is not OrderState.STARTED
+    return rules.worker_until not in done
 
 
 def cancel_fee(rules: Cancellation | None, done: Collection[str]) -> int | None:

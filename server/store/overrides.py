@@ -26,17 +26,20 @@ class OverrideStore:
         self.store = store
 
     async def reassign(
-        self, oid: OrderId, actor: str, reason: str, first_step: str, lease_ms: int
-    ) -> replies.ReassignReply:
+        self, oid: OrderId, actor: str, reason: str, first_step: str, lease_ms: int,
+        by: str = "operator", done: int = 0,
+    ) -> replies.ReassignReply:  # fmt: skip
         """Take the order from its offer's holders or its worker (never to be offered
         it again), restart its workflow at ``first_step`` and its dispatch deadline
-        now; its timer is leased to the caller, who dispatches it."""
+        now; its timer is leased to the caller, who dispatches it. With ``by``
+        ``worker`` the worker ``actor`` hands its job back, if the order still has
+        ``done`` steps done (else ``stale``)."""
         if not keys.city_of(oid):
             raise Refused("order_not_found")
         city = keys.city_of(oid) or ""
         return await self.store.step(
             "reassign", keys.order_keys(oid) + keys.city_keys(city),
-            [oid, actor, reason, first_step, lease_ms], replies.ReassignReply,
+            [oid, actor, reason, first_step, lease_ms, by, done], replies.ReassignReply,
         )  # fmt: skip
 
     async def extend(

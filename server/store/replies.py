@@ -162,6 +162,7 @@ def decode(flat: object, shape: type[R]) -> R:
 class ReassignReply(Refusable, frozen=True):
     state: str = ""
     workers: list[str] = []
+    worker_state: str = ""  # the worker's, when it handed the job back
 
 
 class ExtendReply(Refusable, frozen=True):

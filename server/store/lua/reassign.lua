@@ -1,20 +1,29 @@
--- An operator takes an order from whoever has it and dispatches it again: the
--- holders of its open offer are told it is withdrawn, or its worker that the job
--- is cancelled (and is free again); none of them is ever offered it again (they
--- are in its tried set). Its workflow starts over at its first step, and its
--- dispatch deadline runs from now.
+-- An operator takes an order from whoever has it and dispatches it again, or its
+-- worker hands it back: the holders of its open offer are told it is withdrawn,
+-- or its worker that the job is cancelled (not a worker handing it back: it gets
+-- an ack) and is free again; none of them is ever offered it again (they are in
+-- its tried set). Its workflow starts over at its first step, and its dispatch
+-- deadline runs from now.
 -- KEYS: order, timers, tried, then the rest it plans (history, the city's indexes,
 -- and the holders or the worker with their skills' search indexes).
 -- ARGV: now, order id, actor id, reason, the workflow's first step ('' for an order
--- by bare skill), lease (ms) for the caller, which dispatches the order at once.
+-- by bare skill), lease (ms) for the caller, which dispatches the order at once; by
+-- ('operator', or 'worker': then the actor must hold the job, and the order must
+-- still have the number of steps done that the caller saw, ARGV[8]).
 -- Reply (ReassignReply): ok 1 with the order's state and the workers it was taken
--- from, or ok 0 with a code (order_not_found, not_reassignable); or need.
+-- from, or ok 0 with a code (order_not_found, not_reassignable; for a worker
+-- job_not_found, or stale: a step was done since the caller read it); or need.
 local okey, timers, tried = KEYS[1], KEYS[2], KEYS[3]
 local now, oid, actor = clock(ARGV[1]), ARGV[2], ARGV[3]
-local o = hmap(okey, {'state', 'offer', 'holders', 'worker'})
+local by = ARGV[7]
+local o = hmap(okey, {'state', 'offer', 'holders', 'worker', 'wdone'})
 if not o.state then return refused('order_not_found') end
+if by == 'worker' and (o.worker ~= actor or not WORKING[o.state]) then
+  return refused('job_not_found')
+end
 local row = ORDER_T[o.state]
 if not (row and row['reassign']) then return refused('not_reassignable') end
+if by == 'worker' and #split(o.wdone) ~= tonumber(ARGV[8]) then return refused('stale') end
 local prefix = city_prefix(okey)
 plan_order(okey)
 if OFFER_OPEN[o.state] then
@@ -36,16 +45,20 @@ if OFFER_OPEN[o.state] then
 elseif o.worker then
   local wkey = prefix .. 'w:' .. o.worker
   end_job(wkey, o.worker, oid)
-  send_to(wkey, o.worker, 'cancelled', oid,
-          cjson.encode({type = 'job_cancelled', order_id = oid, reason = 'operator'}))
+  if by ~= 'worker' then
+    send_to(wkey, o.worker, 'cancelled', oid,
+            cjson.encode({type = 'job_cancelled', order_id = oid, reason = 'operator'}))
+  end
   from[1] = o.worker
 end
 for _, wid in ipairs(from) do call('SADD', tried, wid) end
 call('HDEL', okey, 'worker', 'wdue', 'wdone')
 if ARGV[5] ~= '' then call('HSET', okey, 'wstep', ARGV[5]) else call('HDEL', okey, 'wstep') end
 call('HSET', okey, 'dfrom', now)
-local extra = {by = 'operator', actor = actor, workers = from}
+local extra = {by = by, actor = actor, workers = from}
 if ARGV[4] ~= '' then extra.reason = ARGV[4] end
 local state = order_step(okey, oid, 'reassign', now, extra)
 call('ZADD', timers, now + tonumber(ARGV[6]), oid)
-return reply({ok = 1, state = state, workers = from})
+local wstate = nil
+if by == 'worker' then wstate = call('HGET', prefix .. 'w:' .. actor, 'state') end
+return reply({ok = 1, state = state, workers = from, worker_state = wstate})
