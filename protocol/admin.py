@@ -56,3 +56,9 @@ class WorkerStanding(Struct, frozen=True):
     paused_until: Millis | None = None
     blocked: bool = False
     blocked_for: list[str] = []
+    # customers' ratings over the last 30 and 7 days: how many, and their mean
+    # (null until there are the server's minimum number of them)
+    ratings_30d: int = 0
+    rating_30d: float | None = None
+    ratings_7d: int = 0
+    rating_7d: float | None = None

@@ -27,6 +27,7 @@ from protocol.messages import (
     LiveMessage,
     OrderEvent,
     OrderView,
+    RateOrder,
     ServerMessage,
     WorkerMessage,
 )
@@ -55,6 +56,7 @@ order_view_decoder = msgspec.json.Decoder(OrderView)
 order_event_decoder = msgspec.json.Decoder(OrderEvent)
 http_error_decoder = msgspec.json.Decoder(HttpError)
 do_step_decoder = msgspec.json.Decoder(DoStep)
+rate_order_decoder = msgspec.json.Decoder(RateOrder)
 category_definition_decoder = msgspec.json.Decoder(CategoryDefinition)
 category_decoder = msgspec.json.Decoder(Category)
 category_list_decoder = msgspec.json.Decoder(CategoryList)

@@ -55,6 +55,8 @@ ERROR_CODES: Final[dict[str, str]] = {
     "not_reassignable": "Only an offered or assigned order can be reassigned.",
     "not_extendable": "The order ended, or no deadline runs that could be moved.",
     "not_held": "The worker is not held that way: there is nothing to lift.",
+    "not_rateable": "Only a completed order can be rated.",
+    "already_rated": "The order has been rated already; a rating is given once.",
     # workflow steps
     "not_your_step": "That step is done by someone else (the category says who).",
     "invalid_step_data": "The step's data is missing or does not fit; `errors` names each field.",

@@ -423,6 +423,16 @@ class OrderView(Struct, frozen=True):
     code: str | None = None
     step: str | None = None
     steps: list[StepInfo] | None = None
+    rating: int | None = None  # the customer's stars, once given
+    rating_comment: str | None = None
+
+
+class RateOrder(Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/orders/{id}/rating``: the customer rates a completed
+    order, once."""
+
+    stars: Annotated[int, Meta(ge=1, le=5)]
+    comment: Text | None = None
 
 
 class DoStep(Struct, frozen=True, forbid_unknown_fields=True):

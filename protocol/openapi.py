@@ -130,6 +130,18 @@ def _customer_paths() -> JSON:
                 ),
             }
         },
+        "/v1/orders/{id}/rating": {
+            "post": {
+                "operationId": "rateOrder",
+                "summary": "Rate the completed order, 1 to 5 stars, once.",
+                "parameters": [ORDER_ID],
+                "requestBody": _body("RateOrder"),
+                "responses": _responses(
+                    {200: "The order, with its rating."},
+                    {400: BODY_ERRORS, **found, 409: ("not_rateable", "already_rated")},
+                ),
+            }
+        },
         "/v1/orders/{id}/steps/{step}": {
             "post": {
                 "operationId": "doStep",

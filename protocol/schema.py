@@ -38,6 +38,7 @@ from protocol.messages import (
     HttpError,
     LiveMessage,
     OrderView,
+    RateOrder,
     ServerMessage,
     WorkerMessage,
 )
@@ -80,6 +81,7 @@ HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (
     Pause,
     Block,
     WorkerStanding,
+    RateOrder,
 )
 COMPONENT_REF = "#/components/schemas/{name}"
 DOCS = "See protocol/PROTOCOL.md for the rules behind these shapes."

@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/orders/{order_id}", orders_http.get_order),
         Route("/v1/orders/{order_id}/cancel", orders_http.cancel_order, methods=["POST"]),
         Route("/v1/orders/{order_id}/steps/{step}", orders_http.do_step, methods=["POST"]),
+        Route("/v1/orders/{order_id}/rating", orders_http.rate_order, methods=["POST"]),
         WebSocketRoute("/v1/orders/{order_id}/live", order_live.live_endpoint),
         WebSocketRoute("/v1/worker", worker_socket.WorkerEndpoint()),
         *(Route(path, handler, methods=methods) for path, handler, methods in admin.ROUTES),

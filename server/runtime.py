@@ -36,6 +36,7 @@ from server.overrides import Overrides
 from server.settings import Settings
 from server.store.catalogue import CatalogueStore
 from server.store.cluster import ClusterLink, open_link
+from server.store.performance import PerformanceStore
 from server.store.redis_store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class Runtime:
             self.store, s, self.nodes.live_nodes, self.figures, self.catalogue
         )
         self.overrides = Overrides(self.dispatcher)
+        self.performance = PerformanceStore(self.store)
         self.ingest = LocationIngest(self.store, s.location_flush_ms)
         self.deliveries = Deliveries(
             self.store, self.node, s.cities, timeout_s=s.webhook_timeout_s,

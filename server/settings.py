@@ -63,6 +63,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_ms: PositiveInt = 1000
     node_ttl_ms: PositiveInt = 3000
     retention_s: PositiveInt = 7 * 86400
+    min_samples: PositiveInt = 5  # a worker's score counts only from this many samples
     redis_timeout_ms: PositiveInt = 2000
     max_frame_bytes: PositiveInt = 65536
     outbox_max_bytes: PositiveInt = 1 << 20

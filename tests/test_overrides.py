@@ -299,3 +299,53 @@ async def test_a_worker_hands_a_job_back_before_its_point_of_no_return(
     assert isinstance(foreign, Error) and foreign.code == "job_not_found"
     await a.close()
     await b.close()
+
+
+async def _completed(server: ServerProcess, customer: Customer, city: str, wid: str) -> str:
+    w = await _worker(server, wid, city)
+    oid: str = (await customer.create(city)).json()["id"]
+    await w.request({"type": "accept", "offer_id": (await w.offer()).offer_id})
+    for step in ("arrived", "started", "completed"):
+        await w.request({"type": "progress", "order_id": oid, "step": step})
+    await w.close()
+    return oid
+
+
+async def test_a_customer_rates_a_completed_order_once_and_it_counts_for_the_worker(
+    server: ServerProcess, admin: Admin, customer: Customer, city: str
+) -> None:
+    """Stars on the order and its history; a second rating, a rating of an open
+    order or of another's order is refused; the worker's mean shows once it rests
+    on enough ratings (DISPATCH_MIN_SAMPLES, 5 by default)."""
+    open_oid = (await customer.create(city)).json()["id"]
+    r = await customer.http.post(f"/v1/orders/{open_oid}/rating", json={"stars": 4})
+    assert (r.status_code, r.json()["code"]) == (409, "not_rateable")
+    await customer.http.post(f"/v1/orders/{open_oid}/cancel")  # not to be offered below
+    r = await customer.http.post(f"/v1/orders/{open_oid}/rating", json={"stars": 4})
+    assert (r.status_code, r.json()["code"]) == (409, "not_rateable")  # cancelled: no work
+    stars = [5, 4, 5, 3]
+    for n, given in enumerate(stars):
+        oid = await _completed(server, customer, city, "rated")
+        if n == 0:
+            for bad in ({"stars": 0}, {"stars": 6}, {}, {"stars": 5, "x": 1}):
+                r = await customer.http.post(f"/v1/orders/{oid}/rating", json=bad)
+                assert r.status_code == 400, bad
+            other = Customer(server.url)
+            r = await other.http.post(f"/v1/orders/{oid}/rating", json={"stars": 1})
+            assert (r.status_code, r.json()["code"]) == (404, "order_not_found")
+            await other.close()
+        r = await customer.http.post(f"/v1/orders/{oid}/rating",
+                                     json={"stars": given, "comment": "ok"})  # fmt: skip
+        assert r.status_code == 200 and r.json()["rating"] == given, r.text
+        (event,) = _events(r.json(), "rated")
+        assert (event["data"], event["worker"], event["state"]) == (
+            {"stars": given, "comment": "ok"}, "rated", "completed")  # fmt: skip
+    r = await customer.http.post(f"/v1/orders/{oid}/rating", json={"stars": 1})
+    assert (r.status_code, r.json()["code"]) == (409, "already_rated")
+    standing = (await admin.http.get(f"/v1/admin/workers/{city}/rated")).json()
+    assert (standing["ratings_30d"], standing["rating_30d"]) == (4, None)  # 4 < 5 samples
+    oid = await _completed(server, customer, city, "rated")
+    await customer.http.post(f"/v1/orders/{oid}/rating", json={"stars": 4})
+    standing = (await admin.http.get(f"/v1/admin/workers/{city}/rated")).json()
+    assert (standing["ratings_30d"], standing["rating_30d"]) == (5, 4.2)
+    assert (standing["ratings_7d"], standing["rating_7d"]) == (5, 4.2)

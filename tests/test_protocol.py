@@ -50,6 +50,7 @@ HTTP_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "order_happened": codec.order_happened_decoder,
     "worker_happened": codec.worker_happened_decoder,
     "reassign": codec.reassign_decoder,
+    "rate_order": codec.rate_order_decoder,
     "extend": codec.extend_decoder,
     "pause": codec.pause_decoder,
     "block": codec.block_decoder,

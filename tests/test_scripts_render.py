@@ -47,6 +47,7 @@ def test_rules_define_every_table() -> None:
         "SEARCHING",
         "WORKING",
         "CUSTOMER_CANCELS",
+        "RATEABLE",
         "ANSWER_REFUSALS",
         "RECORDED",
         "CREATED_EVENT",

@@ -91,6 +91,18 @@ async def step_body(request: Request, rt: Runtime) -> DoStep:
     return decoded(codec.do_step_decoder, raw) if raw.strip() else DoStep()
 
 
+async def rate_order(request: Request) -> Response:
+    """``POST /v1/orders/{id}/rating``: the customer rates its completed order, once."""
+    rt: Runtime = request.app.state.runtime
+    me = _customer(request)
+    oid = order_id_of(request)
+    s = rt.settings
+    body = decoded(codec.rate_order_decoder, await read_body(request, s.max_frame_bytes,
+                                                             s.body_timeout_s))  # fmt: skip
+    await rt.performance.rate(oid, me.subject, body.stars, body.comment or "")
+    return json_response(await rt.dispatcher.view(oid, me.subject))
+
+
 async def cancel_order(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     me = _customer(request)

@@ -44,6 +44,8 @@ STATUS = {
     "not_reassignable": 409,
     "not_extendable": 409,
     "not_held": 409,
+    "not_rateable": 409,
+    "already_rated": 409,
     "too_large": 413,
     "rate_limited": 429,
     "unavailable": 503,

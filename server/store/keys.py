@@ -125,6 +125,14 @@ def holds(city: str) -> str:
     return f"{_tag(city)}holds"
 
 
+def performance(city: str, worker_id: str) -> str:
+    """A worker's performance counters, one field per day and figure
+    (``r:<day>:n`` ratings, ``r:<day>:s`` their stars); days older than the
+    longest window are deleted in the step that writes, and the key expires a
+    window after its last write."""
+    return f"{_tag(city)}perf:{worker_id}"
+
+
 def order_keys(order_id: OrderId) -> list[str]:
     """The keys a script on an order declares: record, timers, tried, history, and
     the city's event stream."""

@@ -199,6 +199,8 @@ def view_from_fields(
         code=fields.get("code") or None,
         step=pending_of(fields),
         steps=workflow.infos(pin.steps) if pin else None,
+        rating=int(fields["rating"]) if fields.get("rating") else None,
+        rating_comment=fields.get("rcomment") or None,
     )
 
 

@@ -42,6 +42,7 @@ SCRIPT_NAMES = (
     "reassign",
     "extend",
     "hold",
+    "rate_order",
 )
 
 
@@ -84,6 +85,7 @@ def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> 
         "SEARCHING": _set(order_states.SEARCHING),
         "WORKING": _set(order_states.WORKING),
         "CUSTOMER_CANCELS": _set(order_states.CUSTOMER_CANCELS),
+        "RATEABLE": _set(order_states.RATEABLE),
         "ANSWER_REFUSALS": _map(order_states.ANSWER_REFUSALS),
         "RECORDED": _map(order_states.RECORDED_AS),
         "CREATED_EVENT": _lua_str(order_states.CREATED_EVENT),

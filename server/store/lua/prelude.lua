@@ -1,6 +1,6 @@
 -- Shared by every script. server/store/scripts.py puts the rendered rule
 -- tables above this text (ORDER_T, WORKER_T, TERMINAL, OFFER_OPEN, SEARCHING,
--- WORKING, CUSTOMER_CANCELS, ANSWER_REFUSALS, RECORDED, CREATED_EVENT,
+-- WORKING, CUSTOMER_CANCELS, RATEABLE, ANSWER_REFUSALS, RECORDED, CREATED_EVENT,
 -- ORDER_INITIAL, WORKER_INITIAL, CANDIDATE, NEEDS_NO_JOBS, REFUSAL), so the rules come from server/core and
 -- are written once: no guard below names a state. A script gets the tables
 -- and the helpers below that it uses (Redis runs all of a script's text on
