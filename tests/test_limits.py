@@ -4,6 +4,7 @@ deadline. Each test starts its own node with the limits it needs, made small."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -73,10 +74,15 @@ async def test_a_client_that_stops_reading_is_dropped(redis_url: str) -> None:
     try:
         ws = await _hello(node, "mute", city, sock=_small_window(node.port), max_queue=1)
         junk = '{"type": "teleport", "id": "' + "x" * 60 + '"}'
-        with pytest.raises(ConnectionClosed):
+        # The client may not see the close: it reads nothing (max_queue=1), so the
+        # close frame can sit unread while its sends still fit the kernel's buffers.
+        with contextlib.suppress(ConnectionClosed):
             for _ in range(200_000):
                 await ws.send(junk)
-        assert (await _metrics(node))["slow_readers_closed"] == 1
+        deadline = time.monotonic() + 5 * UNIT
+        while (await _metrics(node))["slow_readers_closed"] != 1:
+            assert time.monotonic() < deadline, "the slow reader was never dropped"
+            await asyncio.sleep(0.05)
         other = await WorkerClient.connect(node.ws_url, "other", city)
         assert isinstance(await other.request({"type": "ping"}), Ack)
         await other.close()
