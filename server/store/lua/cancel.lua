@@ -20,28 +20,11 @@ if not (row and row['cancel']) or (by == 'customer' and not CUSTOMER_CANCELS[o.s
 end
 if #split(o.wdone) ~= tonumber(ARGV[5]) then return refused('stale') end
 local reason = by == 'customer' and 'customer' or 'operator'
-local prefix = city_prefix(okey)
 plan_order(okey)
-if OFFER_OPEN[o.state] then
-  plan_holders(okey)
-elseif o.worker then
-  plan_worker(prefix, o.worker)
-end
+plan_takers(okey, o)
 local need = needs()
 if need then return need end
-if OFFER_OPEN[o.state] then
-  for _, wid in ipairs(split(o.holders)) do
-    local wkey = prefix .. 'w:' .. wid
-    release(wkey, wid, o.offer)
-    withdraw(wkey, wid, oid, o.offer, 'cancelled')
-  end
-  call('HDEL', okey, 'offer', 'holders', 'exp')
-elseif o.worker then
-  local wkey = prefix .. 'w:' .. o.worker
-  end_job(wkey, o.worker, oid)
-  send_to(wkey, o.worker, 'cancelled', oid,
-          cjson.encode({type = 'job_cancelled', order_id = oid, reason = reason}))
-end
+take_from(okey, oid, o, reason)
 call('ZREM', timers, oid)
 call('HDEL', okey, 'wstep', 'wdue')
 local fee = tonumber(ARGV[6])

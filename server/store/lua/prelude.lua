@@ -186,6 +186,16 @@ local function plan_holders(okey)
   for _, wid in ipairs(split(call('HGET', okey, 'holders'))) do plan_worker(prefix, wid) end
 end
 
+-- Plan a change to whoever has order o (state, holders, worker read from okey):
+-- the holders of its open offer, or its worker.
+local function plan_takers(okey, o)
+  if OFFER_OPEN[o.state] then
+    plan_holders(okey)
+  elseif o.worker then
+    plan_worker(city_prefix(okey), o.worker)
+  end
+end
+
 -- After planning: the reply asking for the keys that were missing, or nil.
 local function needs()
   if #MISSING > 0 then return reply({need = MISSING}) end
@@ -328,6 +338,32 @@ local function end_job(wkey, wid, oid)
   call('HSET', wkey, 'jobs', table.concat(jobs, ','), 'load', #jobs > 0 and load or 0)
   worker_step(wkey, wid, 'free')
   settle_ttl(wkey)
+end
+
+-- Take order o (state, offer, holders, worker) from whoever has it: its open offer
+-- is withdrawn from each holder ('cancelled') and released, or its worker's job
+-- ends, the worker told with job_cancelled and reason tell (nil: not told).
+-- Returns the workers it was taken from.
+local function take_from(okey, oid, o, tell)
+  local prefix, from = city_prefix(okey), {}
+  if OFFER_OPEN[o.state] then
+    for _, wid in ipairs(split(o.holders)) do
+      local wkey = prefix .. 'w:' .. wid
+      release(wkey, wid, o.offer)
+      withdraw(wkey, wid, oid, o.offer, 'cancelled')
+      from[#from + 1] = wid
+    end
+    call('HDEL', okey, 'offer', 'holders', 'exp')
+  elseif o.worker then
+    local wkey = prefix .. 'w:' .. o.worker
+    end_job(wkey, o.worker, oid)
+    if tell then
+      send_to(wkey, o.worker, 'cancelled', oid,
+              cjson.encode({type = 'job_cancelled', order_id = oid, reason = tell}))
+    end
+    from[1] = o.worker
+  end
+  return from
 end
 
 -- The event fields naming an offer's holders: 'worker' when there is one.

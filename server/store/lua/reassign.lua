@@ -24,33 +24,12 @@ end
 local row = ORDER_T[o.state]
 if not (row and row['reassign']) then return refused('not_reassignable') end
 if by == 'worker' and #split(o.wdone) ~= tonumber(ARGV[8]) then return refused('stale') end
-local prefix = city_prefix(okey)
 plan_order(okey)
-if OFFER_OPEN[o.state] then
-  plan_holders(okey)
-elseif o.worker then
-  plan_worker(prefix, o.worker)
-end
+plan_takers(okey, o)
 local need = needs()
 if need then return need end
-local from = {}
-if OFFER_OPEN[o.state] then
-  for _, wid in ipairs(split(o.holders)) do
-    local wkey = prefix .. 'w:' .. wid
-    release(wkey, wid, o.offer)
-    withdraw(wkey, wid, oid, o.offer, 'cancelled')
-    from[#from + 1] = wid
-  end
-  call('HDEL', okey, 'offer', 'holders', 'exp')
-elseif o.worker then
-  local wkey = prefix .. 'w:' .. o.worker
-  end_job(wkey, o.worker, oid)
-  if by ~= 'worker' then
-    send_to(wkey, o.worker, 'cancelled', oid,
-            cjson.encode({type = 'job_cancelled', order_id = oid, reason = 'operator'}))
-  end
-  from[1] = o.worker
-end
+-- a worker handing its job back is answered by its ack, not told
+local from = take_from(okey, oid, o, by ~= 'worker' and 'operator' or nil)
 for _, wid in ipairs(from) do call('SADD', tried, wid) end
 call('HDEL', okey, 'worker', 'wdue', 'wdone')
 if ARGV[5] ~= '' then call('HSET', okey, 'wstep', ARGV[5]) else call('HDEL', okey, 'wstep') end
@@ -60,5 +39,5 @@ if ARGV[4] ~= '' then extra.reason = ARGV[4] end
 local state = order_step(okey, oid, 'reassign', now, extra)
 call('ZADD', timers, now + tonumber(ARGV[6]), oid)
 local wstate = nil
-if by == 'worker' then wstate = call('HGET', prefix .. 'w:' .. actor, 'state') end
+if by == 'worker' then wstate = call('HGET', city_prefix(okey) .. 'w:' .. actor, 'state') end
 return reply({ok = 1, state = state, workers = from, worker_state = wstate})
