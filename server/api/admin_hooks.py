@@ -26,7 +26,7 @@ from protocol.webhooks import (
     SubscriptionList,
 )
 from server.api.admin import admin_of
-from server.api.responses import decoded, json_response, read_body
+from server.api.responses import json_body, json_response
 from server.loops.webhooks import new_secret
 from server.runtime import Runtime
 from server.store.redis_store import Refused
@@ -51,11 +51,7 @@ def _limit(request: Request) -> int:
 
 async def create(request: Request) -> Response:
     rt, me = admin_of(request)
-    s = rt.settings
-    body = decoded(
-        codec.new_subscription_decoder,
-        await read_body(request, s.max_frame_bytes, s.body_timeout_s),
-    )
+    body = await json_body(request, rt.settings, codec.new_subscription_decoder)
     sub = Subscription(
         id=f"sub_{secrets.token_hex(8)}", url=body.url, events=body.events,
         categories=body.categories, secret=body.secret or new_secret(), enabled=True,

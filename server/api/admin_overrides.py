@@ -13,9 +13,7 @@ event with the operator as ``actor`` (server/overrides.py).
 from __future__ import annotations
 
 import logging
-from typing import TypeVar
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -24,24 +22,13 @@ from protocol.admin import Block, Reassign, WorkerStanding
 from protocol.messages import WorkerState
 from server.api.admin import admin_of, order_view
 from server.api.orders_http import order_id_of
-from server.api.responses import decoded, json_response, read_body
+from server.api.responses import json_body, json_response
 from server.runtime import Runtime
 from server.store.keys import WorkerId
 from server.store.overrides import HoldAction
 from server.store.redis_store import Refused
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-async def _body(
-    request: Request, rt: Runtime, decoder: msgspec.json.Decoder[T], empty: T | None = None
-) -> T:
-    """The request's body by ``decoder``; ``empty`` for an empty body, when it may be."""
-    s = rt.settings
-    raw = await read_body(request, s.max_frame_bytes, s.body_timeout_s)
-    return empty if empty is not None and not raw.strip() else decoded(decoder, raw)
 
 
 def _worker_of(request: Request, rt: Runtime) -> tuple[str, WorkerId]:
@@ -58,7 +45,7 @@ def _worker_of(request: Request, rt: Runtime) -> tuple[str, WorkerId]:
 async def reassign(request: Request) -> Response:
     rt, me = admin_of(request)
     oid = order_id_of(request)
-    body = await _body(request, rt, codec.reassign_decoder, Reassign())
+    body = await json_body(request, rt.settings, codec.reassign_decoder, Reassign())
     taken = await rt.overrides.reassign(oid, me.subject, body.reason or "")
     log.info("admin %s: reassigned order %s (from %s)", me.subject, oid, ",".join(taken))
     return await order_view(rt, oid)
@@ -67,7 +54,7 @@ async def reassign(request: Request) -> Response:
 async def extend(request: Request) -> Response:
     rt, me = admin_of(request)
     oid = order_id_of(request)
-    body = await _body(request, rt, codec.extend_decoder)
+    body = await json_body(request, rt.settings, codec.extend_decoder)
     due = await rt.overrides.extend(oid, me.subject, body.by_s)
     log.info("admin %s: extended order %s by %d s (due %d)", me.subject, oid, body.by_s, due)
     return await order_view(rt, oid)
@@ -98,7 +85,7 @@ async def _standing(rt: Runtime, city: str, wid: WorkerId) -> WorkerStanding:
 async def pause(request: Request) -> Response:
     rt, me = admin_of(request)
     city, wid = _worker_of(request, rt)
-    body = await _body(request, rt, codec.pause_decoder)
+    body = await json_body(request, rt.settings, codec.pause_decoder)
     await rt.overrides.hold(city, wid, "pause", me.subject, body.for_s, None, body.reason)
     log.info("admin %s: paused worker %s/%s for %d s", me.subject, city, wid, body.for_s)
     return json_response(await _standing(rt, city, wid))
@@ -115,7 +102,7 @@ async def resume(request: Request) -> Response:
 async def _block(request: Request, blocked: bool) -> Response:
     rt, me = admin_of(request)
     city, wid = _worker_of(request, rt)
-    body = await _body(request, rt, codec.block_decoder, Block())
+    body = await json_body(request, rt.settings, codec.block_decoder, Block())
     action: HoldAction = "block" if blocked else "unblock"
     await rt.overrides.hold(city, wid, action, me.subject, 0, body.customer, body.reason)
     whom = f" for customer {body.customer}" if body.customer else ""

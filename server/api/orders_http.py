@@ -16,7 +16,7 @@ from starlette.responses import Response
 from protocol import codec, ids
 from protocol.messages import DoStep
 from server import auth
-from server.api.responses import RateLimited, decoded, json_response, read_body
+from server.api.responses import RateLimited, decoded, json_body, json_response, read_body
 from server.dispatcher import fingerprint
 from server.runtime import Runtime
 from server.store import keys
@@ -86,9 +86,7 @@ async def do_step(request: Request) -> Response:
 
 async def step_body(request: Request, rt: Runtime) -> DoStep:
     """A step's body (empty is no decision and no data)."""
-    s = rt.settings
-    raw = await read_body(request, s.max_frame_bytes, s.body_timeout_s)
-    return decoded(codec.do_step_decoder, raw) if raw.strip() else DoStep()
+    return await json_body(request, rt.settings, codec.do_step_decoder, DoStep())
 
 
 async def rate_order(request: Request) -> Response:
@@ -96,9 +94,7 @@ async def rate_order(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     me = _customer(request)
     oid = order_id_of(request)
-    s = rt.settings
-    body = decoded(codec.rate_order_decoder, await read_body(request, s.max_frame_bytes,
-                                                             s.body_timeout_s))  # fmt: skip
+    body = await json_body(request, rt.settings, codec.rate_order_decoder)
     await rt.performance.rate(oid, me.subject, body.stars, body.comment or "")
     return json_response(await rt.dispatcher.view(oid, me.subject))
 

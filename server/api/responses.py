@@ -23,6 +23,7 @@ from protocol.errors import message
 from protocol.messages import FieldError, HttpError
 from server.core.errors import ClientError, InvalidFields
 from server.logs import Throttled
+from server.settings import Settings
 from server.store.redis_store import Refused
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,15 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
             "request_timeout", f"the body did not arrive within {timeout_s:g} s"
         ) from None
     return bytes(body)
+
+
+async def json_body(
+    request: Request, settings: Settings, decoder: msgspec.json.Decoder[T], empty: T | None = None
+) -> T:
+    """The request's JSON body as its Struct, read within the settings' size and
+    time limits; ``empty`` for an empty body, where one may be empty."""
+    raw = await read_body(request, settings.max_frame_bytes, settings.body_timeout_s)
+    return empty if empty is not None and not raw.strip() else decoded(decoder, raw)
 
 
 def decoded(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
