@@ -128,9 +128,9 @@ class OneTagLink:
         return await self.link.call_many(commands)
 
 
-def one_tag(url: str) -> Link:
+def one_tag(url: str, timeout_s: float = 2.0) -> Link:
     """The link for ``url``, checking that each script's keys share one hash tag."""
-    return cast(Link, OneTagLink(open_link(url)))
+    return cast(Link, OneTagLink(open_link(url, timeout_s, timeout_s)))
 
 
 def on_cluster() -> bool:
