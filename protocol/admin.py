@@ -44,6 +44,22 @@ class Block(Struct, frozen=True, forbid_unknown_fields=True):
     reason: Text | None = None
 
 
+class PerformanceWindow(Struct, frozen=True):
+    """A worker's figures over the last ``days`` days. A rate or mean is null
+    until its count reaches the server's minimum number of samples
+    (``DISPATCH_MIN_SAMPLES``)."""
+
+    days: int
+    offers: int = 0  # offers received
+    accepted: int = 0
+    rejected: int = 0
+    expired: int = 0  # offers it let run out unanswered
+    acceptance: float | None = None  # accepted / (accepted + rejected + expired)
+    response_ms: int | None = None  # mean time from an offer to its answer
+    ratings: int = 0  # customers' ratings of its jobs
+    rating: float | None = None  # their mean stars
+
+
 class WorkerStanding(Struct, frozen=True):
     """A worker as operators see it: its state, node and jobs (as its record has
     them; ``offline`` once the record expired), and what holds it back."""
@@ -56,9 +72,5 @@ class WorkerStanding(Struct, frozen=True):
     paused_until: Millis | None = None
     blocked: bool = False
     blocked_for: list[str] = []
-    # customers' ratings over the last 30 and 7 days: how many, and their mean
-    # (null until there are the server's minimum number of them)
-    ratings_30d: int = 0
-    rating_30d: float | None = None
-    ratings_7d: int = 0
-    rating_7d: float | None = None
+    # its figures over the last 7 and 30 days
+    performance: list[PerformanceWindow] = []

@@ -343,9 +343,41 @@ async def test_a_customer_rates_a_completed_order_once_and_it_counts_for_the_wor
     r = await customer.http.post(f"/v1/orders/{oid}/rating", json={"stars": 1})
     assert (r.status_code, r.json()["code"]) == (409, "already_rated")
     standing = (await admin.http.get(f"/v1/admin/workers/{city}/rated")).json()
-    assert (standing["ratings_30d"], standing["rating_30d"]) == (4, None)  # 4 < 5 samples
+    _, month = standing["performance"]
+    assert (month["ratings"], month["rating"]) == (4, None)  # 4 < 5 samples
     oid = await _completed(server, customer, city, "rated")
     await customer.http.post(f"/v1/orders/{oid}/rating", json={"stars": 4})
     standing = (await admin.http.get(f"/v1/admin/workers/{city}/rated")).json()
-    assert (standing["ratings_30d"], standing["rating_30d"]) == (5, 4.2)
-    assert (standing["ratings_7d"], standing["rating_7d"]) == (5, 4.2)
+    week, month = standing["performance"]
+    assert (week["days"], week["ratings"], week["rating"]) == (7, 5, 4.2)
+    assert (month["days"], month["ratings"], month["rating"]) == (30, 5, 4.2)
+    assert (month["offers"], month["accepted"], month["acceptance"]) == (5, 5, 1.0)
+
+
+async def test_a_workers_offers_count_as_received_accepted_rejected_or_expired(
+    server: ServerProcess, admin: Admin, customer: Customer, city: str
+) -> None:
+    """Each offer counts once as received and once by how it ended; the mean
+    answer time counts answers only, and rates wait for enough samples."""
+    w = await _worker(server, "counted", city)
+    for n in range(6):
+        oid = (await customer.create(city)).json()["id"]
+        offer = await w.offer()
+        if n == 5:  # let it run out
+            await w.next_where(lambda m: getattr(m, "reason", None) == "expired")
+            await customer.http.post(f"/v1/orders/{oid}/cancel")
+            continue
+        kind = "accept" if n % 2 == 0 else "reject"
+        ack = await w.request({"type": kind, "offer_id": offer.offer_id})
+        assert isinstance(ack, Ack), ack
+        await customer.http.post(f"/v1/orders/{oid}/cancel")
+    standing = (await admin.http.get(f"/v1/admin/workers/{city}/counted")).json()
+    week, month = standing["performance"]
+    assert week == {**month, "days": 7}
+    assert (month["offers"], month["accepted"], month["rejected"], month["expired"]) == (
+        6, 3, 2, 1)  # fmt: skip
+    assert month["acceptance"] == 0.5  # 3 of 6 offers: 6 samples are enough
+    # 5 answers, and DISPATCH_MIN_SAMPLES is 5: the mean shows; each answer came
+    # within the offer's timeout
+    assert 0 <= month["response_ms"] < 1000 * UNIT
+    await w.close()

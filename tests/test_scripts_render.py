@@ -40,6 +40,7 @@ def test_rules_define_every_table() -> None:
     assert set(_sections()) == {
         "PUBLISH",
         "STREAM_KEEP_MS",
+        "PERF_DAYS",
         "ORDER_T",
         "WORKER_T",
         "TERMINAL",

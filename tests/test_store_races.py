@@ -7,6 +7,7 @@ fixed order here: no sleeps, no luck.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from typing import cast
 
 import pytest
 
@@ -15,6 +16,7 @@ from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store import keys
 from server.store.keys import City, OfferId, OrderId, WorkerId, new_order_id
+from server.store.performance import DAY_MS, PerformanceStore
 from server.store.redis_store import Refused, Spot, Store
 from tests.support import one_tag, scratch_city
 
@@ -513,3 +515,37 @@ async def test_event_ids_sort_even_when_the_clock_steps_back(store: Store, clock
     resumed = await store.order_view(oid, after=view.events[1].id)
     assert resumed is not None and [e.type for e in resumed.events] == ["offered", "assigned"]
     assert await store.call("TYPE", keys.events(oid)) == b"list"
+
+
+async def test_performance_counters_roll_over_days_and_end(store: Store, clock: Clock) -> None:
+    """Counts go into the day of the script's time; the first count of a day
+    drops days older than the kept 30, the 7-day window sums only its days, and
+    the hash expires 30 days after its last count."""
+    city = scratch_city()
+    await add_workers(store, city, "a")
+    d = dispatcher(store, city)
+    perf = PerformanceStore(store)
+    for _ in range(5):  # day 0: five offers let run out
+        await locate(store, city, {"a": (13.40, 52.521, clock.ms)}, first=False)
+        oid = await new_order(d, city)
+        clock.ms += 11_000
+        await d.dispatch(oid)
+        await d.cancel(oid, "operator", "ops")
+    clock.ms += 8 * DAY_MS  # day 8: one offer accepted
+    await locate(store, city, {"a": (13.40, 52.521, clock.ms)}, first=False)
+    oid = await new_order(d, city)
+    await d.accept(WorkerId("a"), city, f"{oid}/1")
+    week, month = await perf.windows(city, WorkerId("a"), 5)
+    assert (week.expired, week.accepted, month.expired, month.accepted) == (0, 1, 5, 1)
+    assert (month.acceptance, week.acceptance) == (round(1 / 6, 3), None)  # 1 < 5 samples
+    key = keys.performance(city, "a")
+    assert 29 * DAY_MS < cast(int, await store.call("PTTL", key)) <= 30 * DAY_MS
+    clock.ms += 23 * DAY_MS  # day 31: day 0 is past the 30 kept
+    await d.cancel(oid, "operator", "ops")
+    await locate(store, city, {"a": (13.40, 52.521, clock.ms)}, first=False)
+    oid = await new_order(d, city)
+    await d.accept(WorkerId("a"), city, f"{oid}/1")
+    fields = await store.hash_of(key)
+    assert not [f for f in fields if f.startswith("x:")], fields  # day 0's counts went
+    _, month = await perf.windows(city, WorkerId("a"), 1)
+    assert (month.offers, month.accepted, month.expired, month.acceptance) == (2, 2, 0, 1.0)

@@ -2,32 +2,57 @@
 feed them.
 
 One hash per worker and city (:func:`server.store.keys.performance`), one
-field per day and figure, so that a rolling window is a sum over its days:
-``r:<day>:n`` ratings received that day, ``r:<day>:s`` their stars. The
-script that writes deletes the days older than the longest window
-(:data:`WINDOW_DAYS`) and sets the key to expire a window after its last
-write, so the hash stays bounded and ends.
+field per day and figure, so that a rolling window is a sum over its days.
+The scripts count (the prelude's ``tally``), in the same step as what they
+count: ``o:<day>:n`` offers received (offer.lua), ``a:<day>:n`` accepted and
+``a:<day>:ms`` the milliseconds those answers took since the offer was sent
+(accept.lua), ``j:<day>:n`` and ``j:<day>:ms`` the same of rejections
+(reject.lua), ``x:<day>:n`` offers that expired unanswered (the prelude's
+``expire_offer``), ``r:<day>:n`` ratings received and ``r:<day>:s`` their
+stars (rate_order.lua). A day is 86,400,000 ms of Redis time. The first count
+of a day deletes the days older than :data:`WINDOW_DAYS`, and the hash
+expires that long after its last count, so it stays bounded and ends.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
+from protocol.admin import PerformanceWindow
 from server.store import keys, replies
 from server.store.keys import OrderId, WorkerId
 from server.store.redis_store import Refused, Store
+from server.store.scripts import PERF_DAYS
 
-WINDOW_DAYS = 30
+WINDOW_DAYS = PERF_DAYS
 WINDOWS = (7, 30)
 DAY_MS = 86_400_000
 
 
-class Rated(NamedTuple):
-    """Ratings received within a window: how many, and their mean (None when
-    fewer than the minimum number of samples)."""
+def _ratio(part: int, whole: int, min_samples: int, digits: int = 3) -> float | None:
+    """part / whole, once whole reaches the minimum number of samples."""
+    return round(part / whole, digits) if whole and whole >= min_samples else None
 
-    received: int
-    mean: float | None
+
+def windows(fields: dict[str, str], today: int, min_samples: int) -> list[PerformanceWindow]:
+    """The figures of each of :data:`WINDOWS` from a worker's counters (its hash's
+    fields) as of day ``today``. Pure."""
+    found = []
+    for days in WINDOWS:
+        sums: dict[str, int] = {}
+        for name, value in fields.items():
+            kind, _, rest = name.partition(":")
+            day, _, figure = rest.partition(":")
+            if day.isdigit() and today - int(day) < days and value.lstrip("-").isdigit():
+                sums[f"{kind}:{figure}"] = sums.get(f"{kind}:{figure}", 0) + int(value)
+        offers, accepted, rejected = sums.get("o:n", 0), sums.get("a:n", 0), sums.get("j:n", 0)
+        answered, ratings, expired = accepted + rejected, sums.get("r:n", 0), sums.get("x:n", 0)
+        response = _ratio(sums.get("a:ms", 0) + sums.get("j:ms", 0), answered, min_samples, 0)
+        found.append(PerformanceWindow(
+            days=days, offers=offers, accepted=accepted, rejected=rejected,
+            expired=expired, acceptance=_ratio(accepted, answered + expired, min_samples),
+            response_ms=None if response is None else int(response),
+            ratings=ratings, rating=_ratio(sums.get("r:s", 0), ratings, min_samples, 2),
+        ))  # fmt: skip
+    return found
 
 
 class PerformanceStore:
@@ -41,22 +66,11 @@ class PerformanceStore:
         if not keys.city_of(oid):
             raise Refused("order_not_found")
         await self.store.step(
-            "rate_order", keys.order_keys(oid), [oid, customer, stars, comment, WINDOW_DAYS],
+            "rate_order", keys.order_keys(oid), [oid, customer, stars, comment],
             replies.Refusable,
         )  # fmt: skip
 
-    async def ratings(self, city: str, wid: WorkerId, min_samples: int) -> dict[int, Rated]:
-        """The worker's ratings in each of :data:`WINDOWS` (days), by Redis time."""
+    async def windows(self, city: str, wid: WorkerId, min_samples: int) -> list[PerformanceWindow]:
+        """The worker's figures in each of :data:`WINDOWS` (days), by Redis time."""
         fields = await self.store.hash_of(keys.performance(city, wid))
-        today = self.store.now_ms() // DAY_MS
-        found = {}
-        for days in WINDOWS:
-            n = s = 0
-            for name, value in fields.items():
-                kind, _, rest = name.partition(":")
-                day, _, figure = rest.partition(":")
-                if kind == "r" and day.isdigit() and today - int(day) < days:
-                    n += int(value) if figure == "n" else 0
-                    s += int(value) if figure == "s" else 0
-            found[days] = Rated(n, round(s / n, 2) if n and n >= min_samples else None)
-        return found
+        return windows(fields, self.store.now_ms() // DAY_MS, min_samples)

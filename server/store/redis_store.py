@@ -304,8 +304,9 @@ class Store:
         return result
 
     def _keys_of(self, city: str, wid: str) -> list[str]:
-        """One worker's record, and the search index of each skill the store knows it has."""
-        return [keys.worker(city, wid),
+        """One worker's record and performance counters, and the search index of each
+        skill the store knows it has."""
+        return [keys.worker(city, wid), keys.performance(city, wid),
                 *(keys.free(city, s) for s in self._skills.get(f"{city}/{wid}"))]  # fmt: skip
 
     def _worker_keys(self, city: str, wids: Iterable[str]) -> list[str]:

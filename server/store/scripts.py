@@ -69,15 +69,17 @@ def _map(items: Mapping[K, str]) -> str:
 
 
 STREAM_KEEP_MS = 3_600_000
+PERF_DAYS = 30  # how many days of a worker's performance counters are kept
 
 
 def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> dict[str, str]:
     """The core's rules as Lua values, by the local name the scripts read them under;
-    the publish command (SPUBLISH for sharded pub/sub on a Redis Cluster) and how long
-    the cities' event streams keep an event."""
+    the publish command (SPUBLISH for sharded pub/sub on a Redis Cluster), how long
+    the cities' event streams keep an event and the workers' performance counters a day."""
     return {
         "PUBLISH": _lua_str("SPUBLISH" if sharded else "PUBLISH"),
         "STREAM_KEEP_MS": str(int(stream_keep_ms)),
+        "PERF_DAYS": str(PERF_DAYS),
         "ORDER_T": _table(order_states.TRANSITIONS),
         "WORKER_T": _table(worker_states.TRANSITIONS),
         "TERMINAL": _set(order_states.TERMINAL),

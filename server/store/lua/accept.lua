@@ -24,7 +24,8 @@ for _, other in ipairs(split(call('HGET', okey, 'holders'))) do
     withdraw(wkey2, other, oid, offer_id, 'taken')
   end
 end
-call('HDEL', okey, 'offer', 'holders', 'exp')
+tally_answer(okey, wid, now, 'a')
+call('HDEL', okey, 'offer', 'holders', 'exp', 'osent')
 call('HSET', okey, 'worker', wid)
 -- The workflow's first step is due now (pinned at creation as wstep, with wtms
 -- when it has a timer: an approval or a system step).

@@ -34,11 +34,12 @@ for i = 6, #ARGV, 2 do
     call('SADD', tried, wid)
     send(prefix, node, wid, 'offer', oid, frame)
     holders[#holders + 1] = wid
+    tally(prefix, wid, now, 'o', 'n', 1)
   end
 end
 if #holders == 0 then return reply({made = 0, reason = 'nobody'}) end
 call('HSET', okey, 'offer', offer_id, 'holders', table.concat(holders, ','), 'exp', exp,
-           'dv', tonumber(dv) + 1)
+           'dv', tonumber(dv) + 1, 'osent', now)
 order_step(okey, oid, 'offer', now, holders_extra(holders, {offer_id = offer_id}))
 call('ZADD', timers, exp, oid)
 return reply({made = 1, holders = holders})

@@ -163,6 +163,7 @@ end
 -- and the search index of each of its skills when it is connected.
 local function plan_worker(prefix, wid)
   want(prefix .. 'w:' .. wid)
+  want(prefix .. 'perf:' .. wid)
   for _, name in ipairs({'online', 'seen', 'pos', 'events'}) do want(prefix .. name) end
   if DECLARED[prefix .. 'online'] then
     local _, skills = online(prefix, wid)
@@ -224,6 +225,34 @@ local function forget_position(prefix, wid)
   call('ZREM', prefix .. 'seen', wid)
   call('ZREM', prefix .. 'pos', wid)
   call('ZREM', prefix .. 'fix_at', wid)
+end
+
+-- Count figure kind:figure of worker wid for the day of now (a day is 86400000 ms
+-- of Redis time) in its performance counters, d:{city}:perf:<worker> (one field
+-- '<kind>:<day>:<figure>' each; server/store/performance.py reads them). The
+-- first count of a day drops the days older than PERF_DAYS, and the hash ends
+-- PERF_DAYS after its last count, so it stays bounded and ends.
+local function tally(prefix, wid, now, kind, figure, by)
+  local perf = prefix .. 'perf:' .. wid
+  local day = math.floor(now / 86400000)
+  if call('HGET', perf, 'day') ~= tostring(day) then
+    for _, field in ipairs(call('HKEYS', perf)) do
+      local at = tonumber(string.match(field, '^%a+:(%d+):'))
+      if at and at <= day - PERF_DAYS then call('HDEL', perf, field) end
+    end
+    call('HSET', perf, 'day', day)
+  end
+  call('HINCRBY', perf, kind .. ':' .. day .. ':' .. figure, by)
+  call('PEXPIRE', perf, PERF_DAYS * 86400000)
+end
+
+-- A worker answered (accepted or rejected, kind 'a' or 'j') the offer of okey:
+-- counted, with how long it took since the offer was sent (osent).
+local function tally_answer(okey, wid, now, kind)
+  local prefix = city_prefix(okey)
+  tally(prefix, wid, now, kind, 'n', 1)
+  local sent = tonumber(call('HGET', okey, 'osent') or '')
+  if sent then tally(prefix, wid, now, kind, 'ms', math.max(0, now - sent)) end
 end
 
 -- Append an event to the city's stream, which consumers read in groups (the
@@ -397,6 +426,7 @@ local function expire_offer(okey, oid, now)
     if call('HGET', wkey, 'offer') == o.offer then
       release(wkey, wid, o.offer)
       withdraw(wkey, wid, oid, o.offer, 'expired')
+      tally(prefix, wid, now, 'x', 'n', 1)
     end
   end
   call('HDEL', okey, 'offer', 'holders', 'exp')

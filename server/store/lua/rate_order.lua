@@ -5,7 +5,7 @@
 -- their last write).
 -- KEYS: order, timers, tried, history, stream, then the rest it plans (the
 -- worker's performance counters).
--- ARGV: now, order id, customer id, stars, comment ('' for none), window (days).
+-- ARGV: now, order id, customer id, stars, comment ('' for none).
 -- Reply (Refusable): ok 1, or ok 0 with a code (order_not_found: not the
 -- customer's; not_rateable: not completed; already_rated); or need.
 local okey = KEYS[1]
@@ -16,22 +16,16 @@ if not RATEABLE[o.state] or not o.worker then return refused('not_rateable') end
 if o.rating then return refused('already_rated') end
 local prefix = city_prefix(okey)
 plan_order(okey)
-local perf = want(prefix .. 'perf:' .. o.worker)
+want(prefix .. 'perf:' .. o.worker)
 local need = needs()
 if need then return need end
-local stars, comment, window = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+local stars, comment = tonumber(ARGV[4]), ARGV[5]
 call('HSET', okey, 'rating', stars)
 if comment ~= '' then call('HSET', okey, 'rcomment', comment) end
 local data = {stars = stars}
 if comment ~= '' then data.comment = comment end
 emit(okey, oid, 'rated', o.state, now, {worker = o.worker, by = 'customer', actor = customer,
                                          data = data})
-local day = math.floor(now / 86400000)
-call('HINCRBY', perf, 'r:' .. day .. ':n', 1)
-call('HINCRBY', perf, 'r:' .. day .. ':s', stars)
-for _, field in ipairs(call('HKEYS', perf)) do
-  local at = tonumber(string.match(field, '^%a+:(%d+):'))
-  if at and at <= day - window then call('HDEL', perf, field) end
-end
-call('PEXPIRE', perf, window * 86400000)
+tally(prefix, o.worker, now, 'r', 'n', 1)
+tally(prefix, o.worker, now, 'r', 's', stars)
 return reply({ok = 1})
