@@ -10,7 +10,7 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-from protocol.ids import SubjectId
+from protocol.ids import OrderIdText, SubjectId
 from protocol.messages import Millis, Text, WorkerState
 
 MAX_EXTEND_S = 86_400  # one call moves a deadline by at most a day
@@ -44,6 +44,14 @@ class Block(Struct, frozen=True, forbid_unknown_fields=True):
     reason: Text | None = None
 
 
+class Waive(Struct, frozen=True, forbid_unknown_fields=True):
+    """``POST /v1/admin/workers/{city}/{id}/waive``: the worker's hand-back of
+    ``order_id`` counts against it no more."""
+
+    order_id: OrderIdText
+    reason: Text | None = None
+
+
 class PerformanceWindow(Struct, frozen=True):
     """A worker's figures over the last ``days`` days. A rate or mean is null
     until its count reaches the server's minimum number of samples
@@ -58,6 +66,8 @@ class PerformanceWindow(Struct, frozen=True):
     response_ms: int | None = None  # mean time from an offer to its answer
     ratings: int = 0  # customers' ratings of its jobs
     rating: float | None = None  # their mean stars
+    cancelled: int = 0  # jobs it handed back after accepting (an operator's waive undoes one)
+    cancellation: float | None = None  # cancelled / accepted
 
 
 class WorkerStanding(Struct, frozen=True):

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
-from protocol.admin import Block, Extend, Pause, Reassign, WorkerStanding
+from protocol.admin import Block, Extend, Pause, Reassign, Waive, WorkerStanding
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     CreateOrder,
@@ -71,6 +71,7 @@ worker_happened_decoder = msgspec.json.Decoder(WorkerHappened)
 reassign_decoder = msgspec.json.Decoder(Reassign)
 extend_decoder = msgspec.json.Decoder(Extend)
 pause_decoder = msgspec.json.Decoder(Pause)
+waive_decoder = msgspec.json.Decoder(Waive)
 block_decoder = msgspec.json.Decoder(Block)
 worker_standing_decoder = msgspec.json.Decoder(WorkerStanding)
 

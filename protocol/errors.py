@@ -55,6 +55,7 @@ ERROR_CODES: Final[dict[str, str]] = {
     "not_reassignable": "Only an offered or assigned order can be reassigned.",
     "not_extendable": "The order ended, or no deadline runs that could be moved.",
     "not_held": "The worker is not held that way: there is nothing to lift.",
+    "not_waivable": "The worker has no such hand-back counted against it (or it was waived).",
     "not_rateable": "Only a completed order can be rated.",
     "already_rated": "The order has been rated already; a rating is given once.",
     # workflow steps

@@ -277,6 +277,8 @@ def _override_paths() -> JSON:
         f"{w}/block": worker_op("blockWorker", "No offers (and no connection, unless "
                                 "for one customer only).", "Block"),
         f"{w}/unblock": worker_op("unblockWorker", "Lift a block.", "Block", "not_held"),
+        f"{w}/waive": worker_op("waiveHandBack", "A job the worker handed back counts "
+                                "against it no more.", "Waive", "not_waivable"),
     }  # fmt: skip
 
 

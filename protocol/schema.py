@@ -29,7 +29,7 @@ from typing import Any, get_args
 
 import msgspec
 
-from protocol.admin import Block, Extend, Pause, Reassign, WorkerStanding
+from protocol.admin import Block, Extend, Pause, Reassign, Waive, WorkerStanding
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     PROTOCOL_VERSION,
@@ -80,6 +80,7 @@ HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (
     Extend,
     Pause,
     Block,
+    Waive,
     WorkerStanding,
     RateOrder,
 )

@@ -71,7 +71,8 @@ class WorkerHappened(Struct, frozen=True):
     """``data`` of a ``worker.*`` delivery: ``connected``, ``disconnected``
     (``reason`` ``closed`` or ``node_lost``), ``status`` (the new ``state``);
     an operator's ``paused`` (``until``), ``resumed``, ``blocked`` and
-    ``unblocked`` (``customer`` when it is for one customer only), with ``by``
+    ``unblocked`` (``customer`` when it is for one customer only) and
+    ``waived`` (``order_id``: a hand-back no longer counted), with ``by``
     ``operator`` and ``actor`` the operator's id."""
 
     worker_id: str
@@ -85,6 +86,7 @@ class WorkerHappened(Struct, frozen=True):
     actor: str | None = None
     until: Millis | None = None
     customer: str | None = None
+    order_id: str | None = None
 
 
 class Delivery(Struct, frozen=True):

@@ -258,12 +258,7 @@ async def test_every_override_of_a_worker_is_an_event_with_its_operator(
     await ops.http.post(f"{base}/resume")
     await ops.http.post(f"{base}/block", json={"customer": "c-7"})
     await ops.http.post(f"{base}/unblock", json={"customer": "c-7"})
-    client = redis_client(redis_url)
-    entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrange(f"d:{{{city}}}:events")  # type: ignore[assignment]
-    await client.aclose()
-    events = [
-        msgspec.json.decode(fields[b"e"]) for _, fields in entries if fields[b"k"] == b"worker"
-    ]
+    events = await _worker_events(redis_url, city)
     assert [e["type"] for e in events] == ["paused", "resumed", "blocked", "unblocked"]
     assert {(e["by"], e["actor"], e["worker"]) for e in events} == {("operator", "ops-anna", "w9")}
     assert events[0]["reason"] == "late" and events[0]["until"] > 0
@@ -272,11 +267,12 @@ async def test_every_override_of_a_worker_is_an_event_with_its_operator(
 
 
 async def test_a_worker_hands_a_job_back_before_its_point_of_no_return(
-    server: ServerProcess, customer: Customer, city: str
+    server: ServerProcess, admin: Admin, customer: Customer, city: str, redis_url: str
 ) -> None:
     """cancel_job after arrived: acked, the worker is free and never offered the order
     again, another worker gets it, the customer sees who handed it back and why.
-    Once the work started it is refused; a job the worker does not hold too."""
+    Once the work started it is refused; a job the worker does not hold too. The
+    hand-back counts against the worker until an operator waives it, once."""
     a = await _worker(server, "a", city)
     oid = (await customer.create(city)).json()["id"]
     await a.request({"type": "accept", "offer_id": (await a.offer()).offer_id})
@@ -297,8 +293,29 @@ async def test_a_worker_hands_a_job_back_before_its_point_of_no_return(
     assert isinstance(late, Error) and late.code == "not_cancellable"
     foreign = await a.request({"type": "cancel_job", "order_id": oid})
     assert isinstance(foreign, Error) and foreign.code == "job_not_found"
+    _, month = (await admin.http.get(f"/v1/admin/workers/{city}/a")).json()["performance"]
+    assert (month["accepted"], month["cancelled"], month["cancellation"]) == (1, 1, None)
+    waive = {"order_id": oid, "reason": "wrong address"}
+    r = await admin.http.post(f"/v1/admin/workers/{city}/b/waive", json=waive)
+    assert (r.status_code, r.json()["code"]) == (409, "not_waivable")  # b handed nothing back
+    r = await admin.http.post(f"/v1/admin/workers/{city}/a/waive", json=waive)
+    assert r.status_code == 200, r.text
+    (_, month) = r.json()["performance"]
+    assert (month["accepted"], month["cancelled"]) == (1, 0)
+    (event,) = [e for e in await _worker_events(redis_url, city) if e["type"] == "waived"]
+    assert (event["worker"], event["order_id"], event["reason"]) == ("a", oid, "wrong address")
+    r = await admin.http.post(f"/v1/admin/workers/{city}/a/waive", json=waive)
+    assert (r.status_code, r.json()["code"]) == (409, "not_waivable")  # waived already
     await a.close()
     await b.close()
+
+
+async def _worker_events(redis_url: str, city: str) -> list[dict[str, Any]]:
+    """The worker events on the city's stream, oldest first."""
+    client = redis_client(redis_url)
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrange(f"d:{{{city}}}:events")  # type: ignore[assignment]
+    await client.aclose()
+    return [msgspec.json.decode(f[b"e"]) for _, f in entries if f[b"k"] == b"worker"]
 
 
 async def _completed(server: ServerProcess, customer: Customer, city: str, wid: str) -> str:

@@ -53,6 +53,7 @@ HTTP_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "rate_order": codec.rate_order_decoder,
     "extend": codec.extend_decoder,
     "pause": codec.pause_decoder,
+    "waive": codec.waive_decoder,
     "block": codec.block_decoder,
     "worker_standing": codec.worker_standing_decoder,
 }

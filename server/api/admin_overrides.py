@@ -117,6 +117,16 @@ async def unblock(request: Request) -> Response:
     return await _block(request, False)
 
 
+async def waive(request: Request) -> Response:
+    rt, me = admin_of(request)
+    city, wid = _worker_of(request, rt)
+    body = await json_body(request, rt.settings, codec.waive_decoder)
+    await rt.performance.waive(city, wid, body.order_id, me.subject, body.reason or "")
+    log.info("admin %s: waived worker %s/%s's hand-back of %s", me.subject, city, wid,
+             body.order_id)  # fmt: skip
+    return json_response(await _standing(rt, city, wid))
+
+
 _W = "/v1/admin/workers/{city}/{worker_id}"
 ROUTES = [
     ("/v1/admin/orders/{order_id}/reassign", reassign, ["POST"]),
@@ -126,4 +136,5 @@ ROUTES = [
     (f"{_W}/resume", resume, ["POST"]),
     (f"{_W}/block", block, ["POST"]),
     (f"{_W}/unblock", unblock, ["POST"]),
+    (f"{_W}/waive", waive, ["POST"]),
 ]

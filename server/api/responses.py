@@ -45,6 +45,7 @@ STATUS = {
     "not_reassignable": 409,
     "not_extendable": 409,
     "not_held": 409,
+    "not_waivable": 409,
     "not_rateable": 409,
     "already_rated": 409,
     "too_large": 413,

@@ -83,6 +83,7 @@ def body_of(entry: Entry) -> tuple[str, int, bytes] | None:
                 at=at, state=_text(raw.get("state")), node=_text(raw.get("node")),
                 reason=_text(raw.get("reason")), by=_text(raw.get("by")),
                 actor=_text(raw.get("actor")), customer=_text(raw.get("customer")),
+                order_id=_text(raw.get("order_id")),
                 until=int(until) if (until := raw.get("until")) else None,
             )  # fmt: skip
     except (msgspec.DecodeError, ValueError):

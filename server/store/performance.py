@@ -8,10 +8,12 @@ count: ``o:<day>:n`` offers received (offer.lua), ``a:<day>:n`` accepted and
 ``a:<day>:ms`` the milliseconds those answers took since the offer was sent
 (accept.lua), ``j:<day>:n`` and ``j:<day>:ms`` the same of rejections
 (reject.lua), ``x:<day>:n`` offers that expired unanswered (the prelude's
-``expire_offer``), ``r:<day>:n`` ratings received and ``r:<day>:s`` their
-stars (rate_order.lua). A day is 86,400,000 ms of Redis time. The first count
-of a day deletes the days older than :data:`WINDOW_DAYS`, and the hash
-expires that long after its last count, so it stays bounded and ends.
+``expire_offer``), ``h:<day>:<order>`` 1 for a job the worker handed back
+(reassign.lua; 0 once an operator waived it: waive.lua), ``r:<day>:n``
+ratings received and ``r:<day>:s`` their stars (rate_order.lua). A day is
+86,400,000 ms of Redis time. The first count of a day deletes the days older
+than :data:`WINDOW_DAYS`, and the hash expires that long after its last count,
+so it stays bounded and ends.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def windows(fields: dict[str, str], today: int, min_samples: int) -> list[Perfor
             kind, _, rest = name.partition(":")
             day, _, figure = rest.partition(":")
             if day.isdigit() and today - int(day) < days and value.lstrip("-").isdigit():
-                sums[f"{kind}:{figure}"] = sums.get(f"{kind}:{figure}", 0) + int(value)
+                name = "h:n" if kind == "h" else f"{kind}:{figure}"  # h: one per order
+                sums[name] = sums.get(name, 0) + int(value)
         offers, accepted, rejected = sums.get("o:n", 0), sums.get("a:n", 0), sums.get("j:n", 0)
         answered, ratings, expired = accepted + rejected, sums.get("r:n", 0), sums.get("x:n", 0)
         response = _ratio(sums.get("a:ms", 0) + sums.get("j:ms", 0), answered, min_samples, 0)
@@ -51,6 +54,8 @@ def windows(fields: dict[str, str], today: int, min_samples: int) -> list[Perfor
             expired=expired, acceptance=_ratio(accepted, answered + expired, min_samples),
             response_ms=None if response is None else int(response),
             ratings=ratings, rating=_ratio(sums.get("r:s", 0), ratings, min_samples, 2),
+            cancelled=sums.get("h:n", 0),
+            cancellation=_ratio(sums.get("h:n", 0), accepted, min_samples),
         ))  # fmt: skip
     return found
 
@@ -68,6 +73,13 @@ class PerformanceStore:
         await self.store.step(
             "rate_order", keys.order_keys(oid), [oid, customer, stars, comment],
             replies.Refusable,
+        )  # fmt: skip
+
+    async def waive(self, city: str, wid: WorkerId, oid: str, actor: str, reason: str) -> None:
+        """An operator waives the worker's hand-back of ``oid``: it counts no more."""
+        await self.store.step(
+            "waive", [keys.performance(city, wid), keys.worker(city, wid), *keys.city_keys(city)],
+            [wid, oid, actor, reason], replies.Refusable,
         )  # fmt: skip
 
     async def windows(self, city: str, wid: WorkerId, min_samples: int) -> list[PerformanceWindow]:

@@ -43,6 +43,7 @@ SCRIPT_NAMES = (
     "extend",
     "hold",
     "rate_order",
+    "waive",
 )
 
 

@@ -31,6 +31,9 @@ if need then return need end
 -- a worker handing its job back is answered by its ack, not told
 local from = take_from(okey, oid, o, by ~= 'worker' and 'operator' or nil)
 for _, wid in ipairs(from) do call('SADD', tried, wid) end
+-- a hand-back counts against the worker (one counter per order, which an
+-- operator may waive: waive.lua)
+if by == 'worker' then tally(city_prefix(okey), actor, now, 'h', oid, 1) end
 call('HDEL', okey, 'worker', 'wdue', 'wdone')
 if ARGV[5] ~= '' then call('HSET', okey, 'wstep', ARGV[5]) else call('HDEL', okey, 'wstep') end
 call('HSET', okey, 'dfrom', now)
