@@ -66,6 +66,8 @@ class PerformanceWindow(Struct, frozen=True):
     response_ms: int | None = None  # mean time from an offer to its answer
     ratings: int = 0  # customers' ratings of its jobs
     rating: float | None = None  # their mean stars
+    arrivals: int = 0  # arrivals timed against the category's promise (arrive_within_s)
+    on_time: float | None = None  # the share of them within it
     cancelled: int = 0  # jobs it handed back after accepting (an operator's waive undoes one)
     cancellation: float | None = None  # cancelled / accepted
 

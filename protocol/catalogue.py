@@ -88,6 +88,8 @@ class DispatchPolicy(Struct, frozen=True, forbid_unknown_fields=True):
     max_dispatch_s: Annotated[float, Meta(gt=0, le=86400)] | None = None
     # how much of a worker's capacity (its token's) one job uses; 1 when left out
     capacity_units: Annotated[int, Meta(ge=1, le=16)] | None = None
+    # the arrival promised from the accept: a worker's arrival within it is on time
+    arrive_within_s: Annotated[float, Meta(gt=0, le=86400)] | None = None
 
 
 class Surcharge(Struct, frozen=True, forbid_unknown_fields=True):

@@ -163,6 +163,8 @@ class Dispatcher:
             "bsize": str(p.broadcast_size or s.broadcast_size),
             "units": str(p.capacity_units or 1),
         }
+        if p.arrive_within_s is not None:
+            policy["prom"] = str(int(p.arrive_within_s * 1000))
         mode = body.mode or p.mode or s.offer_mode
         fields = records.order_fields(oid, customer, body, mode, d.skills[0])
         return fields | records.category_fields(category, values, quote, code, policy, skip)

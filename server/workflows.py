@@ -146,6 +146,8 @@ class Workflows:
             next_pending=move.pending or "", timer_ms=move.timer_ms,
             data=_encode(dict(data)).decode() if data else "", cancel=move.cancel,
             frame=_frame(fields, move, by, after),
+            arrival_ms=int(fields["prom"]) if after == OrderState.ARRIVED and "prom" in fields
+            else None,
         )  # fmt: skip
         result = await self.store.workflow_step(oid, fields.get("worker"), call)
         city = fields.get("city", "")

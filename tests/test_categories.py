@@ -313,3 +313,37 @@ async def test_a_job_uses_its_categorys_capacity_units(
     assert (standing["state"], standing["jobs"]) == ("available", [third])
     await big.close()
     await small.close()
+
+
+async def test_arrivals_within_the_categorys_promise_count_as_on_time(
+    server: ServerProcess, admin: Admin, customer: Customer, city: str
+) -> None:
+    """Each arrival at an order of a category that promises one is timed from the
+    accept: four at once are on time, one after the promise is late; the share
+    shows once there are enough (DISPATCH_MIN_SAMPLES, 5)."""
+    promise = 0.4 * UNIT
+    d = grooming(skills=["delivery"], dispatch=DispatchPolicy(arrive_within_s=promise))
+    assert (await admin.put_category(d)).status_code == 201
+    w = await WorkerClient.connect(server.ws_url, "timed", city, lng=13.4011)
+    for n in range(5):
+        oid = (await order(customer, city, d.key, DOG)).json()["id"]
+        await w.request({"type": "accept", "offer_id": (await w.offer()).offer_id})
+        if n == 4:
+            await asyncio.sleep(promise + 0.2 * UNIT)
+        ack = await w.request({"type": "progress", "order_id": oid, "step": "arrived"})
+        assert isinstance(ack, Ack), ack
+        assert (await admin.http.post(f"/v1/admin/orders/{oid}/cancel")).status_code == 200
+        if n == 0:
+            _, month = (await admin.http.get(f"/v1/admin/workers/{city}/timed")).json()[
+                "performance"
+            ]
+            assert (month["arrivals"], month["on_time"]) == (1, None)
+    _, month = (await admin.http.get(f"/v1/admin/workers/{city}/timed")).json()["performance"]
+    assert (month["arrivals"], month["on_time"]) == (5, 0.8)
+    # by bare skill (no promise): the arrival is not timed
+    oid = (await customer.create(city)).json()["id"]
+    await w.request({"type": "accept", "offer_id": (await w.offer()).offer_id})
+    await w.request({"type": "progress", "order_id": oid, "step": "arrived"})
+    _, month = (await admin.http.get(f"/v1/admin/workers/{city}/timed")).json()["performance"]
+    assert (month["arrivals"], month["accepted"]) == (5, 6)
+    await w.close()

@@ -8,8 +8,10 @@ count: ``o:<day>:n`` offers received (offer.lua), ``a:<day>:n`` accepted and
 ``a:<day>:ms`` the milliseconds those answers took since the offer was sent
 (accept.lua), ``j:<day>:n`` and ``j:<day>:ms`` the same of rejections
 (reject.lua), ``x:<day>:n`` offers that expired unanswered (the prelude's
-``expire_offer``), ``h:<day>:<order>`` 1 for a job the worker handed back
-(reassign.lua; 0 once an operator waived it: waive.lua), ``r:<day>:n``
+``expire_offer``), ``t:<day>:n`` arrivals timed against the category's
+promise and ``t:<day>:ok`` those on time (workflow.lua), ``h:<day>:<order>``
+1 for a job the worker handed back (reassign.lua; 0 once an operator waived
+it: waive.lua), ``r:<day>:n``
 ratings received and ``r:<day>:s`` their stars (rate_order.lua). A day is
 86,400,000 ms of Redis time. The first count of a day deletes the days older
 than :data:`WINDOW_DAYS`, and the hash expires that long after its last count,
@@ -54,6 +56,8 @@ def windows(fields: dict[str, str], today: int, min_samples: int) -> list[Perfor
             expired=expired, acceptance=_ratio(accepted, answered + expired, min_samples),
             response_ms=None if response is None else int(response),
             ratings=ratings, rating=_ratio(sums.get("r:s", 0), ratings, min_samples, 2),
+            arrivals=sums.get("t:n", 0),
+            on_time=_ratio(sums.get("t:ok", 0), sums.get("t:n", 0), min_samples),
             cancelled=sums.get("h:n", 0),
             cancellation=_ratio(sums.get("h:n", 0), accepted, min_samples),
         ))  # fmt: skip

@@ -76,7 +76,9 @@ class WorkflowStep(NamedTuple):
     """What a workflow step does, as ``workflow.lua`` applies it: who (``by``,
     ``actor``), where the caller saw the order (``state``, ``pending``), the
     core event and the step recorded, and what comes next; ``frame`` is sent
-    to the worker's app ('' for none)."""
+    to the worker's app ('' for none); ``arrival_ms``, when the step makes the
+    order ``arrived``, is the category's promise to time the arrival against
+    (from the accept), for the worker's on-time figure."""
 
     by: str
     actor: str
@@ -90,6 +92,7 @@ class WorkflowStep(NamedTuple):
     data: str
     cancel: bool
     frame: str
+    arrival_ms: int | None = None
 
 
 class Policy(NamedTuple):
@@ -490,7 +493,8 @@ class Store:
             "workflow", keys.order_keys(oid) + workers,
             [oid, step.by, step.actor, step.state, step.pending, step.event, step.step,
              step.reason, step.next_pending, "" if step.timer_ms is None else step.timer_ms,
-             step.data, "1" if step.cancel else "", step.frame],
+             step.data, "1" if step.cancel else "", step.frame,
+             "" if step.arrival_ms is None else step.arrival_ms],
             replies.WorkflowReply,
         )  # fmt: skip
 

@@ -26,7 +26,7 @@ for _, other in ipairs(split(call('HGET', okey, 'holders'))) do
 end
 tally_answer(okey, wid, now, 'a')
 call('HDEL', okey, 'offer', 'holders', 'exp', 'osent')
-call('HSET', okey, 'worker', wid)
+call('HSET', okey, 'worker', wid, 'acc', now)
 -- The workflow's first step is due now (pinned at creation as wstep, with wtms
 -- when it has a timer: an approval or a system step).
 local w = hmap(okey, {'wstep', 'wtms'})

@@ -9,7 +9,9 @@
 -- and pending step the caller saw ('' for none), the core event, the step's name,
 -- reason, the next pending step ('' when the workflow ends), its timer in ms (''),
 -- the step's data (JSON, ''), cancel after it ('1' or ''), a frame for the worker's
--- app ('' for none: a worker doing its own step gets its ack).
+-- app ('' for none: a worker doing its own step gets its ack), the category's
+-- promised arrival in ms from the accept when this step makes the order arrive
+-- ('' for none: counted in the worker's on-time figures).
 -- Reply (WorkflowReply): ok 1 with the order's and the worker's states (the caller
 -- knows the rest of the order: what it read, and what it asked for); or ok 0 with a code: job_not_found (the worker does not hold the
 -- job), order_not_found (not the customer's order), illegal_step (the order moved
@@ -58,6 +60,11 @@ if ARGV[13] == '1' then
                      {worker = o.worker, by = by, actor = actor, reason = 'rejected'})
 end
 local wkey = o.worker and prefix .. 'w:' .. o.worker
+local accepted = tonumber(call('HGET', okey, 'acc') or '')
+if wkey and ARGV[15] ~= '' and accepted then
+  tally(prefix, o.worker, now, 't', 'n', 1)
+  if now - accepted <= tonumber(ARGV[15]) then tally(prefix, o.worker, now, 't', 'ok', 1) end
+end
 if wkey then
   if TERMINAL[state] then end_job(wkey, o.worker, oid) end
   if ARGV[14] ~= '' then
