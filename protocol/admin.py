@@ -11,7 +11,7 @@ from typing import Annotated
 from msgspec import Meta, Struct
 
 from protocol.ids import OrderIdText, SubjectId
-from protocol.messages import Millis, Text, WorkerState
+from protocol.messages import Millis, PerformanceWindow, Text, WorkerState
 
 MAX_EXTEND_S = 86_400  # one call moves a deadline by at most a day
 MAX_PAUSE_S = 7 * 86_400  # a pause lasts at most a week (block for longer)
@@ -52,26 +52,6 @@ class Waive(Struct, frozen=True, forbid_unknown_fields=True):
     reason: Text | None = None
 
 
-class PerformanceWindow(Struct, frozen=True):
-    """A worker's figures over the last ``days`` days. A rate or mean is null
-    until its count reaches the server's minimum number of samples
-    (``DISPATCH_MIN_SAMPLES``)."""
-
-    days: int
-    offers: int = 0  # offers received
-    accepted: int = 0
-    rejected: int = 0
-    expired: int = 0  # offers it let run out unanswered
-    acceptance: float | None = None  # accepted / (accepted + rejected + expired)
-    response_ms: int | None = None  # mean time from an offer to its answer
-    ratings: int = 0  # customers' ratings of its jobs
-    rating: float | None = None  # their mean stars
-    arrivals: int = 0  # arrivals timed against the category's promise (arrive_within_s)
-    on_time: float | None = None  # the share of them within it
-    cancelled: int = 0  # jobs it handed back after accepting (an operator's waive undoes one)
-    cancellation: float | None = None  # cancelled / accepted
-
-
 class WorkerStanding(Struct, frozen=True):
     """A worker as operators see it: its state, node and jobs (as its record has
     them; ``offline`` once the record expired), and what holds it back."""
@@ -84,5 +64,6 @@ class WorkerStanding(Struct, frozen=True):
     paused_until: Millis | None = None
     blocked: bool = False
     blocked_for: list[str] = []
-    # its figures over the last 7 and 30 days
+    # its figures over the last 7 and 30 days, and when it last completed a job
     performance: list[PerformanceWindow] = []
+    last_job_at: Millis | None = None

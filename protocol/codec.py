@@ -23,6 +23,7 @@ from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, Ca
 from protocol.messages import (
     CreateOrder,
     DoStep,
+    Figures,
     HttpError,
     LiveMessage,
     OrderEvent,
@@ -74,6 +75,7 @@ pause_decoder = msgspec.json.Decoder(Pause)
 waive_decoder = msgspec.json.Decoder(Waive)
 block_decoder = msgspec.json.Decoder(Block)
 worker_standing_decoder = msgspec.json.Decoder(WorkerStanding)
+figures_decoder = msgspec.json.Decoder(Figures)
 
 
 class _Id(msgspec.Struct):

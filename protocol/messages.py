@@ -225,6 +225,12 @@ class Ping(Struct, frozen=True, tag="ping"):
     id: ClientId | None = None
 
 
+class AskFigures(Struct, frozen=True, tag="figures"):
+    """The worker asks for its own figures; answered with ``figures``."""
+
+    id: ClientId | None = None
+
+
 WorkerMessage = (
     Hello
     | LocationReported
@@ -234,6 +240,7 @@ WorkerMessage = (
     | RejectOffer
     | ReportProgress
     | CancelJob
+    | AskFigures
     | Ping
 )
 
@@ -338,6 +345,36 @@ class Ack(Struct, frozen=True, tag="ack"):
     server_time: Millis | None = None
 
 
+class PerformanceWindow(Struct, frozen=True):
+    """A worker's figures over the last ``days`` days. A rate or mean is null
+    until its count reaches the server's minimum number of samples
+    (``DISPATCH_MIN_SAMPLES``)."""
+
+    days: int
+    offers: int = 0  # offers received
+    accepted: int = 0
+    rejected: int = 0
+    expired: int = 0  # offers it let run out unanswered
+    acceptance: float | None = None  # accepted / (accepted + rejected + expired)
+    response_ms: int | None = None  # mean time from an offer to its answer
+    ratings: int = 0  # customers' ratings of its jobs
+    rating: float | None = None  # their mean stars
+    arrivals: int = 0  # arrivals timed against the category's promise (arrive_within_s)
+    on_time: float | None = None  # the share of them within it
+    cancelled: int = 0  # jobs it handed back after accepting (an operator's waive undoes one)
+    cancellation: float | None = None  # cancelled / accepted
+
+
+class Figures(Struct, frozen=True, tag="figures"):
+    """A worker's own figures (the answer to ``figures``, and the body of
+    ``GET /v1/worker/figures``): over the last 7 and 30 days, and when it
+    last completed a job."""
+
+    id: ClientId | None = None
+    performance: list[PerformanceWindow] = []
+    last_job_at: Millis | None = None
+
+
 class Error(Struct, frozen=True, tag="error"):
     """A client message was refused and changed nothing. ``code`` is stable
     (see PROTOCOL.md); ``message`` is for people."""
@@ -349,7 +386,7 @@ class Error(Struct, frozen=True, tag="error"):
 
 
 ServerMessage = (
-    Welcome | OfferMade | OfferWithdrawn | JobCancelled | JobUpdated | Hold | Ack | Error
+    Welcome | OfferMade | OfferWithdrawn | JobCancelled | JobUpdated | Hold | Ack | Figures | Error
 )
 
 # ---------------------------------------------------------------- customers (HTTP)

@@ -346,6 +346,17 @@ HEALTH: JSON = {
 }
 
 
+def _worker_paths() -> JSON:
+    return {
+        "/v1/worker/figures": {"get": {
+            "operationId": "getWorkerFigures",
+            "summary": "The worker's own figures over the last 7 and 30 days.",
+            "security": [{"worker": []}],
+            "responses": _responses({200: "The worker's figures."}, {}, "Figures"),
+        }},
+    }  # fmt: skip
+
+
 def _bearer(role: str) -> JSON:
     return {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
             "description": f"HS256 JWT with `role` = `{role}`."}  # fmt: skip
@@ -360,9 +371,11 @@ def openapi() -> JSON:
                       "their workflow steps; operators manage categories and step in. " + DOCS),
         "servers": [{"url": "http://localhost:8000", "description": "A node on a laptop."}],
         "security": [{"bearer": []}],
-        "paths": {**_customer_paths(), **_admin_paths(), "/healthz": {"get": _healthz()}},
+        "paths": {**_customer_paths(), **_worker_paths(), **_admin_paths(),
+                  "/healthz": {"get": _healthz()}},
         "components": {
             "schemas": {**schemas, "Health": HEALTH},
-            "securitySchemes": {"bearer": _bearer("customer"), "admin": _bearer("admin")},
+            "securitySchemes": {"bearer": _bearer("customer"), "worker": _bearer("worker"),
+                                "admin": _bearer("admin")},
         },
     }  # fmt: skip

@@ -35,6 +35,7 @@ from protocol.messages import (
     PROTOCOL_VERSION,
     CreateOrder,
     DoStep,
+    Figures,
     HttpError,
     LiveMessage,
     OrderView,
@@ -83,6 +84,7 @@ HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (
     Waive,
     WorkerStanding,
     RateOrder,
+    Figures,
 )
 COMPONENT_REF = "#/components/schemas/{name}"
 DOCS = "See protocol/PROTOCOL.md for the rules behind these shapes."

@@ -19,6 +19,7 @@ from server.api import (
     order_live,
     orders_http,
     responses,
+    worker_http,
     worker_socket,
 )
 from server.api.internal import InternalErrors
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/orders/{order_id}/rating", orders_http.rate_order, methods=["POST"]),
         WebSocketRoute("/v1/orders/{order_id}/live", order_live.live_endpoint),
         WebSocketRoute("/v1/worker", worker_socket.WorkerEndpoint()),
+        Route("/v1/worker/figures", worker_http.figures),
         *(Route(path, handler, methods=methods) for path, handler, methods in admin.ROUTES),
         *(Route(path, handler, methods=methods) for path, handler, methods in admin_hooks.ROUTES),
         *(Route(p, handler, methods=methods) for p, handler, methods in admin_overrides.ROUTES),

@@ -16,6 +16,7 @@ from protocol import codec
 from protocol.messages import (
     Ack,
     Error,
+    Figures,
     Hello,
     Hold,
     JobCancelled,
@@ -397,4 +398,32 @@ async def test_a_workers_offers_count_as_received_accepted_rejected_or_expired(
     # 5 answers, and DISPATCH_MIN_SAMPLES is 5: the mean shows; each answer came
     # within the offer's timeout
     assert 0 <= month["response_ms"] < 1000 * UNIT
+    await w.close()
+
+
+async def test_a_worker_reads_its_own_figures_on_its_socket_and_over_http(
+    server: ServerProcess, admin: Admin, customer: Customer, city: str
+) -> None:
+    """The worker's figures are the operators' (the same windows), with when it
+    last completed a job; over HTTP with its token, and refused with another's."""
+    before = int(time.time() * 1000) - 5_000
+    await _completed(server, customer, city, "self")
+    w = await _worker(server, "self", city)
+    got = await w.request({"type": "figures"})
+    assert isinstance(got, Figures) and got.id is not None, got  # answers its frame
+    standing = (await admin.http.get(f"/v1/admin/workers/{city}/self")).json()
+    assert [msgspec.to_builtins(p) for p in got.performance] == standing["performance"]
+    assert got.last_job_at is not None and got.last_job_at >= before
+    assert got.last_job_at == standing["last_job_at"]
+    (week, month) = got.performance
+    assert (week.days, week.offers, week.accepted, month.days) == (7, 1, 1, 30)
+    token = worker_token("self", city)
+    r = await customer.http.get("/v1/worker/figures",
+                                headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["type"] == "figures" and body["performance"] == standing["performance"]
+    assert body["last_job_at"] == got.last_job_at
+    r = await customer.http.get("/v1/worker/figures")  # the customer's own token
+    assert r.status_code == 403, r.text
     await w.close()

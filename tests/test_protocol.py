@@ -56,6 +56,7 @@ HTTP_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "waive": codec.waive_decoder,
     "block": codec.block_decoder,
     "worker_standing": codec.worker_standing_decoder,
+    "figures": codec.figures_decoder,
 }
 
 

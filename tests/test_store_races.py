@@ -535,7 +535,7 @@ async def test_performance_counters_roll_over_days_and_end(store: Store, clock: 
     await locate(store, city, {"a": (13.40, 52.521, clock.ms)}, first=False)
     oid = await new_order(d, city)
     await d.accept(WorkerId("a"), city, f"{oid}/1")
-    week, month = await perf.windows(city, WorkerId("a"), 5)
+    (week, month), _ = await perf.figures(city, WorkerId("a"), 5)
     assert (week.expired, week.accepted, month.expired, month.accepted) == (0, 1, 5, 1)
     assert (month.acceptance, week.acceptance) == (round(1 / 6, 3), None)  # 1 < 5 samples
     key = keys.performance(city, "a")
@@ -547,5 +547,5 @@ async def test_performance_counters_roll_over_days_and_end(store: Store, clock: 
     await d.accept(WorkerId("a"), city, f"{oid}/1")
     fields = await store.hash_of(key)
     assert not [f for f in fields if f.startswith("x:")], fields  # day 0's counts went
-    _, month = await perf.windows(city, WorkerId("a"), 1)
+    (_, month), _ = await perf.figures(city, WorkerId("a"), 1)
     assert (month.offers, month.accepted, month.expired, month.acceptance) == (2, 2, 0, 1.0)

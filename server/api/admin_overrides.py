@@ -72,12 +72,12 @@ async def _standing(rt: Runtime, city: str, wid: WorkerId) -> WorkerStanding:
     paused, blocked, customers = await store.holds_of(city, wid)
     if paused is not None and paused <= rt.store.now_ms():
         paused = None  # over: the search lifts it when it next meets the worker
-    figures = await rt.performance.windows(city, wid, rt.settings.min_samples)
+    figures, last_job = await rt.performance.figures(city, wid, rt.settings.min_samples)
     return WorkerStanding(
         worker_id=wid, city=city, state=WorkerState(record.get("state", "offline")),
         node=record.get("node") or None, jobs=[j for j in record.get("jobs", "").split(",") if j],
         paused_until=paused, blocked=blocked, blocked_for=customers,
-        performance=figures,
+        performance=figures, last_job_at=last_job,
     )  # fmt: skip
 
 

@@ -35,9 +35,11 @@ from protocol.messages import (
     SUPPORTED_VERSIONS,
     AcceptOffer,
     Ack,
+    AskFigures,
     CancelJob,
     ChangeStatus,
     Error,
+    Figures,
     Fix,
     Hello,
     JobCancelled,
@@ -487,6 +489,9 @@ class WorkerSession:
                 return Ack(id=msg.id)
             case Ping():
                 return Ack(id=msg.id, server_time=rt.store.now_ms())
+            case AskFigures():
+                found, last = await rt.performance.figures(me.city, wid, rt.settings.min_samples)
+                return Figures(id=msg.id, performance=found, last_job_at=last)
             case Hello():
                 return _error("already_hello", msg.id)
         return None  # location frames never get here: _session takes them on its hot path

@@ -13,14 +13,15 @@ promise and ``t:<day>:ok`` those on time (workflow.lua), ``h:<day>:<order>``
 1 for a job the worker handed back (reassign.lua; 0 once an operator waived
 it: waive.lua), ``r:<day>:n``
 ratings received and ``r:<day>:s`` their stars (rate_order.lua). A day is
-86,400,000 ms of Redis time. The first count of a day deletes the days older
+86,400,000 ms of Redis time. ``last`` is when the worker last completed a job
+(workflow.lua). The first count of a day deletes the days older
 than :data:`WINDOW_DAYS`, and the hash expires that long after its last count,
 so it stays bounded and ends.
 """
 
 from __future__ import annotations
 
-from protocol.admin import PerformanceWindow
+from protocol.messages import PerformanceWindow
 from server.store import keys, replies
 from server.store.keys import OrderId, WorkerId
 from server.store.redis_store import Refused, Store
@@ -86,7 +87,12 @@ class PerformanceStore:
             [wid, oid, actor, reason], replies.Refusable,
         )  # fmt: skip
 
-    async def windows(self, city: str, wid: WorkerId, min_samples: int) -> list[PerformanceWindow]:
-        """The worker's figures in each of :data:`WINDOWS` (days), by Redis time."""
+    async def figures(
+        self, city: str, wid: WorkerId, min_samples: int
+    ) -> tuple[list[PerformanceWindow], int | None]:
+        """The worker's figures in each of :data:`WINDOWS` (days), by Redis time,
+        and when it last completed a job (None: not in the days kept)."""
         fields = await self.store.hash_of(keys.performance(city, wid))
-        return windows(fields, self.store.now_ms() // DAY_MS, min_samples)
+        last = fields.get("last", "")
+        found = windows(fields, self.store.now_ms() // DAY_MS, min_samples)
+        return found, int(last) if last.isdigit() else None

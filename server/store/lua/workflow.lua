@@ -67,6 +67,11 @@ if wkey and ARGV[15] ~= '' and accepted then
 end
 if wkey then
   if TERMINAL[state] then end_job(wkey, o.worker, oid) end
+  if TERMINAL[state] and ARGV[13] ~= '1' then  -- completed: for its idle time
+    local perf = prefix .. 'perf:' .. o.worker
+    call('HSET', perf, 'last', now)
+    call('PEXPIRE', perf, PERF_DAYS * 86400000)
+  end
   if ARGV[14] ~= '' then
     send_to(wkey, o.worker, ARGV[13] == '1' and 'cancelled' or 'job', oid, ARGV[14])
   end

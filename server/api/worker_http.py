@@ -1,0 +1,24 @@
+"""Workers' HTTP endpoints: what a worker's app reads outside its socket.
+
+``GET /v1/worker/figures``: the worker's own figures (the same ``Figures``
+its socket answers ``figures`` with), by its worker token.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from protocol.messages import Figures
+from server import auth
+from server.api.responses import json_response
+from server.runtime import Runtime
+from server.store.keys import WorkerId
+
+
+async def figures(request: Request) -> Response:
+    rt: Runtime = request.app.state.runtime
+    me = rt.verify(auth.bearer(request.headers.get("authorization")), "worker")
+    found, last = await rt.performance.figures(me.city, WorkerId(me.subject),
+                                               rt.settings.min_samples)  # fmt: skip
+    return json_response(Figures(performance=found, last_job_at=last))
