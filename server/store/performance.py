@@ -15,7 +15,7 @@ it: waive.lua), ``r:<day>:n``
 ratings received and ``r:<day>:s`` their stars (rate_order.lua). A day is
 86,400,000 ms of Redis time. ``last`` is when the worker last completed a job
 (workflow.lua). The first count of a day deletes the days older
-than :data:`WINDOW_DAYS`, and the hash expires that long after its last count,
+than :data:`~server.store.scripts.PERF_DAYS`, and the hash expires that long after its last count,
 so it stays bounded and ends.
 """
 
@@ -27,8 +27,7 @@ from server.store.keys import OrderId, WorkerId
 from server.store.redis_store import Refused, Store
 from server.store.scripts import PERF_DAYS
 
-WINDOW_DAYS = PERF_DAYS
-WINDOWS = (7, 30)
+WINDOWS = (7, PERF_DAYS)
 DAY_MS = 86_400_000
 
 
@@ -40,15 +39,19 @@ def _ratio(part: int, whole: int, min_samples: int, digits: int = 3) -> float | 
 def windows(fields: dict[str, str], today: int, min_samples: int) -> list[PerformanceWindow]:
     """The figures of each of :data:`WINDOWS` from a worker's counters (its hash's
     fields) as of day ``today``. Pure."""
+    counts = []  # (days ago, figure, count) of each day's field
+    for field, value in fields.items():
+        kind, _, rest = field.partition(":")
+        day, _, figure = rest.partition(":")
+        if day.isdigit() and value.lstrip("-").isdigit():
+            figure = "h:n" if kind == "h" else f"{kind}:{figure}"  # h: one field per order
+            counts.append((today - int(day), figure, int(value)))
     found = []
     for days in WINDOWS:
         sums: dict[str, int] = {}
-        for name, value in fields.items():
-            kind, _, rest = name.partition(":")
-            day, _, figure = rest.partition(":")
-            if day.isdigit() and today - int(day) < days and value.lstrip("-").isdigit():
-                name = "h:n" if kind == "h" else f"{kind}:{figure}"  # h: one per order
-                sums[name] = sums.get(name, 0) + int(value)
+        for ago, figure, count in counts:
+            if ago < days:
+                sums[figure] = sums.get(figure, 0) + count
         offers, accepted, rejected = sums.get("o:n", 0), sums.get("a:n", 0), sums.get("j:n", 0)
         answered, ratings, expired = accepted + rejected, sums.get("r:n", 0), sums.get("x:n", 0)
         response = _ratio(sums.get("a:ms", 0) + sums.get("j:ms", 0), answered, min_samples, 0)

@@ -76,7 +76,8 @@ PERF_DAYS = 30  # how many days of a worker's performance counters are kept
 def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> dict[str, str]:
     """The core's rules as Lua values, by the local name the scripts read them under;
     the publish command (SPUBLISH for sharded pub/sub on a Redis Cluster), how long
-    the cities' event streams keep an event and the workers' performance counters a day."""
+    the cities' event streams keep an event, and how many days the workers' performance
+    counters keep."""
     return {
         "PUBLISH": _lua_str("SPUBLISH" if sharded else "PUBLISH"),
         "STREAM_KEEP_MS": str(int(stream_keep_ms)),

@@ -60,17 +60,19 @@ if ARGV[13] == '1' then
                      {worker = o.worker, by = by, actor = actor, reason = 'rejected'})
 end
 local wkey = o.worker and prefix .. 'w:' .. o.worker
-local accepted = tonumber(call('HGET', okey, 'acc') or '')
-if wkey and ARGV[15] ~= '' and accepted then
+local accepted = wkey and ARGV[15] ~= '' and tonumber(call('HGET', okey, 'acc') or '')
+if accepted then
   tally(prefix, o.worker, now, 't', 'n', 1)
   if now - accepted <= tonumber(ARGV[15]) then tally(prefix, o.worker, now, 't', 'ok', 1) end
 end
 if wkey then
-  if TERMINAL[state] then end_job(wkey, o.worker, oid) end
-  if TERMINAL[state] and ARGV[13] ~= '1' then  -- completed: for its idle time
-    local perf = prefix .. 'perf:' .. o.worker
-    call('HSET', perf, 'last', now)
-    call('PEXPIRE', perf, PERF_DAYS * 86400000)
+  if TERMINAL[state] then
+    end_job(wkey, o.worker, oid)
+    if ARGV[13] ~= '1' then  -- completed: when, for its idle time
+      local perf = prefix .. 'perf:' .. o.worker
+      call('HSET', perf, 'last', now)
+      call('PEXPIRE', perf, PERF_DAYS * 86400000)
+    end
   end
   if ARGV[14] ~= '' then
     send_to(wkey, o.worker, ARGV[13] == '1' and 'cancelled' or 'job', oid, ARGV[14])
