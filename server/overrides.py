@@ -17,7 +17,7 @@ from server.dispatcher import Dispatcher
 from server.store import keys, records
 from server.store.keys import OrderId, WorkerId
 from server.store.overrides import HoldAction, OverrideStore
-from server.store.redis_store import Refused
+from server.store.redis_store import Refused, Stale
 
 HAND_BACK_ROUNDS = 3
 
@@ -64,9 +64,7 @@ class Overrides:
             try:
                 taken = await self.store.reassign(oid, wid, reason, _first(fields), lease,
                                                   "worker", len(done))  # fmt: skip
-            except Refused as exc:
-                if exc.code != "stale":
-                    raise
+            except Stale:
                 continue  # a step was done meanwhile: look again
             self.dispatcher.dispatch_soon(oid)
             return taken.worker_state

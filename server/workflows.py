@@ -42,7 +42,7 @@ from server.core.workflow import Actor, Decision, Move
 from server.metrics import Figures
 from server.store import keys, records
 from server.store.keys import OrderId
-from server.store.redis_store import Refused, Store, WorkflowStep
+from server.store.redis_store import Refused, Stale, Store, WorkflowStep
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,6 @@ class Workflows:
                 fee = found
             try:
                 return await self.store.cancel(oid, by, actor, len(done), fee)
-            except Refused as exc:
-                if exc.code != "stale":
-                    raise
+            except Stale:
+                continue  # a step was done meanwhile: look again
         raise Refused("not_cancellable", "the order kept moving on; try again")

@@ -14,10 +14,10 @@ import pytest
 from protocol.messages import CreateOrder, OfferMode, Point
 from server.dispatcher import Dispatcher
 from server.settings import Settings
-from server.store import keys
+from server.store import keys, records
 from server.store.keys import City, OfferId, OrderId, WorkerId, new_order_id
 from server.store.performance import DAY_MS, PerformanceStore
-from server.store.redis_store import Refused, Spot, Store
+from server.store.redis_store import Refused, Spot, Stale, Store
 from tests.support import one_tag, scratch_city
 
 T0 = 1_800_000_000_000  # ms
@@ -549,3 +549,21 @@ async def test_performance_counters_roll_over_days_and_end(store: Store, clock: 
     assert not [f for f in fields if f.startswith("x:")], fields  # day 0's counts went
     (_, month), _ = await perf.figures(city, WorkerId("a"), 1)
     assert (month.offers, month.accepted, month.expired, month.acceptance) == (2, 2, 0, 1.0)
+
+
+async def test_a_cancel_on_a_stale_read_asks_to_read_again(store: Store, clock: Clock) -> None:
+    """A cancel decided on a read from before a step (its count of steps done is
+    behind) changes nothing and raises Stale, the store's signal to read again:
+    not an error for a client. The retry through the dispatcher then cancels."""
+    city = scratch_city()
+    await add_workers(store, city, "a")
+    d = dispatcher(store, city)
+    oid = await new_order(d, city)
+    await d.accept(WorkerId("a"), city, f"{oid}/1")
+    seen = len(records.done_of(await store.order_fields(oid)))
+    await d.progress(WorkerId("a"), city, oid, "arrived", None)
+    with pytest.raises(Stale):
+        await store.cancel(oid, "operator", "ops", seen)
+    assert await state_of(store, oid) == "arrived"
+    await d.cancel(oid, "operator", "ops")
+    assert await state_of(store, oid) == "cancelled"

@@ -53,6 +53,12 @@ class Refused(ClientError):
         super().__init__(code, text or message(code))
 
 
+class Stale(Exception):
+    """A compare-and-set script found the order moved on since the caller read
+    it (its reply's code ``stale``): read it again and retry. Never reaches a
+    client, so it is no :class:`ClientError` and has no error code."""
+
+
 class Tick(NamedTuple):
     """What a claimed order needs: ``done``, ``wait`` or ``search`` (with the
     order's details, the time of the tick and the candidates, nearest first)."""
@@ -300,8 +306,11 @@ class Store:
     async def step(
         self, name: str, keys_: Sequence[str], args: Sequence[object], shape: type[F]
     ) -> F:
-        """A compare-and-set script: its reply, or :class:`Refused` with its code."""
+        """A compare-and-set script: its reply, or :class:`Refused` with its code
+        (:class:`Stale` when the script found the order moved on)."""
         result = await self.script(name, keys_, args, shape)
+        if result.code == "stale":
+            raise Stale(name)
         if not result.ok:
             raise Refused(result.code)
         return result
