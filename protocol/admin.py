@@ -1,5 +1,6 @@
 """Bodies of the operators' overrides (``PROTOCOL.md`` §19): reassign an
-order, move its deadline, hold a worker back; and a worker as operators see it.
+order, move its deadline, hold a worker back; a worker as operators see it;
+and the workers' payouts of a period.
 
 Imports nothing from ``server`` or ``simulator``.
 """
@@ -11,7 +12,7 @@ from typing import Annotated
 from msgspec import Meta, Struct
 
 from protocol.ids import OrderIdText, SubjectId
-from protocol.messages import Millis, PerformanceWindow, Text, WorkerState
+from protocol.messages import EarningsTotal, Millis, PerformanceWindow, Text, WorkerState
 
 MAX_EXTEND_S = 86_400  # one call moves a deadline by at most a day
 MAX_PAUSE_S = 7 * 86_400  # a pause lasts at most a week (block for longer)
@@ -67,3 +68,21 @@ class WorkerStanding(Struct, frozen=True):
     # its figures over the last 7 and 30 days, and when it last completed a job
     performance: list[PerformanceWindow] = []
     last_job_at: Millis | None = None
+
+
+class Payout(Struct, frozen=True):
+    """One worker's earnings in one currency over a payout period."""
+
+    worker_id: str
+    earnings: EarningsTotal
+
+
+class Payouts(Struct, frozen=True):
+    """``GET /v1/admin/payouts``: what each worker of ``city`` earned from the
+    start of ``first_day`` to the end of ``last_day`` (UTC dates, ``YYYY-MM-DD``),
+    by worker and currency."""
+
+    city: str
+    first_day: str
+    last_day: str
+    payouts: list[Payout] = []

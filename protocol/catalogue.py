@@ -35,6 +35,7 @@ from protocol.messages import (
 )
 
 Amount = Annotated[int, Meta(ge=0, le=100_000_000)]
+Share = Annotated[float, Meta(ge=0, le=1)]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}\Z")]
 
 
@@ -121,6 +122,19 @@ class Pricing(Struct, frozen=True, forbid_unknown_fields=True):
     )
 
 
+class Earnings(Struct, frozen=True, forbid_unknown_fields=True):
+    """What a worker earns for a job of the category, in the price's minor units:
+    ``share`` of the order's quoted total, ``per_km`` for each km from where it
+    was when offered the job to the pickup, ``per_minute`` for each minute from
+    its accept to the completion; and ``cancel_share`` of the fee a customer pays
+    to cancel the job. A customer's tip goes to the worker whole."""
+
+    share: Share = 0.8
+    per_km: Amount = 0
+    per_minute: Amount = 0
+    cancel_share: Share = 0.8
+
+
 class Step(Struct, frozen=True, forbid_unknown_fields=True):
     """One step of the workflow after assignment.
 
@@ -174,6 +188,7 @@ class CategoryDefinition(Struct, frozen=True, forbid_unknown_fields=True):
     dispatch: DispatchPolicy = msgspec.field(default_factory=DispatchPolicy)
     pricing: Pricing = msgspec.field(default_factory=Pricing)
     cancellation: Cancellation = msgspec.field(default_factory=Cancellation)
+    earnings: Earnings = msgspec.field(default_factory=Earnings)
 
 
 class Category(Struct, frozen=True):
@@ -214,6 +229,7 @@ __all__ = [
     "CategoryList",
     "Condition",
     "DispatchPolicy",
+    "Earnings",
     "FieldError",
     "Pricing",
     "Quote",

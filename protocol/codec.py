@@ -18,11 +18,12 @@ from typing import TypeVar
 
 import msgspec
 
-from protocol.admin import Block, Extend, Pause, Reassign, Waive, WorkerStanding
+from protocol.admin import Block, Extend, Pause, Payouts, Reassign, Waive, WorkerStanding
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     CreateOrder,
     DoStep,
+    EarningsReport,
     Figures,
     HttpError,
     LiveMessage,
@@ -30,6 +31,7 @@ from protocol.messages import (
     OrderView,
     RateOrder,
     ServerMessage,
+    TipOrder,
     WorkerMessage,
 )
 from protocol.webhooks import (
@@ -58,6 +60,9 @@ order_event_decoder = msgspec.json.Decoder(OrderEvent)
 http_error_decoder = msgspec.json.Decoder(HttpError)
 do_step_decoder = msgspec.json.Decoder(DoStep)
 rate_order_decoder = msgspec.json.Decoder(RateOrder)
+tip_order_decoder = msgspec.json.Decoder(TipOrder)
+earnings_report_decoder = msgspec.json.Decoder(EarningsReport)
+payouts_decoder = msgspec.json.Decoder(Payouts)
 category_definition_decoder = msgspec.json.Decoder(CategoryDefinition)
 category_decoder = msgspec.json.Decoder(Category)
 category_list_decoder = msgspec.json.Decoder(CategoryList)

@@ -58,6 +58,8 @@ ERROR_CODES: Final[dict[str, str]] = {
     "not_waivable": "The worker has no such hand-back counted against it (or it was waived).",
     "not_rateable": "Only a completed order can be rated.",
     "already_rated": "The order has been rated already; a rating is given once.",
+    "not_tippable": "Only a completed order with a price can be tipped.",
+    "already_tipped": "The order's worker has been tipped already; a tip is given once.",
     # workflow steps
     "not_your_step": "That step is done by someone else (the category says who).",
     "invalid_step_data": "The step's data is missing or does not fit; `errors` names each field.",

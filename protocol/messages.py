@@ -219,6 +219,12 @@ class CancelJob(Struct, frozen=True, tag="cancel_job"):
     id: ClientId | None = None
 
 
+class AskEarnings(Struct, frozen=True, tag="earnings"):
+    """The worker asks what it earned; answered with ``earnings``."""
+
+    id: ClientId | None = None
+
+
 class Ping(Struct, frozen=True, tag="ping"):
     """Keep-alive; answered with ``ack``."""
 
@@ -241,6 +247,7 @@ WorkerMessage = (
     | ReportProgress
     | CancelJob
     | AskFigures
+    | AskEarnings
     | Ping
 )
 
@@ -375,6 +382,60 @@ class Figures(Struct, frozen=True, tag="figures"):
     last_job_at: Millis | None = None
 
 
+class EarningReason(StrEnum):
+    """What a ledger entry pays for (PROTOCOL.md §18 ``Earnings``)."""
+
+    SHARE = "share"  # the worker's share of the order's price
+    DISTANCE = "distance"  # per km to the pickup
+    TIME = "time"  # per minute from the accept to the completion
+    CANCEL_FEE = "cancel_fee"  # its share of the customer's cancellation fee
+    TIP = "tip"  # the customer's tip, whole
+
+
+class Earned(Struct, frozen=True):
+    """One entry of a worker's ledger: what one job paid it for one reason, in
+    the minor units of ``currency``."""
+
+    order_id: str
+    reason: EarningReason
+    amount: int
+    currency: str
+    at: Millis
+
+
+class EarningsTotal(Struct, frozen=True):
+    """A worker's earnings in one currency over a period: the jobs it completed,
+    and the minor units it earned for each reason and in all."""
+
+    currency: str
+    jobs: int = 0
+    share: int = 0
+    distance: int = 0
+    time: int = 0
+    cancel_fee: int = 0
+    tip: int = 0
+    total: int = 0
+
+
+class EarningsPeriod(Struct, frozen=True):
+    """What a worker earned from ``since`` (a UTC midnight, ms) until now: a
+    total per currency (none when it earned nothing)."""
+
+    since: Millis
+    totals: list[EarningsTotal] = []
+
+
+class EarningsReport(Struct, frozen=True, tag="earnings"):
+    """What the worker earned (the answer to ``earnings``, and the body of
+    ``GET /v1/worker/earnings``): today, this week (from Monday), and its
+    latest ledger entries, newest first."""
+
+    today: EarningsPeriod
+    week: EarningsPeriod
+    recent: list[Earned] = []
+    id: ClientId | None = None
+
+
 class Error(Struct, frozen=True, tag="error"):
     """A client message was refused and changed nothing. ``code`` is stable
     (see PROTOCOL.md); ``message`` is for people."""
@@ -386,7 +447,16 @@ class Error(Struct, frozen=True, tag="error"):
 
 
 ServerMessage = (
-    Welcome | OfferMade | OfferWithdrawn | JobCancelled | JobUpdated | Hold | Ack | Figures | Error
+    Welcome
+    | OfferMade
+    | OfferWithdrawn
+    | JobCancelled
+    | JobUpdated
+    | Hold
+    | Ack
+    | Figures
+    | EarningsReport
+    | Error
 )
 
 # ---------------------------------------------------------------- customers (HTTP)
@@ -462,6 +532,7 @@ class OrderView(Struct, frozen=True):
     steps: list[StepInfo] | None = None
     rating: int | None = None  # the customer's stars, once given
     rating_comment: str | None = None
+    tip: int | None = None  # the customer's tip (minor units of the quote's currency), once given
 
 
 class RateOrder(Struct, frozen=True, forbid_unknown_fields=True):
@@ -470,6 +541,16 @@ class RateOrder(Struct, frozen=True, forbid_unknown_fields=True):
 
     stars: Annotated[int, Meta(ge=1, le=5)]
     comment: Text | None = None
+
+
+MAX_TIP = 100_000  # minor units: a tip of more is refused (out_of_range)
+
+
+class TipOrder(Struct, frozen=True, forbid_unknown_fields=True):
+    """Body of ``POST /v1/orders/{id}/tip``: the customer tips the worker of its
+    completed order, once, in the minor units of the order's quote."""
+
+    amount: Annotated[int, Meta(ge=1, le=MAX_TIP)]
 
 
 class DoStep(Struct, frozen=True, forbid_unknown_fields=True):

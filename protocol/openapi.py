@@ -62,6 +62,12 @@ def _path(name: str, description: str) -> JSON:
             "schema": {"type": "string"}}  # fmt: skip
 
 
+def _query(name: str, description: str, schema: JSON) -> JSON:
+    return {"name": name, "in": "query", "required": True, "description": description,
+            "schema": schema}  # fmt: skip
+
+
+DATE: JSON = {"type": "string", "format": "date"}
 ORDER_ID = _path("id", "The order id (opaque, e.g. `berlin.7f3k9q2x`).")
 STEP = _path("step", "The step's name, as in the order's `steps` (e.g. `approve_large_dog`).")
 KEY = _path("key", "The category's key, e.g. `pet-grooming`.")
@@ -139,6 +145,18 @@ def _customer_paths() -> JSON:
                 "responses": _responses(
                     {200: "The order, with its rating."},
                     {400: BODY_ERRORS, **found, 409: ("not_rateable", "already_rated")},
+                ),
+            }
+        },
+        "/v1/orders/{id}/tip": {
+            "post": {
+                "operationId": "tipOrder",
+                "summary": "Tip the completed order's worker, once (minor units of its quote).",
+                "parameters": [ORDER_ID],
+                "requestBody": _body("TipOrder"),
+                "responses": _responses(
+                    {200: "The order, with its tip."},
+                    {400: BODY_ERRORS, **found, 409: ("not_tippable", "already_tipped")},
                 ),
             }
         },
@@ -279,6 +297,23 @@ def _override_paths() -> JSON:
         f"{w}/unblock": worker_op("unblockWorker", "Lift a block.", "Block", "not_held"),
         f"{w}/waive": worker_op("waiveHandBack", "A job the worker handed back counts "
                                 "against it no more.", "Waive", "not_waivable"),
+        f"{w}/earnings": {"get": {
+            "operationId": "getWorkerEarnings",
+            "summary": "What the worker earned today and this week, and its newest entries.",
+            "security": ADMIN, "parameters": [city, worker],
+            "responses": _responses({200: "The worker's earnings."}, {400: ("unknown_city",)},
+                                    "EarningsReport")}},
+        "/v1/admin/payouts": {"get": {
+            "operationId": "getPayouts",
+            "summary": "What each worker of a city earned over whole UTC days, by currency.",
+            "security": ADMIN,
+            "parameters": [_query("city", "The city.", {"type": "string"}),
+                           _query("from", "The period's first day.", DATE),
+                           _query("to", "The period's last day, included.", DATE)],
+            "responses": _responses(
+                {200: "The payouts, by worker."},
+                {400: ("unknown_city", "missing_field", "invalid_field", "out_of_range")},
+                "Payouts")}},
     }  # fmt: skip
 
 
@@ -353,6 +388,12 @@ def _worker_paths() -> JSON:
             "summary": "The worker's own figures over the last 7 and 30 days.",
             "security": [{"worker": []}],
             "responses": _responses({200: "The worker's figures."}, {}, "Figures"),
+        }},
+        "/v1/worker/earnings": {"get": {
+            "operationId": "getWorkerEarnings",
+            "summary": "What the worker earned today and this week, and its newest entries.",
+            "security": [{"worker": []}],
+            "responses": _responses({200: "The worker's earnings."}, {}, "EarningsReport"),
         }},
     }  # fmt: skip
 

@@ -29,18 +29,20 @@ from typing import Any, get_args
 
 import msgspec
 
-from protocol.admin import Block, Extend, Pause, Reassign, Waive, WorkerStanding
+from protocol.admin import Block, Extend, Pause, Payouts, Reassign, Waive, WorkerStanding
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     PROTOCOL_VERSION,
     CreateOrder,
     DoStep,
+    EarningsReport,
     Figures,
     HttpError,
     LiveMessage,
     OrderView,
     RateOrder,
     ServerMessage,
+    TipOrder,
     WorkerMessage,
 )
 from protocol.webhooks import (
@@ -84,7 +86,10 @@ HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (
     Waive,
     WorkerStanding,
     RateOrder,
+    TipOrder,
     Figures,
+    EarningsReport,
+    Payouts,
 )
 COMPONENT_REF = "#/components/schemas/{name}"
 DOCS = "See protocol/PROTOCOL.md for the rules behind these shapes."

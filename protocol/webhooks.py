@@ -73,7 +73,8 @@ class WorkerHappened(Struct, frozen=True):
     an operator's ``paused`` (``until``), ``resumed``, ``blocked`` and
     ``unblocked`` (``customer`` when it is for one customer only) and
     ``waived`` (``order_id``: a hand-back no longer counted), with ``by``
-    ``operator`` and ``actor`` the operator's id."""
+    ``operator`` and ``actor`` the operator's id; ``earned`` (a ledger entry:
+    ``order_id``, ``reason``, ``amount`` in the minor units of ``currency``)."""
 
     worker_id: str
     city: str
@@ -87,6 +88,8 @@ class WorkerHappened(Struct, frozen=True):
     until: Millis | None = None
     customer: str | None = None
     order_id: str | None = None
+    amount: int | None = None
+    currency: str | None = None
 
 
 class Delivery(Struct, frozen=True):

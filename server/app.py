@@ -13,6 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from server.api import (
     admin,
+    admin_earnings,
     admin_hooks,
     admin_overrides,
     health,
@@ -61,12 +62,15 @@ def create_app(settings: Settings) -> Starlette:
         Route("/v1/orders/{order_id}/cancel", orders_http.cancel_order, methods=["POST"]),
         Route("/v1/orders/{order_id}/steps/{step}", orders_http.do_step, methods=["POST"]),
         Route("/v1/orders/{order_id}/rating", orders_http.rate_order, methods=["POST"]),
+        Route("/v1/orders/{order_id}/tip", orders_http.tip_order, methods=["POST"]),
         WebSocketRoute("/v1/orders/{order_id}/live", order_live.live_endpoint),
         WebSocketRoute("/v1/worker", worker_socket.WorkerEndpoint()),
         Route("/v1/worker/figures", worker_http.figures),
+        Route("/v1/worker/earnings", worker_http.earnings),
         *(Route(path, handler, methods=methods) for path, handler, methods in admin.ROUTES),
         *(Route(path, handler, methods=methods) for path, handler, methods in admin_hooks.ROUTES),
         *(Route(p, handler, methods=methods) for p, handler, methods in admin_overrides.ROUTES),
+        *(Route(p, handler, methods=methods) for p, handler, methods in admin_earnings.ROUTES),
     ]
     app = Starlette(
         routes=routes,

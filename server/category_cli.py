@@ -1,16 +1,14 @@
 """``dispatch category``: list, show, apply and diff categories on a running
 server, through its admin API (``/v1/admin/categories``).
 
-The token is ``--token`` (or ``DISPATCH_ADMIN_TOKEN``), else an admin token
-minted with the deployment's secret (the settings' ``jwt_secret``, as
-``dispatch token admin`` does). A file is checked completely here first, so
-a bad one is refused with every problem named before anything is sent.
+The server and the token are found as ``server/admin_client.py`` says. A
+file is checked completely here first, so a bad one is refused with every
+problem named before anything is sent.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -19,19 +17,12 @@ import msgspec
 
 from protocol import codec
 from protocol.catalogue import CategoryDefinition
-from server import auth, categories
+from server import admin_client, categories
 from server.core import catalogue
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    url = os.environ.get("DISPATCH_URL", "http://127.0.0.1:8000")
-    common.add_argument("--url", default=url, help=f"the server (default {url})")
-    common.add_argument(
-        "--token", default=os.environ.get("DISPATCH_ADMIN_TOKEN"),
-        help="an admin token (default: minted with the settings' jwt_secret)",
-    )  # fmt: skip
-    common.add_argument("--config", help="TOML settings file (for the secret)")
+    common = admin_client.arguments()
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     sub.add_parser("list", parents=[common], help="every category: key, version, retired, name")
     show = sub.add_parser("show", parents=[common], help="one category's definition, as JSON")
@@ -43,27 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         one.add_argument("file", type=Path, help="a .toml or .json definition")
 
 
-def _client(args: argparse.Namespace) -> httpx.Client:
-    token = args.token
-    if not token:
-        from server.cli import _settings
-
-        cfg = _settings(args)
-        token = auth.mint(cfg.tokens, "admin", "dispatch-cli", ttl_s=300)
-    return httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"},
-                        timeout=10)  # fmt: skip
-
-
 def _fail(response: httpx.Response) -> int:
-    try:
-        err = codec.http_error_decoder.decode(response.content)
-    except msgspec.DecodeError:
-        print(f"dispatch category: HTTP {response.status_code}", file=sys.stderr)
-        return 1
-    print(f"dispatch category: {err.code}: {err.message}", file=sys.stderr)
-    for e in err.errors or []:
-        print(f"  {e.field}: {e.message} ({e.code})", file=sys.stderr)
-    return 1
+    return admin_client.fail("dispatch category", response)
 
 
 def _current(http: httpx.Client, key: str) -> CategoryDefinition | None:
@@ -76,7 +48,7 @@ def _current(http: httpx.Client, key: str) -> CategoryDefinition | None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        with _client(args) as http:
+        with admin_client.client(args) as http:
             return _run(args, http)
     except categories.BadDefinition as bad:
         print(f"dispatch category: {bad}", file=sys.stderr)

@@ -225,6 +225,18 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     category_cli.add_arguments(category)
     category.set_defaults(func=category_cli.run)
 
+    from server import admin_client, payouts_cli
+
+    payouts = sub.add_parser(
+        "payouts", parents=[admin_client.arguments()],
+        help="a settlement CSV of the workers' earnings over a period, from a running server",
+        description="Write what each worker earned over whole UTC days FROM to TO, by city, "
+        "worker and currency (jobs, share, distance, time, cancel_fee, tip, total in minor "
+        "units), as CSV, read from a running server's admin API.",
+    )  # fmt: skip
+    payouts_cli.add_arguments(payouts)
+    payouts.set_defaults(func=payouts_cli.run)
+
     from server import up
 
     up_parser = sub.add_parser(

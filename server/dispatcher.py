@@ -239,7 +239,7 @@ class Dispatcher:
         expires = policy.offer_expiry(tick.now, tick.created_at, self._policy(tick)[0])
         pin = tick.pinned
         frames = [
-            (c.worker_id, encode(OfferMade(
+            (c.worker_id, round(c.distance_m, 1), encode(OfferMade(
                 offer_id=offer, order_id=oid, skill=tick.skill, pickup=tick.pickup,
                 distance_m=round(c.distance_m, 1), expires_at=expires, sent_at=tick.now,
                 mode=tick.mode, dropoff=tick.dropoff, note=tick.note,

@@ -36,6 +36,7 @@ from server.overrides import Overrides
 from server.settings import Settings
 from server.store.catalogue import CatalogueStore
 from server.store.cluster import ClusterLink, open_link
+from server.store.earnings import EarningsStore
 from server.store.performance import PerformanceStore
 from server.store.redis_store import Store, StoreUnavailable
 
@@ -123,6 +124,7 @@ class Runtime:
         )
         self.overrides = Overrides(self.dispatcher)
         self.performance = PerformanceStore(self.store)
+        self.earnings = EarningsStore(self.store)
         self.ingest = LocationIngest(self.store, s.location_flush_ms)
         self.deliveries = Deliveries(
             self.store, self.node, s.cities, timeout_s=s.webhook_timeout_s,

@@ -23,26 +23,33 @@ whichever node claims the order finds the step due and does it as the
 (:func:`server.core.workflow.cancel_fee`): refused once ``customer_until``
 is done, with the fee once ``free_until`` is; the script checks that no step
 was done in between, else it reads again.
+
+*Pay* is decided here too, from the rules the order pinned
+(:mod:`server.core.earnings`): the step that completes an order pays its
+worker its share, distance and time parts, and a customer's cancel for a fee
+pays the worker its share of the fee, each in the same script as the step
+(once per order and reason, whoever does the step and however often it is
+tried).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import msgspec
 
 from protocol.codec import encode
 from protocol.messages import Job, JobCancelled, JobUpdated
-from server.core import workflow
+from server.core import earnings, workflow
 from server.core.errors import ClientError
 from server.core.order_states import TERMINAL, WORKING, OrderState, next_state
 from server.core.workflow import Actor, Decision, Move
 from server.metrics import Figures
 from server.store import keys, records
 from server.store.keys import OrderId
-from server.store.redis_store import Refused, Stale, Store, WorkflowStep
+from server.store.redis_store import Pay, Refused, Stale, Store, WorkflowStep
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +65,11 @@ class StepDone(NamedTuple):
     order_state: str
     worker_state: str
     job: Job | None
+
+
+def _pay(currency: str, lines: Sequence[earnings.Line]) -> Pay:
+    """Earnings entries as a paying script takes them."""
+    return Pay(currency, ",".join(f"{reason.value}={amount}" for reason, amount in lines))
 
 
 def _frame(fields: Mapping[str, str], move: Move, by: Actor, state: OrderState) -> str:
@@ -148,6 +160,7 @@ class Workflows:
             frame=_frame(fields, move, by, after),
             arrival_ms=int(fields["prom"]) if after == OrderState.ARRIVED and "prom" in fields
             else None,
+            pay=self._job_pay(fields) if after == OrderState.COMPLETED else None,
         )  # fmt: skip
         result = await self.store.workflow_step(oid, fields.get("worker"), call)
         city = fields.get("city", "")
@@ -160,6 +173,17 @@ class Workflows:
             job = records.job(moved)
             self.remember(moved)
         return StepDone(result.order_state, result.worker_state, job)
+
+    def _job_pay(self, fields: Mapping[str, str]) -> Pay | None:
+        """What completing the order pays its worker (None: it has no price). Its
+        minutes run from the accept to now as this node reads the server's clock."""
+        pinned = records.earnings_of(fields)
+        if pinned is None:
+            return None
+        rules, quote = pinned
+        job_ms = self.store.now_ms() - int(fields.get("acc") or 0)
+        lines = earnings.for_job(rules, quote.total, float(fields.get("adist") or 0), job_ms)
+        return _pay(quote.currency, lines)
 
     async def timed_out(self, oid: OrderId, step: str) -> None:
         """The pending step's timer ran out: the system does it (an approval
@@ -184,14 +208,18 @@ class Workflows:
             fields = await self._fields(oid)
             if by == "customer" and fields.get("customer") != actor:
                 raise Refused("order_not_found")
-            fee, done = 0, records.done_of(fields)
+            fee, done, pay = 0, records.done_of(fields), None
             if by == "customer":
                 found = workflow.cancel_fee(records.cancellation_of(fields), done)
                 if found is None:
                     raise Refused("not_cancellable")
                 fee = found
+            pinned = records.earnings_of(fields)
+            if fee and pinned:
+                pay = _pay(pinned[1].currency, earnings.for_cancel(pinned[0], fee))
             try:
-                return await self.store.cancel(oid, by, actor, len(done), fee)
+                return await self.store.cancel(oid, by, actor, len(done), fee, pay,
+                                               fields.get("worker"))  # fmt: skip
             except Stale:
                 continue  # a step was done meanwhile: look again
         raise Refused("not_cancellable", "the order kept moving on; try again")

@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 from server.embedded_cluster import LocalCluster
-from tests.support import Admin, Customer, RedisProcess, ServerProcess, on_cluster, unique_city
+from server.store.redis_store import Store
+from tests.pinned import Clock
+from tests.support import (
+    Admin,
+    Customer,
+    RedisProcess,
+    ServerProcess,
+    on_cluster,
+    one_tag,
+    unique_city,
+)
 
 
 @pytest.fixture(scope="session")
@@ -62,3 +72,17 @@ async def admin(server: ServerProcess) -> AsyncIterator[Admin]:
     a = Admin(server.url)
     yield a
     await a.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A hand-driven clock, for the store of the next fixture."""
+    return Clock()
+
+
+@pytest.fixture
+async def store(redis_url: str, clock: Clock) -> AsyncIterator[Store]:
+    """The real store on the session's Redis, every script pinned to ``clock``."""
+    store = Store(one_tag(redis_url), pinned=clock)
+    yield store
+    await store.link.aclose()

@@ -57,6 +57,9 @@ HTTP_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "block": codec.block_decoder,
     "worker_standing": codec.worker_standing_decoder,
     "figures": codec.figures_decoder,
+    "tip_order": codec.tip_order_decoder,
+    "earnings_report": codec.earnings_report_decoder,
+    "payouts": codec.payouts_decoder,
 }
 
 

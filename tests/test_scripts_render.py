@@ -41,6 +41,8 @@ def test_rules_define_every_table() -> None:
         "PUBLISH",
         "STREAM_KEEP_MS",
         "PERF_DAYS",
+        "LEDGER_DAYS",
+        "LEDGER_KEEP",
         "ORDER_T",
         "WORKER_T",
         "TERMINAL",

@@ -6,89 +6,29 @@ fixed order here: no sleeps, no luck.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
 from typing import cast
 
 import pytest
 
 from protocol.messages import CreateOrder, OfferMode, Point
-from server.dispatcher import Dispatcher
-from server.settings import Settings
+from server.core.earnings import DAY_MS
 from server.store import keys, records
-from server.store.keys import City, OfferId, OrderId, WorkerId, new_order_id
-from server.store.performance import DAY_MS, PerformanceStore
-from server.store.redis_store import Refused, Spot, Stale, Store
-from tests.support import one_tag, scratch_city
-
-T0 = 1_800_000_000_000  # ms
-NODE = "node-x"
-
-
-class Clock:
-    """A hand-driven clock, pinned into every script the store runs (ms)."""
-
-    def __init__(self) -> None:
-        self.ms = T0
-
-    def __call__(self) -> int:
-        return self.ms
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(redis_url: str, clock: Clock) -> AsyncIterator[Store]:
-    store = Store(one_tag(redis_url), pinned=clock)
-    yield store
-    await store.link.aclose()
-
-
-def dispatcher(store: Store, city: str, **kw: object) -> Dispatcher:
-    settings = Settings(offer_timeout_s=10, max_dispatch_s=60, retry_interval_s=5,
-                        cities=(city,), **kw)  # type: ignore[arg-type]  # fmt: skip
-    return Dispatcher(store, settings, lambda: (NODE,))
-
-
-async def locate(store: Store, city: str, spots: Mapping[str, Spot], *, first: bool = True) -> None:
-    """Reports of these workers, each a first position of its session unless told."""
-    skills = dict.fromkeys(spots, ("delivery",))
-    await store.locate({city: dict(spots)}, skills, {city: list(spots)} if first else {})
-
-
-async def connect(
-    store: Store, city: str, wid: str, skills: tuple[str, ...] = ("delivery",)
-) -> None:
-    await store.connect(city, WorkerId(wid), NODE, f"s-{wid}", skills, 1, 3_600_000)
-
-
-async def add_workers(
-    store: Store, city: str, *wids: str, skills: tuple[str, ...] = ("delivery",)
-) -> None:
-    spots = {}
-    for i, wid in enumerate(wids):
-        await connect(store, city, wid, skills)
-        await store.set_status(city, WorkerId(wid), "go_available")
-        spots[wid] = (13.40, 52.52 + 0.001 * (i + 1), T0)
-    await locate(store, city, spots)
-
-
-async def new_order(d: Dispatcher, city: str, mode: OfferMode = OfferMode.SEQUENTIAL) -> OrderId:
-    oid = new_order_id(City(city))
-    body = CreateOrder(city=city, skill="delivery", pickup=Point(lat=52.52, lng=13.40), mode=mode)
-    assert await d.create_order(oid, "cust", body) is not None
-    await d.drain()
-    return oid
-
-
-async def state_of(store: Store, oid: OrderId) -> str:
-    return (await store.order_fields(oid))["state"]
-
-
-async def worker_state(store: Store, city: str, wid: str) -> str:
-    return (await store.worker_record(city, WorkerId(wid))).state
+from server.store.keys import City, OfferId, WorkerId, new_order_id
+from server.store.performance import PerformanceStore
+from server.store.redis_store import Refused, Stale, Store
+from tests.pinned import (
+    NODE,
+    T0,
+    Clock,
+    add_workers,
+    connect,
+    dispatcher,
+    locate,
+    new_order,
+    state_of,
+    worker_state,
+)
+from tests.support import scratch_city
 
 
 async def test_accept_before_timeout_wins(store: Store, clock: Clock) -> None:

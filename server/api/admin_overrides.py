@@ -31,7 +31,7 @@ from server.store.redis_store import Refused
 log = logging.getLogger(__name__)
 
 
-def _worker_of(request: Request, rt: Runtime) -> tuple[str, WorkerId]:
+def worker_of(request: Request, rt: Runtime) -> tuple[str, WorkerId]:
     """The path's city (one this deployment serves) and worker id."""
     city, wid = request.path_params["city"], request.path_params["worker_id"]
     if not ids.NAME_RE.match(city):
@@ -62,7 +62,7 @@ async def extend(request: Request) -> Response:
 
 async def get_worker(request: Request) -> Response:
     rt, _ = admin_of(request)
-    city, wid = _worker_of(request, rt)
+    city, wid = worker_of(request, rt)
     return json_response(await _standing(rt, city, wid))
 
 
@@ -83,7 +83,7 @@ async def _standing(rt: Runtime, city: str, wid: WorkerId) -> WorkerStanding:
 
 async def pause(request: Request) -> Response:
     rt, me = admin_of(request)
-    city, wid = _worker_of(request, rt)
+    city, wid = worker_of(request, rt)
     body = await json_body(request, rt.settings, codec.pause_decoder)
     await rt.overrides.hold(city, wid, "pause", me.subject, body.for_s, None, body.reason)
     log.info("admin %s: paused worker %s/%s for %d s", me.subject, city, wid, body.for_s)
@@ -92,7 +92,7 @@ async def pause(request: Request) -> Response:
 
 async def resume(request: Request) -> Response:
     rt, me = admin_of(request)
-    city, wid = _worker_of(request, rt)
+    city, wid = worker_of(request, rt)
     await rt.overrides.hold(city, wid, "resume", me.subject)
     log.info("admin %s: resumed worker %s/%s", me.subject, city, wid)
     return json_response(await _standing(rt, city, wid))
@@ -100,7 +100,7 @@ async def resume(request: Request) -> Response:
 
 async def _block(request: Request, blocked: bool) -> Response:
     rt, me = admin_of(request)
-    city, wid = _worker_of(request, rt)
+    city, wid = worker_of(request, rt)
     body = await json_body(request, rt.settings, codec.block_decoder, Block())
     action: HoldAction = "block" if blocked else "unblock"
     await rt.overrides.hold(city, wid, action, me.subject, 0, body.customer, body.reason)
@@ -119,7 +119,7 @@ async def unblock(request: Request) -> Response:
 
 async def waive(request: Request) -> Response:
     rt, me = admin_of(request)
-    city, wid = _worker_of(request, rt)
+    city, wid = worker_of(request, rt)
     body = await json_body(request, rt.settings, codec.waive_decoder)
     await rt.performance.waive(city, wid, body.order_id, me.subject, body.reason or "")
     log.info("admin %s: waived worker %s/%s's hand-back of %s", me.subject, city, wid,

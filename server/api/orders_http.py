@@ -1,4 +1,5 @@
-"""Customers' HTTP endpoints: create, read and cancel orders.
+"""Customers' HTTP endpoints: create, read and cancel orders; do their steps,
+rate them and tip their workers.
 
 Every answer is JSON: an :class:`OrderView`, or an :class:`HttpError` with a
 stable code (``server/api/responses.py``). ``Idempotency-Key`` makes creation
@@ -96,6 +97,16 @@ async def rate_order(request: Request) -> Response:
     oid = order_id_of(request)
     body = await json_body(request, rt.settings, codec.rate_order_decoder)
     await rt.performance.rate(oid, me.subject, body.stars, body.comment or "")
+    return json_response(await rt.dispatcher.view(oid, me.subject))
+
+
+async def tip_order(request: Request) -> Response:
+    """``POST /v1/orders/{id}/tip``: the customer tips its completed order's worker, once."""
+    rt: Runtime = request.app.state.runtime
+    me = _customer(request)
+    oid = order_id_of(request)
+    body = await json_body(request, rt.settings, codec.tip_order_decoder)
+    await rt.earnings.tip(oid, me.subject, body.amount)
     return json_response(await rt.dispatcher.view(oid, me.subject))
 
 

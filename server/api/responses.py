@@ -48,6 +48,8 @@ STATUS = {
     "not_waivable": 409,
     "not_rateable": 409,
     "already_rated": 409,
+    "not_tippable": 409,
+    "already_tipped": 409,
     "too_large": 413,
     "rate_limited": 429,
     "unavailable": 503,

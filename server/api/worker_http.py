@@ -1,7 +1,8 @@
 """Workers' HTTP endpoints: what a worker's app reads outside its socket.
 
 ``GET /v1/worker/figures``: the worker's own figures (the same ``Figures``
-its socket answers ``figures`` with), by its worker token.
+its socket answers ``figures`` with); ``GET /v1/worker/earnings``: what it
+earned (the socket's ``earnings``); each by its worker token.
 """
 
 from __future__ import annotations
@@ -16,9 +17,18 @@ from server.runtime import Runtime
 from server.store.keys import WorkerId
 
 
-async def figures(request: Request) -> Response:
+def _worker(request: Request) -> tuple[Runtime, auth.Identity]:
     rt: Runtime = request.app.state.runtime
-    me = rt.verify(auth.bearer(request.headers.get("authorization")), "worker")
+    return rt, rt.verify(auth.bearer(request.headers.get("authorization")), "worker")
+
+
+async def figures(request: Request) -> Response:
+    rt, me = _worker(request)
     found, last = await rt.performance.figures(me.city, WorkerId(me.subject),
                                                rt.settings.min_samples)  # fmt: skip
     return json_response(Figures(performance=found, last_job_at=last))
+
+
+async def earnings(request: Request) -> Response:
+    rt, me = _worker(request)
+    return json_response(await rt.earnings.report(me.city, WorkerId(me.subject)))

@@ -35,6 +35,7 @@ from protocol.messages import (
     SUPPORTED_VERSIONS,
     AcceptOffer,
     Ack,
+    AskEarnings,
     AskFigures,
     CancelJob,
     ChangeStatus,
@@ -487,14 +488,25 @@ class WorkerSession:
             case OfferReceived():
                 rt.stats["offers_acknowledged"] += 1
                 return Ack(id=msg.id)
-            case Ping():
-                return Ack(id=msg.id, server_time=rt.store.now_ms())
-            case AskFigures():
-                found, last = await rt.performance.figures(me.city, wid, rt.settings.min_samples)
-                return Figures(id=msg.id, performance=found, last_job_at=last)
+            case Ping() | AskFigures() | AskEarnings():
+                return await self._tell(msg, me.city, wid)
             case Hello():
                 return _error("already_hello", msg.id)
         return None  # location frames never get here: _session takes them on its hot path
+
+    async def _tell(
+        self, msg: Ping | AskFigures | AskEarnings, city: str, wid: WorkerId
+    ) -> msgspec.Struct:
+        """The answer to a question that changes nothing: the clock, figures, earnings."""
+        rt = self.rt
+        match msg:
+            case AskFigures():
+                found, last = await rt.performance.figures(city, wid, rt.settings.min_samples)
+                return Figures(id=msg.id, performance=found, last_job_at=last)
+            case AskEarnings():
+                report = await rt.earnings.report(city, wid)
+                return msgspec.structs.replace(report, id=msg.id)
+        return Ack(id=msg.id, server_time=rt.store.now_ms())
 
 
 # What the hub's kinds of message are as frames (for the frame counters).

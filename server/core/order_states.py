@@ -143,7 +143,7 @@ REASSIGNABLE: Final[frozenset[OrderState]] = frozenset(
 CUSTOMER_CANCELS: Final[frozenset[OrderState]] = frozenset(
     s for s, row in TRANSITIONS.items() if E.CANCEL in row and s is not S.STARTED
 )
-# Where a customer may rate the order (once): the work was done.
+# Where a customer may rate the order and tip its worker (each once): the work was done.
 RATEABLE: Final[frozenset[OrderState]] = frozenset({S.COMPLETED})
 # How an answer (accept or reject) to an offer of an order in these states is
 # refused; any other closed offer is ``offer_taken`` or ``offer_expired``.

@@ -35,7 +35,8 @@ def distance_km(a: Point, b: Point) -> float:
     return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h)))
 
 
-def _round(amount: float) -> int:
+def round_half_up(amount: float) -> int:
+    """An amount rounded half up to a whole minor unit."""
     return math.floor(amount + 0.5)
 
 
@@ -76,13 +77,15 @@ def quote(
                 )
         if extra.multiplier is not None:
             multipliers.append((extra.label, extra.multiplier))
-    lines = [QuoteLine(label, _round(amount)) for label, amount in parts if _round(amount)]
+    lines = [
+        QuoteLine(label, round_half_up(amount)) for label, amount in parts if round_half_up(amount)
+    ]
     total = float(sum(line.amount for line in lines))
     for label, factor in multipliers:
-        added = _round(total * factor) - _round(total)
+        added = round_half_up(total * factor) - round_half_up(total)
         total = total * factor
         lines.append(QuoteLine(f"{label} (x{factor:g})", added))
-    final = _round(total)
+    final = round_half_up(total)
     if final < p.minimum:
         lines.append(QuoteLine("minimum", p.minimum - final))
         final = p.minimum

@@ -85,6 +85,8 @@ def body_of(entry: Entry) -> tuple[str, int, bytes] | None:
                 actor=_text(raw.get("actor")), customer=_text(raw.get("customer")),
                 order_id=_text(raw.get("order_id")),
                 until=int(until) if (until := raw.get("until")) else None,
+                amount=int(amount) if (amount := raw.get("amount")) is not None else None,
+                currency=_text(raw.get("currency")),
             )  # fmt: skip
     except (msgspec.DecodeError, ValueError):
         return None

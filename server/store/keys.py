@@ -133,6 +133,19 @@ def performance(city: str, worker_id: str) -> str:
     return f"{_tag(city)}perf:{worker_id}"
 
 
+def ledger(city: str, worker_id: str) -> str:
+    """A worker's newest earnings entries (JSON each, newest first; capped), ending
+    the ledger's days after its last entry."""
+    return f"{_tag(city)}ledger:{worker_id}"
+
+
+def book(city: str, day: int) -> str:
+    """The city's earnings of one day (UTC, days since 1970-01-01):
+    ``<worker>:<currency>:<reason>`` -> minor units, ``...:jobs`` -> jobs completed;
+    payouts sum these."""
+    return f"{_tag(city)}book:{day}"
+
+
 def order_keys(order_id: OrderId) -> list[str]:
     """The keys a script on an order declares: record, timers, tried, history, and
     the city's event stream."""

@@ -22,13 +22,13 @@ so it stays bounded and ends.
 from __future__ import annotations
 
 from protocol.messages import PerformanceWindow
+from server.core.earnings import DAY_MS
 from server.store import keys, replies
 from server.store.keys import OrderId, WorkerId
 from server.store.redis_store import Refused, Store
 from server.store.scripts import PERF_DAYS
 
 WINDOWS = (7, PERF_DAYS)
-DAY_MS = 86_400_000
 
 
 def _ratio(part: int, whole: int, min_samples: int, digits: int = 3) -> float | None:

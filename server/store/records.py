@@ -12,7 +12,7 @@ from typing import NamedTuple, cast
 
 import msgspec
 
-from protocol.catalogue import Cancellation, Category, Step
+from protocol.catalogue import Cancellation, Category, Earnings, Step
 from protocol.codec import order_event_decoder
 from protocol.ids import event_order
 from protocol.messages import (
@@ -35,6 +35,7 @@ _steps = msgspec.json.Decoder(list[Step])
 _quote = msgspec.json.Decoder(Quote)
 _attributes = msgspec.json.Decoder(dict[str, AttributeValue])
 _cancellation = msgspec.json.Decoder(Cancellation)
+_earnings = msgspec.json.Decoder(Earnings)
 
 
 def text(value: object) -> str:
@@ -113,7 +114,8 @@ def category_fields(
     fields = {
         "cat": d.key, "catv": str(category.version), "attrs": _encode(values).decode(),
         "quote": _encode(quote).decode(), "steps": _encode(d.steps).decode(),
-        "cancel": _encode(d.cancellation).decode(), "skills": ",".join(d.skills[1:]),
+        "cancel": _encode(d.cancellation).decode(), "earn": _encode(d.earnings).decode(),
+        "skills": ",".join(d.skills[1:]),
         "wskip": ",".join(sorted(skip)), "wstep": first.name, **policy,
     }  # fmt: skip
     if (timer := workflow.timer_ms(first)) is not None:
@@ -168,6 +170,15 @@ def cancellation_of(fields: Mapping[str, str]) -> Cancellation | None:
     return _cancellation.decode(raw) if raw else None
 
 
+def earnings_of(fields: Mapping[str, str]) -> tuple[Earnings, Quote] | None:
+    """The earnings rules an order's category pinned and its quote, or None (an
+    order by bare skill, or one created before earnings were pinned: it pays
+    nothing)."""
+    if not fields.get("earn") or not fields.get("quote"):
+        return None
+    return _earnings.decode(fields["earn"]), _quote.decode(fields["quote"])
+
+
 def view_from_fields(
     oid: str,
     fields: dict[str, str],
@@ -201,6 +212,7 @@ def view_from_fields(
         steps=workflow.infos(pin.steps) if pin else None,
         rating=int(fields["rating"]) if fields.get("rating") else None,
         rating_comment=fields.get("rcomment") or None,
+        tip=int(fields["tip"]) if fields.get("tip") else None,
     )
 
 

@@ -28,6 +28,7 @@ import msgspec
 
 from protocol.errors import message
 from protocol.messages import Job, OfferMode, OrderView, Point, Position
+from server.core.earnings import DAY_MS
 from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
 from server.store import keys, records, replies
@@ -84,7 +85,8 @@ class WorkflowStep(NamedTuple):
     core event and the step recorded, and what comes next; ``frame`` is sent
     to the worker's app ('' for none); ``arrival_ms``, when the step makes the
     order ``arrived``, is the category's promise to time the arrival against
-    (from the accept), for the worker's on-time figure."""
+    (from the accept), for the worker's on-time figure; ``pay``, when the step
+    completes an order with a price, what its worker earns."""
 
     by: str
     actor: str
@@ -99,6 +101,15 @@ class WorkflowStep(NamedTuple):
     cancel: bool
     frame: str
     arrival_ms: int | None = None
+    pay: Pay | None = None
+
+
+class Pay(NamedTuple):
+    """What a step pays the order's worker: entries ``reason=amount,...`` in the
+    minor units of ``currency`` (``server/core/earnings.py``)."""
+
+    currency: str
+    lines: str
 
 
 class Policy(NamedTuple):
@@ -437,14 +448,15 @@ class Store:
 
     async def offer(
         self, oid: OrderId, dv: str, offer: OfferId, expires_at: int,
-        frames: Iterable[tuple[str, bytes]],
+        frames: Iterable[tuple[str, float, bytes]],
     ) -> replies.OfferReply:  # fmt: skip
-        """Offer to the workers with their frames: made, with the holders, or why not."""
+        """Offer to the workers (each with its distance to the pickup in m, and its
+        frame): made, with the holders, or why not."""
         city = keys.city_of(oid) or ""
-        pairs_ = list(frames)
-        flat = [x for pair in pairs_ for x in pair]
+        each = list(frames)
+        flat = [x for one in each for x in one]
         r = await self.script(
-            "offer", self._order_keys(oid) + self._worker_keys(city, (w for w, _ in pairs_)),
+            "offer", self._order_keys(oid) + self._worker_keys(city, (w for w, _, _ in each)),
             [oid, dv, offer, expires_at, *flat], replies.OfferReply,
         )  # fmt: skip
         if r.made:
@@ -483,13 +495,28 @@ class Store:
         )
         return r.worker_state, bool(r.redispatch)
 
-    async def cancel(self, oid: OrderId, by: str, actor: str, done: int, fee: int = 0) -> str:
+    async def cancel(
+        self, oid: OrderId, by: str, actor: str, done: int, fee: int = 0,
+        pay: Pay | None = None, worker: str | None = None,
+    ) -> str:  # fmt: skip
         """Cancel as ``by`` (``customer`` or ``operator``) if the order has still
-        ``done`` workflow steps done (else ``stale``); the state after it."""
+        ``done`` workflow steps done (else ``stale``), paying its ``worker`` what
+        ``pay`` says of the fee; the state after it."""
+        paid = self._pay_keys(oid, worker) if pay else []
         result = await self.step(
-            "cancel", self._order_keys(oid), [oid, by, actor, done, fee], replies.StepReply
-        )
+            "cancel", self._order_keys(oid) + paid,
+            [oid, by, actor, done, fee, *(pay or ("", ""))], replies.StepReply,
+        )  # fmt: skip
         return result.state
+
+    def _pay_keys(self, oid: OrderId, worker: str | None) -> list[str]:
+        """What a script paying ``worker`` for ``oid`` declares besides: its ledger and
+        the city's day book of today (a script whose clock is on the next day
+        asks for that one)."""
+        city = keys.city_of(oid) or ""
+        if not worker:
+            return []
+        return [keys.ledger(city, worker), keys.book(city, self.now_ms() // DAY_MS)]
 
     async def workflow_step(
         self, oid: OrderId, worker: str | None, step: WorkflowStep
@@ -498,12 +525,13 @@ class Store:
         the state and at the step the caller saw (else ``illegal_step``)."""
         city = keys.city_of(oid) or ""
         workers = self._worker_keys(city, [worker]) if worker else []
+        paid = self._pay_keys(oid, worker) if step.pay else []
         return await self.step(
-            "workflow", keys.order_keys(oid) + workers,
+            "workflow", keys.order_keys(oid) + workers + paid,
             [oid, step.by, step.actor, step.state, step.pending, step.event, step.step,
              step.reason, step.next_pending, "" if step.timer_ms is None else step.timer_ms,
              step.data, "1" if step.cancel else "", step.frame,
-             "" if step.arrival_ms is None else step.arrival_ms],
+             "" if step.arrival_ms is None else step.arrival_ms, *(step.pay or ("", ""))],
             replies.WorkflowReply,
         )  # fmt: skip
 

@@ -44,6 +44,7 @@ SCRIPT_NAMES = (
     "hold",
     "rate_order",
     "waive",
+    "tip",
 )
 
 
@@ -71,6 +72,8 @@ def _map(items: Mapping[K, str]) -> str:
 
 STREAM_KEEP_MS = 3_600_000
 PERF_DAYS = 30  # how many days of a worker's performance counters are kept
+LEDGER_DAYS = 100  # how long the workers' ledgers and the day books last after their last entry
+LEDGER_KEEP = 100  # how many of its newest entries a worker's ledger keeps
 
 
 def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> dict[str, str]:
@@ -82,6 +85,8 @@ def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> 
         "PUBLISH": _lua_str("SPUBLISH" if sharded else "PUBLISH"),
         "STREAM_KEEP_MS": str(int(stream_keep_ms)),
         "PERF_DAYS": str(PERF_DAYS),
+        "LEDGER_DAYS": str(LEDGER_DAYS),
+        "LEDGER_KEEP": str(LEDGER_KEEP),
         "ORDER_T": _table(order_states.TRANSITIONS),
         "WORKER_T": _table(worker_states.TRANSITIONS),
         "TERMINAL": _set(order_states.TERMINAL),

@@ -26,7 +26,9 @@ for _, other in ipairs(split(call('HGET', okey, 'holders'))) do
 end
 tally_answer(okey, wid, now, 'a')
 call('HDEL', okey, 'offer', 'holders', 'exp', 'osent')
-call('HSET', okey, 'worker', wid, 'acc', now)
+-- when it accepted and how far it was from the pickup when offered: the time and
+-- distance parts of its earnings
+call('HSET', okey, 'worker', wid, 'acc', now, 'adist', call('HGET', wkey, 'odist') or 0)
 -- The workflow's first step is due now (pinned at creation as wstep, with wtms
 -- when it has a timer: an approval or a system step).
 local w = hmap(okey, {'wstep', 'wtms'})
@@ -39,7 +41,7 @@ if timer then
 else
   call('ZREM', timers, oid)
 end
-call('HDEL', wkey, 'offer', 'offer_frame')
+call('HDEL', wkey, 'offer', 'offer_frame', 'odist')
 local load = load_of(wkey) + units_of(okey)
 local jobs = split(call('HGET', wkey, 'jobs'))
 jobs[#jobs + 1] = oid

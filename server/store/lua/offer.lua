@@ -4,7 +4,9 @@
 -- category's capacity_units) is passed over for this order.
 -- KEYS: order, timers, tried, then the rest it plans (history, the city's indexes,
 -- each worker's record and the search index of its skills).
--- ARGV: now, order id, dv, offer id, expires at, then worker id / frame pairs.
+-- ARGV: now, order id, dv, offer id, expires at, then a worker id, its distance to the
+-- pickup (m: kept with its offer, for the distance part of its earnings) and its frame
+-- for each worker.
 -- Reply (OfferReply): made 1 with the holders, or made 0 with reason 'stale' or
 -- 'nobody'; or need.
 local okey, timers, tried = KEYS[1], KEYS[2], KEYS[3]
@@ -14,13 +16,13 @@ local row = ORDER_T[o.state or '']
 if not (row and row['offer']) or o.dv ~= dv then return reply({made = 0, reason = 'stale'}) end
 local prefix = city_prefix(okey)
 plan_order(okey)
-for i = 6, #ARGV, 2 do plan_worker(prefix, ARGV[i]) end
+for i = 6, #ARGV, 3 do plan_worker(prefix, ARGV[i]) end
 local need = needs()
 if need then return need end
 local holders = {}
 local units = units_of(okey)
-for i = 6, #ARGV, 2 do
-  local wid, frame = ARGV[i], ARGV[i + 1]
+for i = 6, #ARGV, 3 do
+  local wid, frame = ARGV[i], ARGV[i + 2]
   local wkey = prefix .. 'w:' .. wid
   local node = call('HGET', wkey, 'node')
   local room = tonumber(call('HGET', wkey, 'capacity') or '1') - load_of(wkey)
@@ -30,7 +32,7 @@ for i = 6, #ARGV, 2 do
     call('SADD', tried, wid)
   elseif node and node ~= '' and call('SISMEMBER', tried, wid) == 0
      and worker_step(wkey, wid, 'offer') then
-    call('HSET', wkey, 'offer', offer_id, 'offer_frame', frame)
+    call('HSET', wkey, 'offer', offer_id, 'offer_frame', frame, 'odist', ARGV[i + 1])
     call('SADD', tried, wid)
     send(prefix, node, wid, 'offer', oid, frame)
     holders[#holders + 1] = wid

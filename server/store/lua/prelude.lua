@@ -14,6 +14,8 @@
 --   d:{city}:timers           order -> due ms      d:{city}:node:<node>     workers on a node
 --   d:{city}:online           connected worker -> '<node> <skills>'
 --   d:{city}:events           stream: every order and worker event (webhooks read it)
+--   d:{city}:perf:<worker>    per-day counters      d:{city}:ledger:<worker>  its newest earnings
+--   d:{city}:book:<day>       the city's earnings that day, by worker, currency and reason
 --
 -- Declared keys: a script touches only keys its caller names in KEYS (Redis
 -- Cluster routes a script by them), through call(), which refuses any other.
@@ -276,6 +278,62 @@ local function worker_event(wkey, wid, etype, now, extra)
   stream_event(city_prefix(wkey), 'worker', cjson.encode(ev), nil, nil)
 end
 
+-- Plan paying worker wid at now (pay): its ledger, the city's day book of now's
+-- day, its record and counters, and the city's event stream.
+local function plan_pay(prefix, wid, now)
+  for _, name in ipairs({'ledger:' .. wid, 'book:' .. math.floor(now / 86400000),
+                         'perf:' .. wid, 'w:' .. wid, 'events'}) do
+    want(prefix .. name)
+  end
+end
+
+-- Pay worker wid for order okey (oid): each line {reason, amount} (minor units of
+-- currency) once per order and reason, and a completed job (job true) counted
+-- once; the order's 'paid' lists what was paid, so a step done again never pays
+-- twice. An entry goes into the worker's ledger (d:{city}:ledger:<worker>: its
+-- newest LEDGER_KEEP entries, JSON), the city's day book (d:{city}:book:<day>:
+-- '<worker>:<currency>:<reason>' -> sum, and '...:jobs') and the worker's per-day
+-- counters ('e:<day>:<currency>:<reason>'), and is a worker event 'earned' on the
+-- city's stream. The ledger and the book end LEDGER_DAYS after their last entry.
+local function pay(okey, oid, wid, currency, lines, job, now)
+  local prefix = city_prefix(okey)
+  local paid = split(call('HGET', okey, 'paid'))
+  local ledger = prefix .. 'ledger:' .. wid
+  local book = prefix .. 'book:' .. math.floor(now / 86400000)
+  local function count(reason, amount)
+    call('HINCRBY', book, wid .. ':' .. currency .. ':' .. reason, amount)
+    tally(prefix, wid, now, 'e', currency .. ':' .. reason, amount)
+  end
+  if job and not contains(paid, 'job') then
+    count('jobs', 1)
+    paid[#paid + 1] = 'job'
+  end
+  for _, line in ipairs(lines) do
+    local reason, amount = line[1], line[2]
+    if amount > 0 and not contains(paid, reason) then
+      count(reason, amount)
+      paid[#paid + 1] = reason
+      call('LPUSH', ledger, cjson.encode({order_id = oid, reason = reason, amount = amount,
+                                          currency = currency, at = now}))
+      worker_event(prefix .. 'w:' .. wid, wid, 'earned', now, {
+        order_id = oid, reason = reason, amount = amount, currency = currency})
+    end
+  end
+  call('HSET', okey, 'paid', table.concat(paid, ','))
+  call('LTRIM', ledger, 0, LEDGER_KEEP - 1)
+  call('PEXPIRE', ledger, LEDGER_DAYS * 86400000)
+  call('PEXPIRE', book, LEDGER_DAYS * 86400000)
+end
+
+-- Lines to pay as the caller sends them: 'reason=amount,...' ('' for none).
+local function pay_lines(text)
+  local lines = {}
+  for reason, amount in string.gmatch(text or '', '([%a_]+)=(%d+)') do
+    lines[#lines + 1] = {reason, tonumber(amount)}
+  end
+  return lines
+end
+
 -- Record an order event in its history, with the order's state after it, tell
 -- whoever follows the order live, and append it to the city's stream. The history is a list of the events as
 -- JSON (a stream costs a 4 KB node per order). An event's id is "<ms>-<n>": n
@@ -340,7 +398,7 @@ end
 -- A worker's offer ends (rejected, expired, taken, cancelled, lost): back to available.
 local function release(wkey, wid, offer_id)
   if call('HGET', wkey, 'offer') == offer_id then
-    call('HDEL', wkey, 'offer', 'offer_frame')
+    call('HDEL', wkey, 'offer', 'offer_frame', 'odist')
     worker_step(wkey, wid, 'release')
     settle_ttl(wkey)
   end

@@ -11,7 +11,9 @@
 -- the step's data (JSON, ''), cancel after it ('1' or ''), a frame for the worker's
 -- app ('' for none: a worker doing its own step gets its ack), the category's
 -- promised arrival in ms from the accept when this step makes the order arrive
--- ('' for none: counted in the worker's on-time figures).
+-- ('' for none: counted in the worker's on-time figures); when this step completes
+-- the order, the currency of its quote ('' for an order without a price) and what
+-- its worker earns ('reason=amount,...': prelude's pay).
 -- Reply (WorkflowReply): ok 1 with the order's and the worker's states (the caller
 -- knows the rest of the order: what it read, and what it asked for); or ok 0 with a code: job_not_found (the worker does not hold the
 -- job), order_not_found (not the customer's order), illegal_step (the order moved
@@ -34,6 +36,8 @@ end
 local prefix = city_prefix(okey)
 plan_order(okey)
 if o.worker then plan_worker(prefix, o.worker) end
+local currency = ARGV[16]
+if o.worker and currency ~= '' then plan_pay(prefix, o.worker, now) end
 local need = needs()
 if need then return need end
 local pending, timer = ARGV[10], tonumber(ARGV[11])
@@ -68,10 +72,11 @@ end
 if wkey then
   if TERMINAL[state] then
     end_job(wkey, o.worker, oid)
-    if ARGV[13] ~= '1' then  -- completed: when, for its idle time
+    if ARGV[13] ~= '1' then  -- completed: when (for its idle time), and its pay
       local perf = prefix .. 'perf:' .. o.worker
       call('HSET', perf, 'last', now)
       call('PEXPIRE', perf, PERF_DAYS * 86400000)
+      if currency ~= '' then pay(okey, oid, o.worker, currency, pay_lines(ARGV[17]), true, now) end
     end
   end
   if ARGV[14] ~= '' then
