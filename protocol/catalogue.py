@@ -75,6 +75,33 @@ class Condition(Struct, frozen=True, forbid_unknown_fields=True):
     value: AttributeValue | list[str | int | float] | None = None
 
 
+Weight = Annotated[float, Meta(ge=0, le=100)]
+
+
+class Ranking(Struct, frozen=True, forbid_unknown_fields=True):
+    """How candidates for an order are ranked (PROTOCOL.md §10): each costs its
+    distance in km times ``distance``, plus ``rating`` times how far its rating
+    is below 5 stars (out of 4), ``acceptance`` times the share of offers it did
+    not accept, ``cancellation`` times its cancellation rate, less ``idle`` times
+    how long it has waited since its last job (full from ``idle_full_s``); the
+    lowest cost is offered first. ``fair_share`` of each broadcast's places (and
+    of sequential choices among candidates within ``near_km`` of the best) go
+    to newcomers (too few samples to be judged) or the longest idle. A worker
+    whose cancellation rate is over ``late_over`` is offered an order only once
+    it has looked for a worker for ``late_by_s``."""
+
+    distance: Weight = 1.0
+    rating: Weight = 1.0
+    acceptance: Weight = 1.0
+    cancellation: Weight = 2.0
+    idle: Weight = 0.5
+    idle_full_s: Annotated[float, Meta(gt=0, le=86400)] = 3600.0
+    fair_share: Annotated[float, Meta(ge=0, le=1)] = 0.2
+    near_km: Annotated[float, Meta(ge=0, le=100)] = 0.3
+    late_over: Annotated[float, Meta(ge=0, le=1)] = 0.2
+    late_by_s: Annotated[float, Meta(ge=0, le=3600)] = 10.0
+
+
 class DispatchPolicy(Struct, frozen=True, forbid_unknown_fields=True):
     """How the category's orders find a worker; a field left out takes the
     server's setting of the same name."""
@@ -91,6 +118,8 @@ class DispatchPolicy(Struct, frozen=True, forbid_unknown_fields=True):
     capacity_units: Annotated[int, Meta(ge=1, le=16)] | None = None
     # the arrival promised from the accept: a worker's arrival within it is on time
     arrive_within_s: Annotated[float, Meta(gt=0, le=86400)] | None = None
+    # how candidates are weighed; the defaults of Ranking when left out
+    ranking: Ranking | None = None
 
 
 class Surcharge(Struct, frozen=True, forbid_unknown_fields=True):
@@ -234,6 +263,7 @@ __all__ = [
     "Pricing",
     "Quote",
     "QuoteLine",
+    "Ranking",
     "Step",
     "StepField",
     "StepInfo",

@@ -22,8 +22,11 @@ index for the order's skill around the pickup, one radius step at a time,
 and keeps the workers seen within ``location_max_age_s``, on a live node and
 never offered this order, from the first step that holds any.
 :func:`server.core.ranking.choose` picks one (sequential) or the top K
-(broadcast). At the order's deadline (``max_dispatch_s`` after creation) it
-ends ``unassigned`` instead, and no offer is made to last past it.
+(broadcast), weighing each one's distance with its standing (30-day figures
+and idle time, read from its performance counters through a cache of a
+minute) by the weights the order's category pinned. At the order's deadline
+(``max_dispatch_s`` after creation) it ends ``unassigned`` instead, and no
+offer is made to last past it.
 
 *Offering.* ``offer.lua`` makes the offer only if the order's dispatch
 version is the one the tick saw, so two nodes dispatching one order cannot
@@ -50,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import random
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 
@@ -68,6 +72,7 @@ from server.settings import Settings
 from server.store import keys, records
 from server.store.catalogue import CatalogueStore
 from server.store.keys import OfferId, OrderId, WorkerId
+from server.store.performance import PerformanceStore
 from server.store.redis_store import Accepted, Refused, Store, StoreUnavailable, Tick
 from server.store.replies import OfferReply
 from server.workflows import StepDone, Workflows
@@ -96,6 +101,7 @@ class Dispatcher:
         self.figures = figures or Figures()
         self.catalogue = catalogue or Catalogue(CatalogueStore(store))
         self.workflows = Workflows(store, self.figures)
+        self.performance = PerformanceStore(store)
         self.settings = settings
         self.live_nodes = live_nodes
         self.cities = frozenset(settings.cities)
@@ -165,6 +171,8 @@ class Dispatcher:
         }
         if p.arrive_within_s is not None:
             policy["prom"] = str(int(p.arrive_within_s * 1000))
+        if p.ranking is not None:
+            policy["rank"] = encode(p.ranking).decode()
         mode = body.mode or p.mode or s.offer_mode
         fields = records.order_fields(oid, customer, body, mode, d.skills[0])
         return fields | records.category_fields(category, values, quote, code, policy, skip)
@@ -214,15 +222,32 @@ class Dispatcher:
                 return
             timing, size = self._policy(tick)
             retry_at = policy.next_search(tick.created_at, tick.now, timing)
-            chosen = ranking.choose(tick.candidates, mode=tick.mode, broadcast_size=size)
-            if retry_at is None or not chosen:
+            choice = await self._choose(oid, tick, size)
+            if retry_at is None or not choice.chosen:
+                if retry_at is not None and choice.later_at is not None:
+                    retry_at = min(retry_at, choice.later_at)  # when the held back may have it
                 settled = await self.store.settle(oid, tick.dv, retry_at)
                 if settled.state == OrderState.UNASSIGNED:
                     self.figures.order(keys.city_of(oid) or "", "unassigned")
                 return
-            made = await self._offer(oid, tick, chosen)
+            made = await self._offer(oid, tick, choice.chosen)
             if made.made or made.reason != "nobody":
                 return
+
+    async def _choose(self, oid: OrderId, tick: Tick, size: int) -> ranking.Choice:
+        """The candidates ranked with their standings (read through this node's
+        cache), by the order's weights: whom to offer it to."""
+        if not tick.candidates:
+            return ranking.Choice([])
+        city = keys.city_of(oid) or ""
+        standing = await self.performance.standings(
+            city, [c.worker_id for c in tick.candidates], self.settings.min_samples
+        )
+        candidates = [c._replace(standing=standing[c.worker_id]) for c in tick.candidates]
+        return ranking.choose(
+            candidates, mode=tick.mode, broadcast_size=size, rules=tick.ranking or ranking.DEFAULT,
+            now_ms=tick.now, since_ms=tick.created_at, luck=random.random(),
+        )  # fmt: skip
 
     def _policy(self, tick: Tick) -> tuple[policy.Timing, int]:
         """The order's timings and broadcast size: its category's, pinned on

@@ -37,7 +37,6 @@ from server.settings import Settings
 from server.store.catalogue import CatalogueStore
 from server.store.cluster import ClusterLink, open_link
 from server.store.earnings import EarningsStore
-from server.store.performance import PerformanceStore
 from server.store.redis_store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -123,7 +122,7 @@ class Runtime:
             self.store, s, self.nodes.live_nodes, self.figures, self.catalogue
         )
         self.overrides = Overrides(self.dispatcher)
-        self.performance = PerformanceStore(self.store)
+        self.performance = self.dispatcher.performance
         self.earnings = EarningsStore(self.store)
         self.ingest = LocationIngest(self.store, s.location_flush_ms)
         self.deliveries = Deliveries(

@@ -335,7 +335,7 @@ class StoreMachine(RuleBasedStateMachine):
         if action != "search":
             return
         plan = self.model.plan(o, found)
-        chosen = ranking.choose(tick.candidates, mode=tick.mode, broadcast_size=BROADCAST)
+        chosen = ranking.choose(tick.candidates, mode=tick.mode, broadcast_size=BROADCAST).chosen
         retry = policy.next_search(tick.created_at, tick.now, self.dispatcher.timing)
         assert ([c.worker_id for c in chosen], retry) == (plan.chosen, plan.retry)
         self.interfere(race, o, plan.chosen[pick % len(plan.chosen)] if chosen else None)

@@ -21,14 +21,21 @@ so it stays bounded and ends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import cast
+
 from protocol.messages import PerformanceWindow
 from server.core.earnings import DAY_MS
+from server.core.ranking import Standing
 from server.store import keys, replies
 from server.store.keys import OrderId, WorkerId
+from server.store.records import decoded, pairs
 from server.store.redis_store import Refused, Store
 from server.store.scripts import PERF_DAYS
 
 WINDOWS = (7, PERF_DAYS)
+STANDING_TTL_MS = 60_000  # how long a node ranks by a worker's figures as it read them
+KNOWN_STANDINGS = 100_000  # the most workers' standings a node keeps
 
 
 def _ratio(part: int, whole: int, min_samples: int, digits: int = 3) -> float | None:
@@ -68,11 +75,53 @@ def windows(fields: dict[str, str], today: int, min_samples: int) -> list[Perfor
     return found
 
 
+def standing(fields: dict[str, str], today: int, min_samples: int) -> Standing:
+    """What ranking weighs of a worker's counters: its 30-day figures, when it
+    last completed a job, and whether it is still a newcomer (fewer answered or
+    expired offers than ``min_samples``). Pure."""
+    month = windows(fields, today, min_samples)[-1]
+    last = fields.get("last", "")
+    return Standing(
+        rating=month.rating, acceptance=month.acceptance, cancellation=month.cancellation,
+        last_job_at=int(last) if last.isdigit() else None,
+        newcomer=month.accepted + month.rejected + month.expired < min_samples,
+    )  # fmt: skip
+
+
 class PerformanceStore:
-    """Ratings and performance counters through the node's store."""
+    """Ratings and performance counters through the node's store, and the
+    workers' standings as ranking weighs them (cached: a ranking may use
+    figures up to :data:`STANDING_TTL_MS` old, and a dispatch then costs no
+    read for workers seen lately)."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._standings: dict[str, tuple[int, Standing]] = {}  # city/worker -> (until, standing)
+
+    async def standings(
+        self, city: str, wids: Sequence[str], min_samples: int
+    ) -> dict[str, Standing]:
+        """Each worker's standing: from the cache while fresh, the rest read in one
+        round trip."""
+        now = self.store.now_ms()
+        found: dict[str, Standing] = {}
+        missing = []
+        for wid in wids:
+            hit = self._standings.get(f"{city}/{wid}")
+            if hit is not None and hit[0] > now:
+                found[wid] = hit[1]
+            else:
+                missing.append(wid)
+        if not missing:
+            return found
+        raw = await self.store.call_many([("HGETALL", keys.performance(city, w)) for w in missing])
+        if len(self._standings) + len(missing) > KNOWN_STANDINGS:
+            self._standings.clear()  # forgotten whole when full: a miss costs one read
+        for wid, fields in zip(missing, raw, strict=True):
+            found[wid] = standing(decoded(pairs(cast(list[object], fields or []))),
+                                  now // DAY_MS, min_samples)  # fmt: skip
+            self._standings[f"{city}/{wid}"] = (now + STANDING_TTL_MS, found[wid])
+        return found
 
     async def rate(self, oid: OrderId, customer: str, stars: int, comment: str) -> None:
         """Record the customer's rating of its completed order (once)."""

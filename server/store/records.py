@@ -12,7 +12,7 @@ from typing import NamedTuple, cast
 
 import msgspec
 
-from protocol.catalogue import Cancellation, Category, Earnings, Step
+from protocol.catalogue import Cancellation, Category, Earnings, Ranking, Step
 from protocol.codec import order_event_decoder
 from protocol.ids import event_order
 from protocol.messages import (
@@ -36,6 +36,7 @@ _quote = msgspec.json.Decoder(Quote)
 _attributes = msgspec.json.Decoder(dict[str, AttributeValue])
 _cancellation = msgspec.json.Decoder(Cancellation)
 _earnings = msgspec.json.Decoder(Earnings)
+_ranking = msgspec.json.Decoder(Ranking)
 
 
 def text(value: object) -> str:
@@ -177,6 +178,11 @@ def earnings_of(fields: Mapping[str, str]) -> tuple[Earnings, Quote] | None:
     if not fields.get("earn") or not fields.get("quote"):
         return None
     return _earnings.decode(fields["earn"]), _quote.decode(fields["quote"])
+
+
+def ranking_of(raw: str) -> Ranking | None:
+    """The ranking weights an order's category pinned (its 'rank' field), if any."""
+    return _ranking.decode(raw) if raw else None
 
 
 def view_from_fields(

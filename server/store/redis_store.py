@@ -26,6 +26,7 @@ from typing import NamedTuple, TypeVar, cast
 
 import msgspec
 
+from protocol.catalogue import Ranking
 from protocol.errors import message
 from protocol.messages import Job, OfferMode, OrderView, Point, Position
 from server.core.earnings import DAY_MS
@@ -77,6 +78,7 @@ class Tick(NamedTuple):
     policy: Policy | None = None  # what the order's category pinned
     pinned: records.Pinned | None = None
     step: str = ""  # action 'step': the pending step whose timer ran out
+    ranking: Ranking | None = None  # the weights its category pinned, if it set any
 
 
 class WorkflowStep(NamedTuple):
@@ -444,6 +446,7 @@ class Store:
         return Tick(
             "search", r.now, r.created, r.dv, r.skill, r.mode, Point(lat=r.plat, lng=r.plng),
             _point(r.dlat, r.dlng), r.note or None, candidates, policy, pin,
+            ranking=records.ranking_of(r.rank),
         )  # fmt: skip
 
     async def offer(

@@ -56,6 +56,7 @@ class TickReply(Reply, frozen=True):
     attrs: str = ""
     quote: str = ""
     steps: str = ""
+    rank: str = ""  # the category's ranking weights (JSON), when it set any
 
 
 class OfferReply(Reply, frozen=True):

@@ -9,7 +9,8 @@
 -- Reply (TickReply): action 'done' (ended or gone), 'wait' (offer still open, or a
 -- step's timer not yet run out), 'step' (the pending step's timer ran out: the
 -- caller does it, within the lease the order's timer now holds), or
--- 'search' with the order's details (with what its category pinned) and the candidates
+-- 'search' with the order's details (with what its category pinned: its policy, its
+-- ranking weights) and the candidates
 -- of the first radius step holding any, nearest first (ids, dists, and each one's
 -- skills), each holding every further skill the order needs; or need.
 local okey, timers, tried = KEYS[1], KEYS[2], KEYS[3]
@@ -45,7 +46,7 @@ if open then expire_offer(okey, oid, now) end
 call('ZADD', timers, now + tonumber(ARGV[6]), oid)
 local o = hmap(okey, {'plng', 'plat', 'skill', 'created', 'dv', 'mode', 'dlat', 'dlng', 'note',
                       'radii', 'skills', 'otms', 'maxms', 'bsize', 'cat', 'catv', 'attrs',
-                      'quote', 'steps', 'dfrom', 'customer'})
+                      'quote', 'steps', 'dfrom', 'customer', 'rank'})
 local also = split(o.skills)
 -- The order's deadline runs from when its dispatch (re)started: an operator's
 -- reassign starts it again, an extension moves it on.
