@@ -120,6 +120,10 @@ class DispatchPolicy(Struct, frozen=True, forbid_unknown_fields=True):
     arrive_within_s: Annotated[float, Meta(gt=0, le=86400)] | None = None
     # how candidates are weighed; the defaults of Ranking when left out
     ranking: Ranking | None = None
+    # a booked order: its dispatch begins this long before its slot, and its worker
+    # is reminded (the job begins) this long before it
+    booking_lead_s: Annotated[float, Meta(ge=0, le=7 * 86400)] | None = None
+    booking_remind_s: Annotated[float, Meta(ge=0, le=86400)] | None = None
 
 
 class Surcharge(Struct, frozen=True, forbid_unknown_fields=True):

@@ -94,6 +94,16 @@ StepData = Annotated[
 
 # ---------------------------------------------------------------- shared with the catalogue
 
+MAX_BOOK_AHEAD_S = 30 * 86_400  # an order may be booked for a slot starting at most this far ahead
+MAX_SLOT_S = 12 * 3_600  # a booked slot lasts at most this long
+
+
+class Slot(Struct, frozen=True, forbid_unknown_fields=True):
+    """When a booked job is to be done: from ``start`` to ``end`` (ms, server clock)."""
+
+    start: Millis
+    end: Millis
+
 
 class StepField(Struct, frozen=True, forbid_unknown_fields=True):
     """Data a step needs from whoever performs it: text, a number, a URL (a
@@ -268,6 +278,7 @@ class Job(Struct, frozen=True):
     quote: Quote | None = None
     steps: list[StepInfo] | None = None
     step: str | None = None
+    slot: Slot | None = None  # a booked job: when it is to be done
 
 
 class OfferMade(Struct, frozen=True, tag="offer"):
@@ -288,6 +299,7 @@ class OfferMade(Struct, frozen=True, tag="offer"):
     attributes: dict[str, AttributeValue] | None = None
     quote: Quote | None = None
     steps: list[StepInfo] | None = None
+    slot: Slot | None = None  # a booked job: when it is to be done
 
 
 class Welcome(Struct, frozen=True, tag="welcome"):
@@ -303,6 +315,7 @@ class Welcome(Struct, frozen=True, tag="welcome"):
     jobs: list[Job] = msgspec.field(default_factory=list)
     id: ClientId | None = None
     paused_until: Millis | None = None
+    booked: list[Job] = msgspec.field(default_factory=list)  # booked jobs not begun yet
 
 
 class OfferWithdrawn(Struct, frozen=True, tag="offer_withdrawn"):
@@ -340,6 +353,14 @@ class Hold(Struct, frozen=True, tag="hold"):
     hold: Literal["paused", "resumed", "blocked"]
     until: Millis | None = None
     reason: Text | None = None
+
+
+class Reminder(Struct, frozen=True, tag="reminder"):
+    """A booked job begins soon (its category's reminder time before its slot):
+    it is one of the worker's jobs from now on, with its pending ``step``."""
+
+    job: Job
+    starts_at: Millis
 
 
 class Ack(Struct, frozen=True, tag="ack"):
@@ -453,6 +474,7 @@ ServerMessage = (
     | JobCancelled
     | JobUpdated
     | Hold
+    | Reminder
     | Ack
     | Figures
     | EarningsReport
@@ -474,6 +496,7 @@ class CreateOrder(Struct, frozen=True, forbid_unknown_fields=True):
     dropoff: Point | None = None
     mode: OfferMode | None = None
     note: Text | None = None
+    slot: Slot | None = None  # book it for later: dispatched its category's lead time before
 
 
 class OrderEvent(Struct, frozen=True):
@@ -533,6 +556,7 @@ class OrderView(Struct, frozen=True):
     rating: int | None = None  # the customer's stars, once given
     rating_comment: str | None = None
     tip: int | None = None  # the customer's tip (minor units of the quote's currency), once given
+    slot: Slot | None = None  # a booked order: when the job is to be done
 
 
 class RateOrder(Struct, frozen=True, forbid_unknown_fields=True):

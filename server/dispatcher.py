@@ -59,9 +59,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 from protocol.codec import encode
 from protocol.errors import message
-from protocol.messages import CreateOrder, OfferMade, OrderView
+from protocol.messages import CreateOrder, OfferMade, OfferMode, OrderView
+from server import bookings
 from server.catalogue import Catalogue
-from server.core import attributes, policy, pricing, ranking, workflow
+from server.core import attributes, booking, policy, pricing, ranking, workflow
 from server.core.errors import InvalidFields
 from server.core.order_states import OrderState
 from server.core.worker_states import STATUS_EVENTS
@@ -102,6 +103,7 @@ class Dispatcher:
         self.catalogue = catalogue or Catalogue(CatalogueStore(store))
         self.workflows = Workflows(store, self.figures)
         self.performance = PerformanceStore(store)
+        self.bookings = bookings.Bookings(store, settings.lease_ms)
         self.settings = settings
         self.live_nodes = live_nodes
         self.cities = frozenset(settings.cities)
@@ -134,20 +136,26 @@ class Dispatcher:
         if (body.skill is None) == (body.category is None):
             raise Refused("missing_field" if body.skill is None else "invalid_field",
                           "give either a category (with its attributes) or a skill")  # fmt: skip
+        s = self.settings
         if body.category is None:
             if body.attributes:
                 raise Refused("invalid_field", "attributes belong to a category")
-            mode = body.mode or self.settings.offer_mode
+            mode = body.mode or s.offer_mode
             fields = records.order_fields(oid, customer, body, mode, body.skill or "")
+            lead, remind = s.booking_lead_s, s.booking_remind_s
         else:
             fields = self._category_order(oid, customer, body)
+            p = self.catalogue.lookup(body.category).definition.dispatch
+            lead = s.booking_lead_s if p.booking_lead_s is None else p.booking_lead_s
+            remind = s.booking_remind_s if p.booking_remind_s is None else p.booking_remind_s
+        if body.slot is not None:
+            fields |= bookings.fields_of(body.slot, lead, remind, self.store.now_ms())
         with about_order(oid):
-            created = await self.store.create_order(
-                oid, fields, self.settings.lease_ms, self.keep_ms
-            )
+            created = await self.store.create_order(oid, fields, s.lease_ms, self.keep_ms)
             if created is not None:
                 self.figures.order(body.city, "created")
-                self.dispatch_soon(oid)
+                if created.state is not OrderState.CREATED:  # not booked for later
+                    self.dispatch_soon(oid)
         return created
 
     def _category_order(self, oid: OrderId, customer: str, body: CreateOrder) -> dict[str, str]:
@@ -218,8 +226,14 @@ class Dispatcher:
             if tick.action == "step":
                 await self.workflows.timed_out(oid, tick.step)
                 return
+            if tick.action == "begin":
+                if await self.bookings.begin(oid):
+                    continue  # its worker was away: taken back, dispatch it now
+                return
             if tick.action != "search":
                 return
+            if tick.urgent:  # the best few at once
+                tick = tick._replace(mode=OfferMode.BROADCAST)
             timing, size = self._policy(tick)
             retry_at = policy.next_search(tick.created_at, tick.now, timing)
             choice = await self._choose(oid, tick, size)
@@ -236,17 +250,27 @@ class Dispatcher:
 
     async def _choose(self, oid: OrderId, tick: Tick, size: int) -> ranking.Choice:
         """The candidates ranked with their standings (read through this node's
-        cache), by the order's weights: whom to offer it to."""
-        if not tick.candidates:
-            return ranking.Choice([])
+        cache), by the order's weights: whom to offer it to. A booked order's
+        candidates are those whose schedule it fits; an urgent one goes to the
+        best few at once (broadcast, no fair share, nobody held back)."""
+        candidates = list(tick.candidates)
         city = keys.city_of(oid) or ""
+        if tick.slot is not None and tick.pickup is not None and candidates:
+            held = await self.store.schedules(city, [c.worker_id for c in candidates])
+            candidates = [c for c in candidates
+                          if booking.fits(tick.slot, tick.pickup, held[c.worker_id])]  # fmt: skip
+        if not candidates:
+            return ranking.Choice([])
         standing = await self.performance.standings(
-            city, [c.worker_id for c in tick.candidates], self.settings.min_samples
+            city, [c.worker_id for c in candidates], self.settings.min_samples
         )
-        candidates = [c._replace(standing=standing[c.worker_id]) for c in tick.candidates]
+        candidates = [c._replace(standing=standing[c.worker_id]) for c in candidates]
+        rules = tick.ranking or ranking.DEFAULT
+        if tick.urgent:
+            rules = ranking.urgent(rules)
         return ranking.choose(
-            candidates, mode=tick.mode, broadcast_size=size, rules=tick.ranking or ranking.DEFAULT,
-            now_ms=tick.now, since_ms=tick.created_at, luck=random.random(),
+            candidates, mode=tick.mode, broadcast_size=size, rules=rules, now_ms=tick.now,
+            since_ms=tick.created_at, luck=random.random(),
         )  # fmt: skip
 
     def _policy(self, tick: Tick) -> tuple[policy.Timing, int]:
@@ -270,7 +294,7 @@ class Dispatcher:
                 mode=tick.mode, dropoff=tick.dropoff, note=tick.note,
                 category=pin.category if pin else None, attributes=pin.attributes if pin else None,
                 quote=pin.quote if pin else None,
-                steps=workflow.infos(pin.steps) if pin else None,
+                steps=workflow.infos(pin.steps) if pin else None, slot=tick.slot,
             )))
             for c in chosen
         ]  # fmt: skip

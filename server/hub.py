@@ -40,7 +40,7 @@ class NodeMessage(msgspec.Struct, array_like=True, frozen=True):
     """What a script sends to the node holding a worker's socket. ``ref`` is the
     order for a frame, the replaced session for ``replaced``."""
 
-    kind: Literal["offer", "withdrawn", "cancelled", "job", "hold", "blocked", "replaced"]
+    kind: Literal["offer", "withdrawn", "cancelled", "job", "begun", "hold", "blocked", "replaced"]
     worker: SubjectId
     ref: str
     frame: str

@@ -22,14 +22,6 @@ from server.store.redis_store import Refused, Stale
 HAND_BACK_ROUNDS = 3
 
 
-def _first(fields: dict[str, str]) -> str:
-    """The step an order's workflow starts over at ('' for an order by bare skill,
-    whose steps follow its state). Pinned, never changed: safe to read early."""
-    if not fields.get("steps"):
-        return ""
-    return workflow.first(records.steps_of(fields), records.skipped_of(fields)).name
-
-
 class Overrides:
     """What an operator may do beyond a workflow step or a cancel. One per node."""
 
@@ -44,7 +36,7 @@ class Overrides:
         if not fields:
             raise Refused("order_not_found")
         lease = self.dispatcher.settings.lease_ms
-        taken = await self.store.reassign(oid, actor, reason, _first(fields), lease)
+        taken = await self.store.reassign(oid, actor, reason, records.first_step(fields), lease)
         self.dispatcher.dispatch_soon(oid)
         return taken.workers
 
@@ -62,8 +54,9 @@ class Overrides:
             if not workflow.worker_may_hand_back(rules, done, OrderState(fields["state"])):
                 raise Refused("not_cancellable", "the job is past its point of no return")
             try:
-                taken = await self.store.reassign(oid, wid, reason, _first(fields), lease,
-                                                  "worker", len(done))  # fmt: skip
+                first = records.first_step(fields)
+                taken = await self.store.reassign(oid, wid, reason, first, lease, "worker",
+                                                  len(done))  # fmt: skip
             except Stale:
                 continue  # a step was done meanwhile: look again
             self.dispatcher.dispatch_soon(oid)

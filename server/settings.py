@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_ms: PositiveInt = 1000
     node_ttl_ms: PositiveInt = 3000
     retention_s: PositiveInt = 7 * 86400
+    booking_lead_s: Annotated[float, Meta(ge=0, le=7 * 86400)] = 3600.0
+    booking_remind_s: Annotated[float, Meta(ge=0, le=86400)] = 1800.0
     min_samples: PositiveInt = 5  # a worker's score counts only from this many samples
     redis_timeout_ms: PositiveInt = 2000
     max_frame_bytes: PositiveInt = 65536

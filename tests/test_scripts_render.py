@@ -58,6 +58,7 @@ def test_rules_define_every_table() -> None:
         "WORKER_INITIAL",
         "CANDIDATE",
         "NEEDS_NO_JOBS",
+        "OFF_DUTY",
         "REFUSAL",
     }
 

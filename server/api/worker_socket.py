@@ -126,10 +126,13 @@ class WorkerSession:
     # ------------------------------------------------------------ outgoing
 
     def deliver(self, kind: str, order_id: str, frame: str) -> None:
-        """A frame from the hub (``offer``, ``withdrawn``, ``cancelled``, ``job`` or
-        ``hold``; ``blocked`` is a hold after which the socket closes, 4403)."""
+        """A frame from the hub (``offer``, ``withdrawn``, ``cancelled``, ``job``,
+        ``begun`` (a reminder: a booked job is one of its jobs now) or ``hold``;
+        ``blocked`` is a hold after which the socket closes, 4403)."""
         if kind == "cancelled":
             self.jobs.discard(order_id)
+        elif kind == "begun":
+            self.jobs.add(order_id)
         self.send(frame)
         if kind == "blocked":
             self.close_soon(Close.FORBIDDEN)
@@ -380,11 +383,13 @@ class WorkerSession:
         offer = (
             msgspec.json.decode(record.offer_frame, type=OfferMade) if record.offer_frame else None
         )
-        jobs = [job(fields) for fields in await self.rt.store.jobs(record.jobs)]
+        orders = await self.rt.store.jobs([*record.jobs, *record.booked])
+        jobs = [job(fields) for fields in orders if fields["id"] in self.jobs]
+        booked = [job(fields) for fields in orders if fields["id"] not in self.jobs]
         welcome = Welcome(
             version=max(versions), worker_id=me.subject, city=me.city,
             state=WorkerState(record.state), node=self.rt.node, offer=offer, jobs=jobs, id=hello.id,
-            paused_until=record.paused_until,
+            paused_until=record.paused_until, booked=booked,
         )  # fmt: skip
         self._open_outbox(codec.encode(welcome).decode())
         return True
@@ -511,7 +516,7 @@ class WorkerSession:
 
 # What the hub's kinds of message are as frames (for the frame counters).
 _HUB_FRAMES = {"withdrawn": "offer_withdrawn", "cancelled": "job_cancelled", "job": "job_updated",
-               "blocked": "hold"}  # fmt: skip
+               "begun": "reminder", "blocked": "hold"}  # fmt: skip
 _EXPIRED = '"reason":"expired"'  # in an offer_withdrawn frame, as the scripts encode it
 
 

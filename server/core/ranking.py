@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import msgspec
 from protocol.catalogue import Ranking
 from protocol.messages import OfferMode
 
@@ -118,6 +119,12 @@ def owed(candidates: Sequence[Candidate], now_ms: int, rules: Ranking) -> list[C
     if newcomers or not candidates:
         return newcomers
     return [max(candidates, key=lambda c: idle_share(c.standing, now_ms, rules))]
+
+
+def urgent(rules: Ranking) -> Ranking:
+    """The weights for an urgent order: the best now, nobody owed a place or held
+    back."""
+    return msgspec.structs.replace(rules, fair_share=0.0, late_by_s=0.0)
 
 
 def choose(

@@ -5,7 +5,9 @@ Redis scripts get the table rendered into them (``server/store/scripts.py``).
 
 A worker is a candidate for offers only when ``available``. ``on_job`` means
 its jobs fill its capacity; a worker with room for more jobs (capacity > 1)
-goes back to ``available`` through ``free`` right after it accepts.
+goes back to ``available`` through ``free`` right after it accepts. A booked
+job that begins (``server/core/booking.py``) may fill an available worker's
+capacity: ``take``.
 
 ::
 
@@ -47,6 +49,7 @@ class WorkerEventType(StrEnum):
     RELEASE = "release"
     ACCEPT = "accept"
     FREE = "free"
+    TAKE = "take"  # a booked job began and fills its capacity
 
 
 S = WorkerState
@@ -61,6 +64,7 @@ TRANSITIONS: Final[dict[WorkerState, dict[WorkerEventType, WorkerState]]] = {
         E.GO_OFFLINE: S.OFFLINE,
         E.OFFER: S.OFFERED,
         E.FREE: S.AVAILABLE,
+        E.TAKE: S.ON_JOB,
     },
     S.OFFERED: {E.RELEASE: S.AVAILABLE, E.ACCEPT: S.ON_JOB},
     S.ON_JOB: {E.FREE: S.AVAILABLE},

@@ -146,6 +146,12 @@ def book(city: str, day: int) -> str:
     return f"{_tag(city)}book:{day}"
 
 
+def schedule(city: str, worker_id: str) -> str:
+    """A worker's booked jobs accepted and not begun: order -> ``'<start> <end> <lat>
+    <lng>'`` (its slot in ms, where it is), ending a day after the latest slot."""
+    return f"{_tag(city)}sched:{worker_id}"
+
+
 def order_keys(order_id: OrderId) -> list[str]:
     """The keys a script on an order declares: record, timers, tried, history, and
     the city's event stream."""

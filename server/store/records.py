@@ -26,6 +26,7 @@ from protocol.messages import (
     Point,
     Position,
     Quote,
+    Slot,
 )
 from server.core import workflow
 from server.core.order_states import WORKING
@@ -83,6 +84,8 @@ def order_fields(
     }  # fmt: skip
     if body.dropoff:
         fields.update(dlat=repr(body.dropoff.lat), dlng=repr(body.dropoff.lng))
+    if body.slot:
+        fields.update(sls=str(body.slot.start), sle=str(body.slot.end))
     return fields
 
 
@@ -165,6 +168,21 @@ def done_of(fields: Mapping[str, str]) -> list[str]:
     return _names(fields.get("wdone"))
 
 
+def slot_of(fields: Mapping[str, str]) -> Slot | None:
+    """A booked order's slot, or None."""
+    if not fields.get("sls") or not fields.get("sle"):
+        return None
+    return Slot(start=int(fields["sls"]), end=int(fields["sle"]))
+
+
+def first_step(fields: Mapping[str, str]) -> str:
+    """The step an order's workflow starts (or starts over) at; '' for an order by
+    bare skill, whose steps follow its state. Pinned, never changed."""
+    if not fields.get("steps"):
+        return ""
+    return workflow.first(steps_of(fields), skipped_of(fields)).name
+
+
 def cancellation_of(fields: Mapping[str, str]) -> Cancellation | None:
     """The cancellation rules an order's category pinned, if it has them."""
     raw = fields.get("cancel")
@@ -219,6 +237,7 @@ def view_from_fields(
         rating=int(fields["rating"]) if fields.get("rating") else None,
         rating_comment=fields.get("rcomment") or None,
         tip=int(fields["tip"]) if fields.get("tip") else None,
+        slot=slot_of(fields),
     )
 
 
@@ -238,4 +257,4 @@ def job(fields: dict[str, str]) -> Job:
     return Job(order_id=view.id, state=view.state, skill=view.skill, pickup=view.pickup,
                dropoff=view.dropoff, note=view.note, category=view.category,
                attributes=view.attributes, quote=view.quote, steps=view.steps,
-               step=view.step)  # fmt: skip
+               step=view.step, slot=view.slot)  # fmt: skip

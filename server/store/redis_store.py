@@ -28,7 +28,8 @@ import msgspec
 
 from protocol.catalogue import Ranking
 from protocol.errors import message
-from protocol.messages import Job, OfferMode, OrderView, Point, Position
+from protocol.messages import Job, OfferMode, OrderView, Point, Position, Slot
+from server.core.booking import Booked
 from server.core.earnings import DAY_MS
 from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
@@ -79,6 +80,8 @@ class Tick(NamedTuple):
     pinned: records.Pinned | None = None
     step: str = ""  # action 'step': the pending step whose timer ran out
     ranking: Ranking | None = None  # the weights its category pinned, if it set any
+    slot: Slot | None = None  # a booked order's slot
+    urgent: bool = False  # taken back from a worker away when its booked job began
 
 
 class WorkflowStep(NamedTuple):
@@ -134,13 +137,14 @@ class Accepted(NamedTuple):
 
 
 class WorkerRecord(NamedTuple):
-    """A worker as its socket opens: state, pending offer frame, jobs, and until
-    when an operator paused it."""
+    """A worker as its socket opens: state, pending offer frame, jobs, until
+    when an operator paused it, and its booked jobs not begun."""
 
     state: str
     offer_frame: str
     jobs: tuple[OrderId, ...]
     paused_until: int | None = None
+    booked: tuple[OrderId, ...] = ()
 
 
 # Where and when a worker was: (lng, lat, phone's time in ms). A plain tuple:
@@ -329,9 +333,9 @@ class Store:
         return result
 
     def _keys_of(self, city: str, wid: str) -> list[str]:
-        """One worker's record and performance counters, and the search index of each
-        skill the store knows it has."""
-        return [keys.worker(city, wid), keys.performance(city, wid),
+        """One worker's record, performance counters and schedule, and the search
+        index of each skill the store knows it has."""
+        return [keys.worker(city, wid), keys.performance(city, wid), keys.schedule(city, wid),
                 *(keys.free(city, s) for s in self._skills.get(f"{city}/{wid}"))]  # fmt: skip
 
     def _worker_keys(self, city: str, wids: Iterable[str]) -> list[str]:
@@ -447,6 +451,8 @@ class Store:
             "search", r.now, r.created, r.dv, r.skill, r.mode, Point(lat=r.plat, lng=r.plng),
             _point(r.dlat, r.dlng), r.note or None, candidates, policy, pin,
             ranking=records.ranking_of(r.rank),
+            slot=Slot(start=r.sls, end=r.sle) if r.sls is not None and r.sle is not None else None,
+            urgent=bool(r.prio),
         )  # fmt: skip
 
     async def offer(
@@ -540,6 +546,30 @@ class Store:
 
     # ------------------------------------------------------------ workers
 
+    async def begin(
+        self, oid: OrderId, worker: str, frame: str, first_step: str, lease_ms: int
+    ) -> replies.BeginReply:
+        """Begin a booked job whose time came (its worker reminded with ``frame``),
+        or take it back from its worker when it is away."""
+        city = keys.city_of(oid) or ""
+        return await self.script(
+            "begin", keys.order_keys(oid) + self._worker_keys(city, [worker]),
+            [oid, frame, first_step, lease_ms], replies.BeginReply,
+        )  # fmt: skip
+
+    async def schedules(self, city: str, wids: Sequence[str]) -> dict[str, list[Booked]]:
+        """Each worker's booked jobs accepted and not begun."""
+        raw = await self.call_many([("HVALS", keys.schedule(city, w)) for w in wids])
+        found: dict[str, list[Booked]] = {}
+        for wid, values in zip(wids, raw, strict=True):
+            found[wid] = []
+            for value in _values(values):
+                start, end, lat, lng = text(value).split()
+                found[wid].append(
+                    Booked(int(start), int(end), Point(lat=float(lat), lng=float(lng)))
+                )
+        return found
+
     async def set_status(self, city: str, wid: WorkerId, event: str) -> str:
         result = await self.step(
             "set_status", self._own_keys(city, wid), [wid, event], replies.StepReply
@@ -560,7 +590,7 @@ class Store:
         if r.blocked:
             raise Refused("worker_blocked")
         return WorkerRecord(r.state, r.offer_frame, tuple(OrderId(j) for j in r.jobs),
-                            r.paused_until)  # fmt: skip
+                            r.paused_until, tuple(OrderId(j) for j in r.booked))  # fmt: skip
 
     async def worker_record(self, city: str, wid: WorkerId) -> WorkerRecord:
         """The worker's state, pending offer frame and jobs, read without changing them."""

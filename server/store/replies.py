@@ -32,7 +32,7 @@ class Refusable(Reply, frozen=True):
 
 
 class TickReply(Reply, frozen=True):
-    action: Literal["done", "wait", "search", "step"]
+    action: Literal["done", "wait", "search", "step", "begin"]
     step: str = ""  # the pending step whose timer ran out (action 'step')
     now: int = 0
     created: int = 0
@@ -57,6 +57,9 @@ class TickReply(Reply, frozen=True):
     quote: str = ""
     steps: str = ""
     rank: str = ""  # the category's ranking weights (JSON), when it set any
+    sls: int | None = None  # a booked order's slot
+    sle: int | None = None
+    prio: int = 0  # urgent: taken back from a worker away when its booked job began
 
 
 class OfferReply(Reply, frozen=True):
@@ -109,7 +112,13 @@ class ConnectReply(Reply, frozen=True):
     offer_frame: str = ""
     jobs: list[str] = []
     paused_until: int | None = None
+    booked: list[str] = []  # booked jobs accepted and not begun
     blocked: int = 0
+
+
+class BeginReply(Reply, frozen=True):
+    action: Literal["begun", "away", "none"]
+    worker_state: str = ""
 
 
 class DoneReply(Reply, frozen=True):

@@ -45,6 +45,7 @@ SCRIPT_NAMES = (
     "rate_order",
     "waive",
     "tip",
+    "begin",
 )
 
 
@@ -102,6 +103,7 @@ def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> 
         "WORKER_INITIAL": _lua_str(worker_states.INITIAL),
         "CANDIDATE": _set(worker_states.CANDIDATE),
         "NEEDS_NO_JOBS": _set(worker_states.NEEDS_NO_JOBS),
+        "OFF_DUTY": _set(worker_states.OFF_DUTY),
         "REFUSAL": _map(worker_states.REFUSAL_CODES),
     }
 

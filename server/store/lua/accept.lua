@@ -1,7 +1,9 @@
 -- A worker accepts an offer. First come wins: a timeout, a cancel or another
 -- worker's accept that ran first makes this one fail with its reason; so does
 -- an accept that arrives at or after the offer's expiry, even if the sweeper
--- has not expired it yet.
+-- has not expired it yet. A booked order goes into the worker's schedule (it
+-- stays free for other work) until its job begins (begin.lua, when its 'bdue'
+-- comes); offer.lua made sure its slot overlaps none held there.
 -- KEYS: order, timers, worker, tried, then the rest it plans (history, the city's
 -- indexes, the search index of the worker's and the other holders' skills).
 -- ARGV: now, order id, offer id, worker id.
@@ -17,6 +19,8 @@ plan_order(okey)
 plan_holders(okey)
 local need = needs()
 if need then return need end
+local w = hmap(okey, {'wstep', 'wtms', 'sls', 'sle', 'rems', 'plat', 'plng'})
+local sched = prefix .. 'sched:' .. wid
 for _, other in ipairs(split(call('HGET', okey, 'holders'))) do
   if other ~= wid then
     local wkey2 = prefix .. 'w:' .. other
@@ -29,9 +33,21 @@ call('HDEL', okey, 'offer', 'holders', 'exp', 'osent')
 -- when it accepted and how far it was from the pickup when offered: the time and
 -- distance parts of its earnings
 call('HSET', okey, 'worker', wid, 'acc', now, 'adist', call('HGET', wkey, 'odist') or 0)
+if w.sls then  -- booked: in the schedule until its job begins
+  local begins = tonumber(w.sls) - tonumber(w.rems or '0')
+  local state = order_step(okey, oid, 'accept', now, {worker = wid, offer_id = offer_id,
+                                                      next_step = w.wstep})
+  call('HSET', okey, 'bdue', begins)
+  call('ZADD', timers, math.max(begins, now), oid)
+  call('HSET', sched, oid, table.concat({w.sls, w.sle, w.plat, w.plng}, ' '))
+  local keep = tonumber(w.sle) - now + 86400000  -- a day after the slot's end at least
+  if call('PTTL', sched) < keep then call('PEXPIRE', sched, keep) end
+  release(wkey, wid, offer_id)
+  return reply({ok = 1, now = now, order_state = state, created = call('HGET', okey, 'created'),
+                worker_state = call('HGET', wkey, 'state'), order = call('HGETALL', okey)})
+end
 -- The workflow's first step is due now (pinned at creation as wstep, with wtms
 -- when it has a timer: an approval or a system step).
-local w = hmap(okey, {'wstep', 'wtms'})
 local timer = tonumber(w.wtms or '')
 local state = order_step(okey, oid, 'accept', now, {worker = wid, offer_id = offer_id,
                          next_step = w.wstep, due_at = timer and now + timer})

@@ -4,9 +4,9 @@
 -- KEYS: worker, then the rest it plans (the city's indexes, the node sets of the
 -- new and the old node, the search index of the old and the new skills).
 -- ARGV: now, worker id, node, session id, skills (comma list), capacity, retention ms.
--- Reply (ConnectReply): the worker's state, its pending offer frame, its jobs and
--- until when an operator paused it; blocked 1 (nothing changed) when an operator
--- blocked it; or need.
+-- Reply (ConnectReply): the worker's state, its pending offer frame, its jobs, its
+-- booked jobs not begun and until when an operator paused it; blocked 1 (nothing
+-- changed) when an operator blocked it; or need.
 local wkey, now = KEYS[1], clock(ARGV[1])
 local wid, node, sid, skills = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local prefix = city_prefix(wkey)
@@ -39,5 +39,6 @@ index_worker(wkey, wid)
 worker_event(wkey, wid, 'connected', now, {node = node})
 local out = hmap(wkey, {'state', 'offer_frame', 'jobs'})
 out.jobs = split(out.jobs)
+out.booked = call('HKEYS', prefix .. 'sched:' .. wid)
 if hold[2] and tonumber(hold[2]) > now then out.paused_until = tonumber(hold[2]) end
 return reply(out)

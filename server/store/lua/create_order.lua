@@ -1,4 +1,6 @@
--- Create an order and start dispatching it, unless it exists already.
+-- Create an order and start dispatching it, unless it exists already; an order
+-- booked for later (its 'dat': when its dispatch begins) waits created till then
+-- (tick.lua begins it).
 -- KEYS: order, timers, history, tried.
 -- ARGV: now, order id, lease ms, retention ms, then field/value pairs.
 -- Reply (CreateReply): created 1 with the creation time and the events (as JSON),
@@ -11,6 +13,11 @@ for i = 5, #ARGV do fields[#fields + 1] = ARGV[i] end
 call('HSET', okey, 'state', ORDER_INITIAL, 'dv', 0, 'created', now, 'keep', ARGV[4],
            unpack(fields))
 emit(okey, oid, CREATED_EVENT, ORDER_INITIAL, now, nil)
-order_step(okey, oid, 'dispatch', now, nil)
-call('ZADD', timers, now + tonumber(ARGV[3]), oid)
+local at = tonumber(call('HGET', okey, 'dat') or '')
+if at and at > now then
+  call('ZADD', timers, at, oid)
+else
+  order_step(okey, oid, 'dispatch', now, nil)
+  call('ZADD', timers, now + tonumber(ARGV[3]), oid)
+end
 return reply({created = 1, now = now, events = call('LRANGE', okey .. ':ev', 0, -1)})

@@ -1,7 +1,10 @@
 -- Offer an order to the chosen workers, if nobody changed it since the tick
 -- (dispatch version dv): two nodes dispatching one order cannot both offer it.
 -- A worker whose free capacity is less than the units the order's jobs use (its
--- category's capacity_units) is passed over for this order.
+-- category's capacity_units) is passed over for this order; so is, for a booked
+-- order, a worker whose schedule holds a job in a slot overlapping the order's
+-- (the caller left out those it read too close to one; this settles a race with
+-- an accept made since).
 -- KEYS: order, timers, tried, then the rest it plans (history, the city's indexes,
 -- each worker's record and the search index of its skills).
 -- ARGV: now, order id, dv, offer id, expires at, then a worker id, its distance to the
@@ -21,12 +24,25 @@ local need = needs()
 if need then return need end
 local holders = {}
 local units = units_of(okey)
+local slot = hmap(okey, {'sls', 'sle'})
+
+-- Whether worker wid holds a booked job whose slot overlaps the order's.
+local function overlaps(wid)
+  if not slot.sls then return false end
+  for _, held in ipairs(call('HVALS', prefix .. 'sched:' .. wid)) do
+    local s, e = string.match(held, '^(%d+) (%d+)')
+    if tonumber(slot.sls) < tonumber(e) and tonumber(s) < tonumber(slot.sle) then return true end
+  end
+  return false
+end
+
 for i = 6, #ARGV, 3 do
   local wid, frame = ARGV[i], ARGV[i + 2]
   local wkey = prefix .. 'w:' .. wid
   local node = call('HGET', wkey, 'node')
   local room = tonumber(call('HGET', wkey, 'capacity') or '1') - load_of(wkey)
-  if units > room and CANDIDATE[call('HGET', wkey, 'state') or WORKER_INITIAL] then
+  if overlaps(wid) then  -- luckless, not tried: it may have this order once that one ends
+  elseif units > room and CANDIDATE[call('HGET', wkey, 'state') or WORKER_INITIAL] then
     -- Too little room for this order's units: passed over for it (as if it had
     -- been offered it), so the search moves on to the next candidate.
     call('SADD', tried, wid)

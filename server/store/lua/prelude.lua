@@ -1,8 +1,8 @@
 -- Shared by every script. server/store/scripts.py puts the rendered rule
 -- tables above this text (ORDER_T, WORKER_T, TERMINAL, OFFER_OPEN, SEARCHING,
 -- WORKING, CUSTOMER_CANCELS, RATEABLE, ANSWER_REFUSALS, RECORDED, CREATED_EVENT,
--- ORDER_INITIAL, WORKER_INITIAL, CANDIDATE, NEEDS_NO_JOBS, REFUSAL), so the rules come from server/core and
--- are written once: no guard below names a state. A script gets the tables
+-- ORDER_INITIAL, WORKER_INITIAL, CANDIDATE, NEEDS_NO_JOBS, OFF_DUTY, REFUSAL), so
+-- the rules come from server/core and are written once: no guard below names a state. A script gets the tables
 -- and the helpers below that it uses (Redis runs all of a script's text on
 -- every call); each helper is a "local function" with its comment above it.
 --
@@ -16,6 +16,7 @@
 --   d:{city}:events           stream: every order and worker event (webhooks read it)
 --   d:{city}:perf:<worker>    per-day counters      d:{city}:ledger:<worker>  its newest earnings
 --   d:{city}:book:<day>       the city's earnings that day, by worker, currency and reason
+--   d:{city}:sched:<worker>   booked jobs accepted and not begun: order -> '<start> <end> <lat> <lng>'
 --
 -- Declared keys: a script touches only keys its caller names in KEYS (Redis
 -- Cluster routes a script by them), through call(), which refuses any other.
@@ -166,6 +167,7 @@ end
 local function plan_worker(prefix, wid)
   want(prefix .. 'w:' .. wid)
   want(prefix .. 'perf:' .. wid)
+  want(prefix .. 'sched:' .. wid)
   for _, name in ipairs({'online', 'seen', 'pos', 'events'}) do want(prefix .. name) end
   if DECLARED[prefix .. 'online'] then
     local _, skills = online(prefix, wid)
@@ -395,15 +397,6 @@ local function worker_step(wkey, wid, event)
   return nxt
 end
 
--- A worker's offer ends (rejected, expired, taken, cancelled, lost): back to available.
-local function release(wkey, wid, offer_id)
-  if call('HGET', wkey, 'offer') == offer_id then
-    call('HDEL', wkey, 'offer', 'offer_frame', 'odist')
-    worker_step(wkey, wid, 'release')
-    settle_ttl(wkey)
-  end
-end
-
 -- How much of a worker's capacity a job of this order uses (its category's
 -- dispatch policy pinned it as 'units'; 1 for an order by bare skill).
 local function units_of(okey)
@@ -417,11 +410,30 @@ local function load_of(wkey)
   return load or #split(call('HGET', wkey, 'jobs'))
 end
 
--- A worker's job ends (completed, cancelled, taken back): it has room again.
+-- A worker's offer ends (rejected, expired, taken, cancelled, lost): back to
+-- available, or on a job if a booked job that began meanwhile fills its capacity.
+local function release(wkey, wid, offer_id)
+  if call('HGET', wkey, 'offer') == offer_id then
+    call('HDEL', wkey, 'offer', 'offer_frame', 'odist')
+    worker_step(wkey, wid, 'release')
+    if load_of(wkey) >= tonumber(call('HGET', wkey, 'capacity') or '1') then
+      worker_step(wkey, wid, 'take')
+    end
+    settle_ttl(wkey)
+  end
+end
+
+-- A worker's job ends (completed, cancelled, taken back): it has room again. A
+-- booked job that has not begun leaves the worker's schedule only.
 -- The order's record (d:{city}:o:<order>) is declared by every caller.
 local function end_job(wkey, wid, oid)
-  local jobs = without(split(call('HGET', wkey, 'jobs')), oid)
-  local load = math.max(0, load_of(wkey) - units_of(city_prefix(wkey) .. 'o:' .. oid))
+  local prefix = city_prefix(wkey)
+  local okey = prefix .. 'o:' .. oid
+  if call('HGET', okey, 'sls') then call('HDEL', prefix .. 'sched:' .. wid, oid) end
+  local jobs = split(call('HGET', wkey, 'jobs'))
+  if not contains(jobs, oid) then return end
+  jobs = without(jobs, oid)
+  local load = math.max(0, load_of(wkey) - units_of(okey))
   call('HSET', wkey, 'jobs', table.concat(jobs, ','), 'load', #jobs > 0 and load or 0)
   worker_step(wkey, wid, 'free')
   settle_ttl(wkey)

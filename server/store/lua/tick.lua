@@ -1,6 +1,8 @@
 -- Look at one claimed order: expire an offer whose time is up, and if the order
--- needs a worker, search for candidates; for a working order whose pending step
--- has a timer (an approval, a system step), say when that step is due.
+-- needs a worker, search for candidates (a booked order waiting created begins its
+-- dispatch when its 'dat' comes); for a working order whose pending step has a
+-- timer (an approval, a system step), say when that step is due, and for a booked
+-- job accepted and not begun, when it begins.
 -- KEYS: order, timers, tried, then the rest it plans (history, online, seen,
 --       pos, holds, free:<the order's skill>, and the holders of an offer it expires).
 -- ARGV: now, order id, radius steps in m (comma list, ascending; the order's own
@@ -8,7 +10,8 @@
 --       location age (ms), lease (ms), live nodes (comma list).
 -- Reply (TickReply): action 'done' (ended or gone), 'wait' (offer still open, or a
 -- step's timer not yet run out), 'step' (the pending step's timer ran out: the
--- caller does it, within the lease the order's timer now holds), or
+-- caller does it, within the lease the order's timer now holds), 'begin' (a booked
+-- job's time to begin came: likewise, begin.lua), or
 -- 'search' with the order's details (with what its category pinned: its policy, its
 -- ranking weights) and the candidates
 -- of the first radius step holding any, nearest first (ids, dists, and each one's
@@ -18,6 +21,22 @@ local now, oid = clock(ARGV[1]), ARGV[2]
 local prefix = city_prefix(okey)
 local state = call('HGET', okey, 'state')
 local open = state and OFFER_OPEN[state]
+local starting = state and ORDER_T[state] and ORDER_T[state]['dispatch']
+local starts = starting and tonumber(call('HGET', okey, 'dat') or '0')
+if starts and now < starts then
+  call('ZADD', timers, starts, oid)
+  return reply({action = 'wait'})
+end
+local booked = state and WORKING[state] and not call('HGET', okey, 'bact')
+               and tonumber(call('HGET', okey, 'bdue') or '')
+if booked then
+  if now < booked then
+    call('ZADD', timers, booked, oid)
+    return reply({action = 'wait'})
+  end
+  call('ZADD', timers, now + tonumber(ARGV[6]), oid)
+  return reply({action = 'begin'})
+end
 local due = state and WORKING[state] and tonumber(call('HGET', okey, 'wdue') or '')
 if due then
   if now < due then
@@ -27,7 +46,7 @@ if due then
   call('ZADD', timers, now + tonumber(ARGV[6]), oid)
   return reply({action = 'step', step = call('HGET', okey, 'wstep')})
 end
-if not state or not (SEARCHING[state] or open) then
+if not state or not (SEARCHING[state] or open or starting) then
   call('ZREM', timers, oid)
   return reply({action = 'done'})
 end
@@ -43,10 +62,14 @@ if open then plan_holders(okey) end
 local need = needs()
 if need then return need end
 if open then expire_offer(okey, oid, now) end
+if starting then
+  order_step(okey, oid, 'dispatch', now, nil)
+  call('HSET', okey, 'dfrom', now)
+end
 call('ZADD', timers, now + tonumber(ARGV[6]), oid)
 local o = hmap(okey, {'plng', 'plat', 'skill', 'created', 'dv', 'mode', 'dlat', 'dlng', 'note',
                       'radii', 'skills', 'otms', 'maxms', 'bsize', 'cat', 'catv', 'attrs',
-                      'quote', 'steps', 'dfrom', 'customer', 'rank'})
+                      'quote', 'steps', 'dfrom', 'customer', 'rank', 'sls', 'sle', 'prio'})
 local also = split(o.skills)
 -- The order's deadline runs from when its dispatch (re)started: an operator's
 -- reassign starts it again, an extension moves it on.

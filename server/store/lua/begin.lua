@@ -1,0 +1,58 @@
+-- A booked job's time to begin came ('bdue', its category's reminder time before
+-- its slot). When its worker is there (connected, neither offline nor paused) the
+-- job leaves its schedule and becomes one of its jobs (with its units: a worker it
+-- fills is on_job), the workflow's first timer starts, and the worker is reminded
+-- (the caller's frame); the order records 'reminded'. When the worker is away, the
+-- order is taken back from it (never offered to it again, the worker told if it is
+-- connected) and recorded 'reassigned' by the system, reason 'worker_away': its
+-- workflow starts over, it is marked urgent ('prio') and its dispatch starts now.
+-- KEYS: order, timers, tried, history, stream, then the rest it plans (the worker's
+-- record, schedule and search indexes, the city's indexes).
+-- ARGV: now, order id, the reminder frame, the workflow's first step ('' for an
+-- order by bare skill), lease (ms) for the caller, which dispatches at once.
+-- Reply (BeginReply): action 'begun' (with the worker's state), 'away' (taken back:
+-- dispatch it), or 'none' (not a booked job waiting to begin, or not yet); or need.
+local okey, timers, tried = KEYS[1], KEYS[2], KEYS[3]
+local now, oid = clock(ARGV[1]), ARGV[2]
+local o = hmap(okey, {'state', 'worker', 'bdue', 'bact', 'sls', 'wtms', 'offer', 'holders'})
+if not o.state or not WORKING[o.state] or not o.worker or not o.bdue or o.bact
+   or now < tonumber(o.bdue) then
+  return reply({action = 'none'})
+end
+local prefix = city_prefix(okey)
+plan_order(okey)
+plan_worker(prefix, o.worker)
+local need = needs()
+if need then return need end
+local wkey = prefix .. 'w:' .. o.worker
+local w = hmap(wkey, {'node', 'state'})
+if not w.node or w.node == '' or OFF_DUTY[w.state or WORKER_INITIAL] then
+  take_from(okey, oid, o, w.node and w.node ~= '' and 'operator' or nil)
+  call('SADD', tried, o.worker)
+  call('HDEL', okey, 'worker', 'wdue', 'wdone', 'bdue')
+  if ARGV[4] ~= '' then call('HSET', okey, 'wstep', ARGV[4]) else call('HDEL', okey, 'wstep') end
+  call('HSET', okey, 'dfrom', now, 'prio', 1)
+  order_step(okey, oid, 'reassign', now, {by = 'system', actor = 'system',
+                                          reason = 'worker_away', workers = {o.worker}})
+  call('ZADD', timers, now + tonumber(ARGV[5]), oid)
+  return reply({action = 'away'})
+end
+call('HDEL', prefix .. 'sched:' .. o.worker, oid)
+local jobs = split(call('HGET', wkey, 'jobs'))
+jobs[#jobs + 1] = oid
+local load = load_of(wkey) + units_of(okey)
+call('HSET', wkey, 'jobs', table.concat(jobs, ','), 'load', load)
+if load >= tonumber(call('HGET', wkey, 'capacity') or '1') then worker_step(wkey, o.worker, 'take') end
+settle_ttl(wkey)
+call('HSET', okey, 'bact', 1)
+call('HDEL', okey, 'bdue')
+local timer = tonumber(o.wtms or '')
+if timer then
+  call('HSET', okey, 'wdue', now + timer)
+  call('ZADD', timers, now + timer, oid)
+else
+  call('ZREM', timers, oid)
+end
+emit(okey, oid, 'reminded', o.state, now, {worker = o.worker, due_at = tonumber(o.sls)})
+send_to(wkey, o.worker, 'begun', oid, ARGV[3])
+return reply({action = 'begun', worker_state = call('HGET', wkey, 'state')})
