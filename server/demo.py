@@ -119,5 +119,7 @@ def summary(report: dict[str, Any]) -> str:
         f"time to assign (includes the simulated workers' answer delay): "
         f"{_ms(lat['time_to_assign'])}",
         f"accept -> customer notified live: {_ms(lat['assign_to_notified'])}",
+        f"workers earned {report['fleet']['earned_total']} (minor units), spread (Gini) "
+        f"{report['fleet']['earnings_gini']}",
         f"errors: {report['errors'] or 'none'}",
     ])  # fmt: skip

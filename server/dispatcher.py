@@ -102,7 +102,7 @@ class Dispatcher:
         self.figures = figures or Figures()
         self.catalogue = catalogue or Catalogue(CatalogueStore(store))
         self.workflows = Workflows(store, self.figures)
-        self.performance = PerformanceStore(store)
+        self.performance = PerformanceStore(store, int(settings.ranking_cache_s * 1000))
         self.bookings = bookings.Bookings(store, settings.lease_ms)
         self.settings = settings
         self.live_nodes = live_nodes

@@ -66,6 +66,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     booking_lead_s: Annotated[float, Meta(ge=0, le=7 * 86400)] = 3600.0
     booking_remind_s: Annotated[float, Meta(ge=0, le=86400)] = 1800.0
     min_samples: PositiveInt = 5  # a worker's score counts only from this many samples
+    ranking_cache_s: Annotated[float, Meta(ge=0, le=3600)] = 60.0
     redis_timeout_ms: PositiveInt = 2000
     max_frame_bytes: PositiveInt = 65536
     outbox_max_bytes: PositiveInt = 1 << 20

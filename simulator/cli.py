@@ -33,7 +33,8 @@ EPILOG = """\
 A run ramps the fleet up, places orders for --duration seconds, waits up to
 --grace seconds for open orders to end, then prints a JSON report (orders by
 outcome, answer rate, time to assign, offer delivery and notification
-latencies, location reports per second, errors by code, reconnects, and the
+latencies, location reports per second, errors by code, reconnects, the
+fleet by kind of worker with its earnings and their spread, and the
 simulator's own scheduler lag and CPU). Ctrl-C ends the run early and still
 prints the report (marked "interrupted"); a second Ctrl-C stops at once.
 
@@ -41,8 +42,9 @@ Exit status: 0 when the run happened, 1 when no worker could connect or no
 order could be created, 2 for a bad scenario or option, 130 when interrupted.
 
 Everything else (vehicles and speeds, accept probability, response delays,
-skills and service times, live-following and cancelling shares, shifts,
-district outages) is set in the scenario file: see the commented files in
+kinds of worker, late joiners, skills and service times, live-following,
+cancelling, rating and tipping shares, shifts, district outages, categories
+to put in place) is set in the scenario file: see the commented files in
 simulator/scenarios/ and the fields of SimConfig in simulator/scenario.py.
 Built-in scenarios: {names}.
 """

@@ -12,7 +12,9 @@ after a random delay (a ``409 not_cancellable`` is counted as
 An order of a scenario skill with a ``category`` names that category with
 attributes drawn from the scenario; when its worker reaches a step that is
 the customer's (an approval), the customer approves it (or rejects the
-scenario's share) after ``approve_delay_s``.
+scenario's share) after ``approve_delay_s``. A completed order is rated by
+``rate_share`` of its customers (the stars its worker's behaviour earns),
+and the worker of an order of a category tipped by ``tip_share`` of them.
 
 Every order is a short task; the cancel timer goes through the shared
 scheduler. Imports ``protocol`` (never ``server``) and ``simulator`` modules.
@@ -75,6 +77,8 @@ class Customers:
         self._skill_weights = [s.order_weight for _, s in skills]
         self._decisions = 0
         world.decide = self.decide
+        world.completed = self.completed
+        self._afterwards = 0
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run ``coro`` as a task that the end of the run can cancel."""
@@ -155,6 +159,33 @@ class Customers:
         self.world.scheduler.call_later(
             delay, lambda: self.spawn(self._decide(record, step, decision))
         )
+
+    def completed(self, order_id: str, stars: int) -> None:
+        """The order was completed: its customer may rate it and tip its worker."""
+        record = self.world.book.orders.get(order_id)
+        if record is None:
+            return
+        orders = self.world.config.orders
+        rng = rng_for(self.world.config.seed, self.proc, "afterwards", self._afterwards)
+        self._afterwards += 1
+        if rng.random() < orders.rate_share:
+            self.spawn(self._after(record, "rating", {"stars": stars}))
+        if record.category is not None and rng.random() < orders.tip_share:
+            self.spawn(self._after(record, "tip", {"amount": round(span(rng, orders.tip))}))
+
+    async def _after(self, record: OrderRecord, what: str, body: dict[str, int]) -> None:
+        """Rate the order, or tip its worker (``what``); counted when the server took it."""
+        path = f"/v1/orders/{record.order_id}/{what}"
+        response = await self._request(
+            "POST",
+            path,
+            self._auth(record.customer),
+            codec.encode(body),
+            expect=(200,),
+            node=record.customer,
+        )
+        if response is not None:
+            self.world.metrics.count(f"{what}s_given")
 
     async def _decide(self, record: OrderRecord, step: str, decision: str) -> None:
         self.world.metrics.count(f"approvals_{decision}d")

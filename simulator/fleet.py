@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from simulator.city import City
 from simulator.journal import Journal
 from simulator.movement import Grid, Node
 from simulator.orders import OrderBook
-from simulator.scenario import SimConfig, Skill
+from simulator.scenario import Behaviour, SimConfig, Skill
 from simulator.scheduler import Scheduler
 from simulator.stats import Metrics
 from simulator.tokens import worker_token
@@ -46,6 +46,8 @@ class WorkerProfile:
     speed_mps: float
     start: Node
     seed: str
+    behaviour: str = "steady"  # its kind (the scenario's workers.behaviours)
+    late: bool = False  # it joins late_join_s after the ramp: a newcomer
 
 
 @dataclass(slots=True)
@@ -64,6 +66,8 @@ class World:
     stopping: bool = False
     # Ask the customer of an order to decide its pending step (set by the customers).
     decide: Callable[[str, str], None] | None = None
+    # Tell the customer of an order that it was completed, and how well (its stars).
+    completed: Callable[[str, int], None] | None = None
 
     @property
     def ws_bases(self) -> tuple[str, ...]:
@@ -84,6 +88,9 @@ def build_fleet(
     ttl = config.duration_s + config.grace_s + 3600
     skills = sorted(config.skills)
     vehicles = sorted(config.workers.vehicles.items())
+    kinds = quotas(config.workers.behaviours, count, rng_for(config.seed, proc, "kinds", 0))
+    late = set(rng_for(config.seed, proc, "late", 0).sample(
+        range(count), round(config.workers.late_share * count)))  # fmt: skip
     profiles = []
     for n in range(count):
         rng = rng_for(config.seed, proc, "worker", n)
@@ -97,14 +104,30 @@ def build_fleet(
         token = worker_token(config.secret, worker_id, city_name, have, ttl)
         start = grid.node(*city.sample(rng))
         seed = f"{config.seed}/{proc}/behaviour/{n}"
-        profiles.append(WorkerProfile(n, worker_id, token, tuple(have), name, speed, start, seed))
+        profiles.append(WorkerProfile(n, worker_id, token, tuple(have), name, speed, start, seed,
+                                      kinds[n], n in late))  # fmt: skip
     return profiles
 
 
-def response_delay(config: SimConfig, rng: random.Random) -> float:
-    """Seconds a worker takes to answer an offer: lognormal around the median, capped."""
+def quotas(shares: Mapping[str, Behaviour], count: int, rng: random.Random) -> list[str]:
+    """``count`` behaviour names in proportion to their shares (largest remainders
+    round), in a shuffled order: a small fleet has each kind as the scenario says."""
+    total = sum(b.share for b in shares.values())
+    exact = {name: b.share / total * count for name, b in sorted(shares.items())}
+    whole = {name: int(x) for name, x in exact.items()}
+    by_remainder = sorted(exact, key=lambda name: whole[name] - exact[name])
+    for name in by_remainder[: count - sum(whole.values())]:
+        whole[name] += 1
+    names = [name for name, k in whole.items() for _ in range(k)]
+    rng.shuffle(names)
+    return names
+
+
+def response_delay(config: SimConfig, rng: random.Random, factor: float = 1.0) -> float:
+    """Seconds a worker takes to answer an offer: lognormal around the median (times
+    its behaviour's ``factor``), capped at the scenario's ``max_s`` (times it too)."""
     d = config.workers.response_delay
-    return min(rng.lognormvariate(math.log(d.median_s), d.sigma), d.max_s)
+    return min(rng.lognormvariate(math.log(d.median_s * factor), d.sigma), d.max_s * factor)
 
 
 def span(rng: random.Random, bounds: tuple[float, float]) -> float:

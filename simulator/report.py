@@ -17,6 +17,7 @@ from __future__ import annotations
 import msgspec
 from msgspec import Struct
 
+from simulator.fleet_report import FleetReport, fleet_report
 from simulator.stats import Histogram, Snapshot, Summary
 
 PHASES = ("ramp", "run", "grace", "closing")
@@ -65,6 +66,10 @@ class WorkersReport(Struct, frozen=True):
     steps: dict[str, int]
     jobs_cancelled: int
     went_off: dict[str, int]
+    jobs_handed_back: int = 0
+    hand_backs_refused: int = 0  # past the job's point of no return: it carried on
+    ratings_given: int = 0  # by the customers, of completed orders
+    tips_given: int = 0
 
 
 class LatencyReport(Struct, frozen=True):
@@ -119,6 +124,7 @@ class Report(Struct, frozen=True):
     orders: OrdersReport
     offers: OffersReport
     workers: WorkersReport
+    fleet: FleetReport
     latency_ms: LatencyReport
     location: LocationReport
     errors: dict[str, int]
@@ -192,6 +198,10 @@ def build_report(
         reconnects=c.get("reconnects", 0),
         steps=_prefixed(c, "steps_"),
         jobs_cancelled=c.get("jobs_cancelled", 0),
+        jobs_handed_back=c.get("jobs_handed_back", 0),
+        hand_backs_refused=c.get("hand_backs_refused", 0),
+        ratings_given=c.get("ratings_given", 0),
+        tips_given=c.get("tips_given", 0),
         went_off=_prefixed(c, "off_"),
     )
     reports = c.get("location_reports", 0)
@@ -199,7 +209,7 @@ def build_report(
     location = LocationReport(reports, per_s, c.get("location_skipped", 0))
     return Report(
         scenario, seed, url, duration_s, round(elapsed_s, 2), bool(c.get("interrupted")),
-        _orders(c), _offers(snap), fleet,
+        _orders(c), _offers(snap), fleet, fleet_report(c),
         _latency(snap), location, dict(sorted(snap.errors.items())),
         _simulator(snap, procs, elapsed_s),
     )  # fmt: skip

@@ -28,6 +28,7 @@ from functools import partial
 
 import httpx
 
+from simulator import operator
 from simulator.city import City, CityError, default_city, load_geojson
 from simulator.customers import Customers
 from simulator.display import Progress
@@ -61,6 +62,9 @@ async def simulate(config: SimConfig, on_progress: ProgressCallback | None = Non
     report, marked ``interrupted``; cancelling it again stops it at once.
     """
     load_city(config)  # a bad district file fails here, not in every process
+    if config.categories:
+        async with httpx.AsyncClient(timeout=30.0, trust_env=False) as http:
+            await operator.apply_categories(config, http)
     started = time.monotonic()
     stop = asyncio.Event()
     stop_flag = threading.Event()
@@ -146,6 +150,7 @@ async def run_slice(
         finally:
             if journal is not None:
                 journal.close()
+        await operator.count_earnings(config, city_name, http, metrics)
     world.book.settle()
     return metrics.snapshot()
 
@@ -233,11 +238,14 @@ class _Run:
         self.world.scheduler.lag_histogram = f"scheduler_lag_{phase}_ms"
 
     def _schedule_connects(self) -> None:
-        """Start each worker's session at its slot of the ramp."""
-        ramp, n = self.world.config.workers.ramp_s, max(1, len(self.workers))
+        """Start each worker's session at its slot of the ramp (a late one
+        ``late_join_s`` after it: a newcomer among workers with a record)."""
+        w = self.world.config.workers
+        ramp, n = w.ramp_s, max(1, len(self.workers))
         start = self.world.scheduler.now()
         for i, worker in enumerate(self.workers):
-            self.world.scheduler.call_at(start + ramp * i / n, partial(self._start, worker))
+            at = start + ramp * i / n + (w.late_join_s if worker.profile.late else 0.0)
+            self.world.scheduler.call_at(at, partial(self._start, worker))
 
     def _start(self, worker: SimWorker) -> None:
         if not self.world.stopping:
@@ -302,6 +310,8 @@ class _Run:
     async def _close(self) -> None:
         """Stop every worker and customer task, closing sockets politely first."""
         self.world.stopping = True
+        for worker in self.workers:
+            worker.account()
         closing = [asyncio.create_task(w.close()) for w in self.workers if w.ws is not None]
         if closing:
             await asyncio.wait(closing, timeout=_CLOSE_TIMEOUT_S)

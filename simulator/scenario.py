@@ -53,6 +53,25 @@ class ResponseDelay(Struct, frozen=True, forbid_unknown_fields=True, kw_only=Tru
     max_s: Positive = 10.0  # nobody takes longer (an offer may still expire first)
 
 
+class Behaviour(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """A kind of worker: its share of the fleet and how it differs from the
+    scenario's ``workers`` defaults. A reliable worker needs no more than
+    ``share``; a slow one answers ``response_factor`` times slower, a picky one
+    accepts fewer offers, a flaky one hands back ``hand_back_share`` of the
+    jobs it accepts. Its customers rate its completed jobs within ``stars``."""
+
+    share: NonNegative = 1.0  # relative share of the fleet
+    accept_probability: Share | None = None  # default: workers.accept_probability
+    response_factor: Positive = 1.0  # its answers take this many times as long
+    hand_back_share: Share = 0.0  # of the jobs it accepts, it hands this share back
+    stars: Span = (4.0, 5.0)  # its customers' ratings, rounded to whole stars
+
+    def __post_init__(self) -> None:
+        _check_spans(self, "stars")
+        if not 1 <= self.stars[0] <= self.stars[1] <= 5:
+            raise ValueError("`stars`: need 1 <= min <= max <= 5")
+
+
 class Vehicle(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     """A kind of vehicle: its share of the fleet and its speed range in town."""
 
@@ -107,6 +126,12 @@ class Workers(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     reconnect_base_s: Positive = 0.5  # first backoff after a dropped connection
     reconnect_max_s: Positive = 30.0  # backoff cap (doubling, with full jitter)
     shift: Shift = Shift()
+    # kinds of worker, drawn by their shares (one kind, "steady", when not given)
+    behaviours: dict[Name, Behaviour] = msgspec.field(
+        default_factory=lambda: {"steady": Behaviour()}
+    )
+    late_share: Share = 0.0  # this share of the fleet joins late_join_s after the ramp:
+    late_join_s: NonNegative = 0.0  # newcomers among workers with a record
     vehicles: dict[Name, Vehicle] = msgspec.field(
         default_factory=lambda: {
             "ebike": Vehicle(share=0.6, speed_kmh=(15.0, 20.0)),
@@ -118,6 +143,8 @@ class Workers(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
         _check_spans(self, "start_delay_s")
         if not self.vehicles or sum(v.share for v in self.vehicles.values()) <= 0:
             raise ValueError("`vehicles`: give at least one vehicle with a share > 0")
+        if not self.behaviours or sum(b.share for b in self.behaviours.values()) <= 0:
+            raise ValueError("`behaviours`: give at least one behaviour with a share > 0")
         for name, vehicle in self.vehicles.items():
             if not 0 < vehicle.speed_kmh[0] <= vehicle.speed_kmh[1]:
                 raise ValueError(f"`vehicles.{name}.speed_kmh`: need 0 < min <= max")
@@ -134,9 +161,12 @@ class Orders(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     approve_share: Share = 0.9  # a customer asked to approve a step approves; the rest reject
     approve_delay_s: Span = (1.0, 5.0)  # how long the customer takes to decide
     customers: Annotated[int, Meta(ge=1)] = 200  # distinct customer accounts per process
+    rate_share: Share = 0.0  # rate a completed order (the worker's behaviour says how well)
+    tip_share: Share = 0.0  # tip the worker of a completed order of a category
+    tip: Span = (100.0, 300.0)  # the tip, in minor units of the order's currency
 
     def __post_init__(self) -> None:
-        _check_spans(self, "cancel_delay_s", "approve_delay_s")
+        _check_spans(self, "cancel_delay_s", "approve_delay_s", "tip")
 
 
 class Outage(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -173,6 +203,9 @@ class SimConfig(Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
     orders: Orders = Orders()
     skills: dict[Name, Skill] = msgspec.field(default_factory=_default_skills)
     outages: list[Outage] = msgspec.field(default_factory=list)
+    # category definition files (relative to the scenario's folder) applied through
+    # the admin API before the run, so that its skills can name them
+    categories: list[str] = msgspec.field(default_factory=list)
     # Run settings, normally from the command line.
     url: str = "http://127.0.0.1:8000"
     secret: str = msgspec.field(
@@ -226,7 +259,8 @@ def load_scenario(name_or_path: str) -> SimConfig:
     if config.districts is not None and not Path(config.districts).is_absolute():
         districts = str(path.parent / config.districts)
         config = msgspec.structs.replace(config, districts=districts)
-    return config
+    files = [f if Path(f).is_absolute() else str(path.parent / f) for f in config.categories]
+    return msgspec.structs.replace(config, categories=files)
 
 
 def parse_scenario(data: dict[str, Any], source: str = "scenario") -> SimConfig:
@@ -245,6 +279,7 @@ def _check_named_tables(data: dict[str, Any]) -> None:
     tables: list[tuple[str, Any, type[Struct]]] = [("skills", data.get("skills"), Skill)]
     if isinstance(workers, dict):
         tables.append(("workers.vehicles", workers.get("vehicles"), Vehicle))
+        tables.append(("workers.behaviours", workers.get("behaviours"), Behaviour))
     for prefix, table, kind in tables:
         if not isinstance(table, dict):
             continue

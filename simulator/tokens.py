@@ -32,6 +32,12 @@ def worker_token(
     return tokens.mint(secret, body)
 
 
+def admin_token(secret: str, operator_id: str, ttl_s: float) -> str:
+    """An operator's bearer token (to apply a scenario's categories and read the
+    workers' earnings), valid for ``ttl_s`` seconds."""
+    return tokens.mint(secret, tokens.claims("admin", operator_id, ttl_s=ttl_s, issuer=_issuer()))
+
+
 def customer_token(secret: str, customer_id: str, ttl_s: float) -> str:
     """A customer's bearer token, valid for ``ttl_s`` seconds."""
     return tokens.mint(

@@ -19,6 +19,12 @@ world (``World.decide``), and the worker carries on when ``job_updated``
 says so. It is on shift unless it has a reason to be off (``shift``, ``outage``);
 going offline waits until its offer and job are done, as the server requires.
 
+Its behaviour (the scenario's ``workers.behaviours``) sets how often it
+accepts, how slowly it answers and how often it hands a job back after
+accepting it; its customers rate its completed jobs by it. It counts its own
+figures (``wk.<worker>.<figure>``: offers, accepted, rejected, handed back,
+jobs completed, ms busy and ms present) for the report's fleet section.
+
 Imports ``protocol`` (never ``server``) and ``simulator`` modules.
 """
 
@@ -40,6 +46,7 @@ from protocol import codec
 from protocol.messages import (
     AcceptOffer,
     Ack,
+    CancelJob,
     ChangeStatus,
     Error,
     Fix,
@@ -57,10 +64,11 @@ from protocol.messages import (
     ServerMessage,
     Welcome,
 )
-from simulator.fleet import WorkerProfile, World, response_delay
+from simulator.fleet import WorkerProfile, World, response_delay, span
 from simulator.jobs import ActiveJob, job_from, step_data
 from simulator.journal import now_ms
 from simulator.movement import Mover
+from simulator.scenario import Behaviour
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,12 @@ class SimWorker:
         self.pending: dict[str, Pending] = {}
         self._ids = itertools.count(1)
         self._next_report = 0.0
+        self.behaviour = world.config.workers.behaviours.get(profile.behaviour, Behaviour())
+        self.joined: float | None = None  # its first welcome (scheduler time)
+        self.busy_since: float | None = None  # since when it holds a job
+        self._tally(f"kind.{profile.behaviour}")
+        if profile.late:
+            self._tally("late")
 
     # ------------------------------------------------------------ connection
 
@@ -206,8 +220,26 @@ class SimWorker:
 
     # ------------------------------------------------------------ incoming frames
 
+    def _tally(self, figure: str, by: int = 1) -> None:
+        """Count one of this worker's own figures, for the report's fleet section."""
+        self.world.metrics.count(f"wk.{self.profile.worker_id}.{figure}", by)
+
+    def account(self) -> None:
+        """The run ends: count the time it was present and busy until now."""
+        now = self.world.scheduler.now()
+        self._busy_until(now)
+        if self.joined is not None:
+            self._tally("present_ms", round((now - self.joined) * 1000))
+
+    def _busy_until(self, now: float) -> None:
+        if self.busy_since is not None:
+            self._tally("busy_ms", round((now - self.busy_since) * 1000))
+            self.busy_since = None
+
     async def _on_welcome(self, welcome: Welcome) -> None:
         """Pick up where the server says we are: status, held offer, active job."""
+        if self.joined is None:
+            self.joined = self.world.scheduler.now()
         self.status = "offline" if welcome.state in ("offline", "paused") else "available"
         self.pending.clear()
         self.offer = None
@@ -254,15 +286,16 @@ class SimWorker:
         now_ms = time.time() * 1000.0
         m = self.world.metrics
         m.count("offers_received")
+        self._tally("offers")
         m.record("offer_delivery_ms", now_ms - offer.sent_at)
         self.world.book.offer_received(offer.order_id, now_ms)
         await self._send(OfferReceived(offer_id=offer.offer_id))
         self.offer = offer
-        accept = (
-            not self.off_reasons
-            and self.rng.random() < self.world.config.workers.accept_probability
-        )
-        delay = response_delay(self.world.config, self.rng)
+        chance = self.behaviour.accept_probability
+        if chance is None:
+            chance = self.world.config.workers.accept_probability
+        accept = not self.off_reasons and self.rng.random() < chance
+        delay = response_delay(self.world.config, self.rng, self.behaviour.response_factor)
         self.world.scheduler.call_later(delay, lambda: self._answer(offer, accept))
 
     async def _answer(self, offer: OfferMade, accept: bool) -> None:
@@ -273,6 +306,7 @@ class SimWorker:
             await self._send(AcceptOffer(offer_id=offer.offer_id), "accept", offer.offer_id)
         else:
             self.world.metrics.count("rejects_sent")
+            self._tally("rejected")
             self.offer = None
             await self._send(RejectOffer(offer_id=offer.offer_id, reason="busy"))
             await self.sync_status()
@@ -287,7 +321,16 @@ class SimWorker:
             at = ack.server_time if ack.server_time is not None else time.time() * 1000.0
             self.world.book.assigned(ack.job.order_id, at, exact=False)
             self.offer = None
+            self._tally("accepted")
             self._take_job(ack.job, distance)
+            if self.rng.random() < self.behaviour.hand_back_share:
+                delay = response_delay(self.world.config, self.rng, self.behaviour.response_factor)
+                oid = ack.job.order_id
+                self.world.scheduler.call_later(delay, lambda: self._hand_back(oid))
+        elif pending.kind == "cancel_job":
+            self.world.metrics.count("jobs_handed_back")
+            self._tally("handed_back")
+            self.world.scheduler.call_later(0.0, self._end_job)
         elif pending.kind == "progress":
             job = self.job
             self.world.book.update(pending.ref, ack.job.state if ack.job else "completed")
@@ -298,8 +341,11 @@ class SimWorker:
             self.status = "offline" if ack.state in ("offline", "paused") else "available"
 
     async def _on_error(self, error: Error) -> None:
-        self.world.metrics.error(error.code)
         pending = self.pending.pop(error.id, None) if error.id else None
+        if pending is not None and pending.kind == "cancel_job" and error.code == "not_cancellable":
+            self.world.metrics.count("hand_backs_refused")  # too late: it carries on
+        else:
+            self.world.metrics.error(error.code)
         if pending is None:
             return
         if pending.kind == "accept" and self.offer is not None:
@@ -311,6 +357,8 @@ class SimWorker:
             await self._end_job()
         elif pending.kind == "status":
             self.status = "unknown"  # retried when the offer or job is done
+        elif pending.kind == "cancel_job":
+            self._plan()  # past its point of no return: it carries on after all
 
     # ------------------------------------------------------------ jobs
 
@@ -318,7 +366,17 @@ class SimWorker:
         if distance is not None:
             self.world.metrics.record("pickup_distance_m", distance)
         self.job = job_from(job, self.world.grid)
+        if self.busy_since is None:
+            self.busy_since = self.world.scheduler.now()
         self._plan()
+
+    async def _hand_back(self, order_id: str) -> None:
+        """Hand the job back (its behaviour's share of them), if it still has it."""
+        if self.job is None or self.job.order_id != order_id or self.ws is None:
+            return
+        self.job.epoch += 1  # its planned steps are void
+        await self._send(CancelJob(order_id=order_id, reason="changed my mind"), "cancel_job",
+                         order_id)  # fmt: skip
 
     def _plan(self) -> None:
         """Schedule the current job's pending step, when it is the worker's; ask the
@@ -353,11 +411,15 @@ class SimWorker:
     def _after_step(self, job: ActiveJob) -> None:
         """A step of the job was done (by the worker, or someone else): the next, or the end."""
         if job.step is None:
+            self._tally("jobs")
+            if self.world.completed is not None:
+                self.world.completed(job.order_id, round(span(self.rng, self.behaviour.stars)))
             self.world.scheduler.call_later(0.0, self._end_job)
         else:
             self._plan()
 
     async def _end_job(self) -> None:
+        self._busy_until(self.world.scheduler.now())
         self.job = None
         self.mover.target = None  # roam from here
         await self.sync_status()

@@ -78,7 +78,7 @@ def test_report_json_has_the_promised_shape() -> None:
     doc = msgspec.json.decode(report.to_json())
     assert set(doc) == {
         "scenario", "seed", "url", "duration_s", "elapsed_s", "interrupted", "orders", "offers",
-        "workers", "latency_ms", "location", "errors", "simulator",
+        "workers", "fleet", "latency_ms", "location", "errors", "simulator",
     }  # fmt: skip
     assert set(doc["latency_ms"]) >= {"time_to_assign", "created_to_offer", "offer_delivery"}
     assert set(doc["latency_ms"]["time_to_assign"]) == {"count", "mean", "p50", "p95", "p99", "max"}

@@ -34,7 +34,6 @@ from server.store.redis_store import Refused, Store
 from server.store.scripts import PERF_DAYS
 
 WINDOWS = (7, PERF_DAYS)
-STANDING_TTL_MS = 60_000  # how long a node ranks by a worker's figures as it read them
 KNOWN_STANDINGS = 100_000  # the most workers' standings a node keeps
 
 
@@ -91,11 +90,12 @@ def standing(fields: dict[str, str], today: int, min_samples: int) -> Standing:
 class PerformanceStore:
     """Ratings and performance counters through the node's store, and the
     workers' standings as ranking weighs them (cached: a ranking may use
-    figures up to :data:`STANDING_TTL_MS` old, and a dispatch then costs no
-    read for workers seen lately)."""
+    figures up to ``cache_ms`` old, and a dispatch then costs no read for
+    workers seen lately)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, cache_ms: int = 60_000) -> None:
         self.store = store
+        self.cache_ms = cache_ms
         self._standings: dict[str, tuple[int, Standing]] = {}  # city/worker -> (until, standing)
 
     async def standings(
@@ -120,7 +120,7 @@ class PerformanceStore:
         for wid, fields in zip(missing, raw, strict=True):
             found[wid] = standing(decoded(pairs(cast(list[object], fields or []))),
                                   now // DAY_MS, min_samples)  # fmt: skip
-            self._standings[f"{city}/{wid}"] = (now + STANDING_TTL_MS, found[wid])
+            self._standings[f"{city}/{wid}"] = (now + self.cache_ms, found[wid])
         return found
 
     async def rate(self, oid: OrderId, customer: str, stars: int, comment: str) -> None:
