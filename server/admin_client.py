@@ -16,7 +16,7 @@ import httpx
 import msgspec
 
 from protocol import codec
-from server import auth
+from server import auth, settings
 
 
 def arguments() -> argparse.ArgumentParser:
@@ -36,9 +36,7 @@ def client(args: argparse.Namespace) -> httpx.Client:
     """An HTTP client for the admin API, with the token."""
     token = args.token
     if not token:
-        from server.cli import _settings
-
-        cfg = _settings(args)
+        cfg = settings.for_command(args.config)
         token = auth.mint(cfg.tokens, "admin", "dispatch-cli", ttl_s=300)
     return httpx.Client(base_url=args.url, headers={"Authorization": f"Bearer {token}"},
                         timeout=10)  # fmt: skip

@@ -133,10 +133,7 @@ def _as_dict(cfg: settings_mod.Settings) -> dict[str, object]:
 
 
 def _settings(args: argparse.Namespace) -> settings_mod.Settings:
-    try:
-        return settings_mod.load(config_file=getattr(args, "config", None))
-    except settings_mod.SettingsError as exc:
-        raise SystemExit(f"dispatch: {exc}") from exc
+    return settings_mod.for_command(getattr(args, "config", None))
 
 
 def _token(args: argparse.Namespace) -> int:

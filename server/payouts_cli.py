@@ -24,7 +24,7 @@ import httpx
 from protocol import codec
 from protocol.admin import Payouts
 from protocol.messages import EarningsTotal
-from server import admin_client
+from server import admin_client, settings
 
 COLUMNS = ("city", "worker_id", "currency", "first_day", "last_day",
            *EarningsTotal.__struct_fields__[1:])  # fmt: skip
@@ -62,11 +62,7 @@ def _output(path: Path | None) -> Iterator[TextIO]:
 
 
 def run(args: argparse.Namespace) -> int:
-    cities = args.city
-    if not cities:
-        from server.cli import _settings
-
-        cities = list(_settings(args).cities)
+    cities = args.city or list(settings.for_command(args.config).cities)
     try:
         with admin_client.client(args) as http:
             found = []

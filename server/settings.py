@@ -177,3 +177,13 @@ def load(
 def env_names() -> dict[str, str]:
     """Field name to environment variable, for the docs."""
     return {field: _env_name(field) for field in Settings.__struct_fields__}
+
+
+def for_command(config_file: str | None) -> Settings:
+    """The settings a ``dispatch`` command runs with (``--config``, else
+    ``DISPATCH_CONFIG``, and the environment); a bad value ends the command
+    with its message."""
+    try:
+        return load(config_file=config_file)
+    except SettingsError as exc:
+        raise SystemExit(f"dispatch: {exc}") from exc

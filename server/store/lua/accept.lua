@@ -46,25 +46,14 @@ if w.sls then  -- booked: in the schedule until its job begins
   return reply({ok = 1, now = now, order_state = state, created = call('HGET', okey, 'created'),
                 worker_state = call('HGET', wkey, 'state'), order = call('HGETALL', okey)})
 end
--- The workflow's first step is due now (pinned at creation as wstep, with wtms
--- when it has a timer: an approval or a system step).
+-- The workflow's first step (pinned at creation as wstep) is due now.
 local timer = tonumber(w.wtms or '')
 local state = order_step(okey, oid, 'accept', now, {worker = wid, offer_id = offer_id,
                          next_step = w.wstep, due_at = timer and now + timer})
-if timer then
-  call('HSET', okey, 'wdue', now + timer)
-  call('ZADD', timers, now + timer, oid)
-else
-  call('ZREM', timers, oid)
-end
+start_workflow(okey, timers, oid, now, w.wtms)
 call('HDEL', wkey, 'offer', 'offer_frame', 'odist')
-local load = load_of(wkey) + units_of(okey)
-local jobs = split(call('HGET', wkey, 'jobs'))
-jobs[#jobs + 1] = oid
-call('HSET', wkey, 'jobs', table.concat(jobs, ','), 'load', load)
+local room = add_job(wkey, okey, oid)
 worker_step(wkey, wid, 'accept')
-if load < tonumber(call('HGET', wkey, 'capacity') or '1') then
-  worker_step(wkey, wid, 'free')
-end
+if room then worker_step(wkey, wid, 'free') end
 return reply({ok = 1, now = now, order_state = state, created = call('HGET', okey, 'created'),
               worker_state = call('HGET', wkey, 'state'), order = call('HGETALL', okey)})

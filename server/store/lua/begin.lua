@@ -38,21 +38,11 @@ if not w.node or w.node == '' or OFF_DUTY[w.state or WORKER_INITIAL] then
   return reply({action = 'away'})
 end
 call('HDEL', prefix .. 'sched:' .. o.worker, oid)
-local jobs = split(call('HGET', wkey, 'jobs'))
-jobs[#jobs + 1] = oid
-local load = load_of(wkey) + units_of(okey)
-call('HSET', wkey, 'jobs', table.concat(jobs, ','), 'load', load)
-if load >= tonumber(call('HGET', wkey, 'capacity') or '1') then worker_step(wkey, o.worker, 'take') end
+if not add_job(wkey, okey, oid) then worker_step(wkey, o.worker, 'take') end
 settle_ttl(wkey)
 call('HSET', okey, 'bact', 1)
 call('HDEL', okey, 'bdue')
-local timer = tonumber(o.wtms or '')
-if timer then
-  call('HSET', okey, 'wdue', now + timer)
-  call('ZADD', timers, now + timer, oid)
-else
-  call('ZREM', timers, oid)
-end
+start_workflow(okey, timers, oid, now, o.wtms)
 emit(okey, oid, 'reminded', o.state, now, {worker = o.worker, due_at = tonumber(o.sls)})
 send_to(wkey, o.worker, 'begun', oid, ARGV[3])
 return reply({action = 'begun', worker_state = call('HGET', wkey, 'state')})

@@ -410,6 +410,29 @@ local function load_of(wkey)
   return load or #split(call('HGET', wkey, 'jobs'))
 end
 
+-- A job of order okey (oid) becomes one of worker wkey's jobs, using its units of
+-- the worker's capacity. Returns whether the worker still has room for more.
+local function add_job(wkey, okey, oid)
+  local jobs = split(call('HGET', wkey, 'jobs'))
+  jobs[#jobs + 1] = oid
+  local load = load_of(wkey) + units_of(okey)
+  call('HSET', wkey, 'jobs', table.concat(jobs, ','), 'load', load)
+  return load < tonumber(call('HGET', wkey, 'capacity') or '1')
+end
+
+-- The workflow's first step is due from now: its timer starts when it has one
+-- (wtms, pinned at creation for an approval or a system step); else the order
+-- waits on no timer.
+local function start_workflow(okey, timers, oid, now, wtms)
+  local timer = tonumber(wtms or '')
+  if timer then
+    call('HSET', okey, 'wdue', now + timer)
+    call('ZADD', timers, now + timer, oid)
+  else
+    call('ZREM', timers, oid)
+  end
+end
+
 -- A worker's offer ends (rejected, expired, taken, cancelled, lost): back to
 -- available, or on a job if a booked job that began meanwhile fills its capacity.
 local function release(wkey, wid, offer_id)

@@ -27,24 +27,23 @@ if starts and now < starts then
   call('ZADD', timers, starts, oid)
   return reply({action = 'wait'})
 end
-local booked = state and WORKING[state] and not call('HGET', okey, 'bact')
-               and tonumber(call('HGET', okey, 'bdue') or '')
-if booked then
-  if now < booked then
-    call('ZADD', timers, booked, oid)
-    return reply({action = 'wait'})
+-- A working order waits on a timer: a booked job's beginning, else its pending step's.
+local due, action = nil, nil
+if state and WORKING[state] then
+  local w = hmap(okey, {'bact', 'bdue', 'wdue'})
+  if w.bdue and not w.bact then
+    due, action = tonumber(w.bdue), 'begin'
+  elseif w.wdue then
+    due, action = tonumber(w.wdue), 'step'
   end
-  call('ZADD', timers, now + tonumber(ARGV[6]), oid)
-  return reply({action = 'begin'})
 end
-local due = state and WORKING[state] and tonumber(call('HGET', okey, 'wdue') or '')
 if due then
   if now < due then
     call('ZADD', timers, due, oid)
     return reply({action = 'wait'})
   end
   call('ZADD', timers, now + tonumber(ARGV[6]), oid)
-  return reply({action = 'step', step = call('HGET', okey, 'wstep')})
+  return reply({action = action, step = action == 'step' and call('HGET', okey, 'wstep') or nil})
 end
 if not state or not (SEARCHING[state] or open or starting) then
   call('ZREM', timers, oid)
