@@ -300,3 +300,26 @@ async def test_a_bad_slot_is_refused_over_http(customer: Customer, city: str) ->
     r = await customer.create(city, slot={"start": past, "end": past + HOUR})
     assert (r.status_code, r.json()["code"]) == (400, "invalid_field"), r.text
     assert "future" in r.json()["message"]
+
+
+async def test_a_booking_handed_back_after_it_began_begins_again_with_its_next_worker(
+    store: Store, clock: Clock
+) -> None:
+    """Begun with one worker, handed back before its point of no return, accepted
+    by another past its reminder time: it begins with the new worker at once."""
+    city = scratch_city()
+    await add_workers(store, city, "a", "b")
+    d = dispatcher(store, city)
+    slot_at = clock.ms + LEAD
+    oid = await booked(d, city, slot_at)
+    await d.accept(WorkerId("a"), city, f"{oid}/1")
+    await at(d, clock, slot_at - REMIND, city, "a", "b")
+    assert (await store.worker_record(city, WorkerId("a"))).jobs == (oid,)
+    await Overrides(d).hand_back(oid, WorkerId("a"), "flat tyre")
+    await d.drain()
+    assert await holders(store, oid) == ["b"]
+    await d.accept(WorkerId("b"), city, f"{oid}/2")
+    await at(d, clock, clock.ms + 1, city, "b")
+    assert (await store.worker_record(city, WorkerId("b"))).jobs == (oid,)
+    view = await store.order_view(oid)
+    assert view is not None and [e.type for e in view.events].count("reminded") == 2

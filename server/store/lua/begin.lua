@@ -12,7 +12,7 @@
 -- order by bare skill), lease (ms) for the caller, which dispatches at once.
 -- Reply (BeginReply): action 'begun' (with the worker's state), 'away' (taken back:
 -- dispatch it), or 'none' (not a booked job waiting to begin, or not yet); or need.
-local okey, timers, tried = KEYS[1], KEYS[2], KEYS[3]
+local okey, timers = KEYS[1], KEYS[2]
 local now, oid = clock(ARGV[1]), ARGV[2]
 local o = hmap(okey, {'state', 'worker', 'bdue', 'bact', 'sls', 'wtms', 'offer', 'holders'})
 if not o.state or not WORKING[o.state] or not o.worker or not o.bdue or o.bact
@@ -27,14 +27,9 @@ if need then return need end
 local wkey = prefix .. 'w:' .. o.worker
 local w = hmap(wkey, {'node', 'state'})
 if not w.node or w.node == '' or OFF_DUTY[w.state or WORKER_INITIAL] then
-  take_from(okey, oid, o, w.node and w.node ~= '' and 'operator' or nil)
-  call('SADD', tried, o.worker)
-  call('HDEL', okey, 'worker', 'wdue', 'wdone', 'bdue')
-  if ARGV[4] ~= '' then call('HSET', okey, 'wstep', ARGV[4]) else call('HDEL', okey, 'wstep') end
-  call('HSET', okey, 'dfrom', now, 'prio', 1)
-  order_step(okey, oid, 'reassign', now, {by = 'system', actor = 'system',
-                                          reason = 'worker_away', workers = {o.worker}})
-  call('ZADD', timers, now + tonumber(ARGV[5]), oid)
+  call('HSET', okey, 'prio', 1)
+  redispatch(okey, oid, o, w.node and w.node ~= '' and 'operator' or nil, ARGV[4],
+             tonumber(ARGV[5]), now, {by = 'system', actor = 'system', reason = 'worker_away'})
   return reply({action = 'away'})
 end
 call('HDEL', prefix .. 'sched:' .. o.worker, oid)

@@ -488,6 +488,24 @@ local function take_from(okey, oid, o, tell)
   return from
 end
 
+-- Take order o (state, offer, holders, worker) from whoever has it (told with
+-- reason tell, nil: not told) and dispatch it again from now: none of them is ever
+-- offered it again (its tried set), its workflow starts over at step first ('' for
+-- an order by bare skill) and a booking begins anew with its next worker; recorded
+-- 'reassigned' with extra (by, actor, reason) and the workers it was taken from,
+-- and due again after lease ms. Returns the order's state and those workers.
+local function redispatch(okey, oid, o, tell, first, lease, now, extra)
+  local from = take_from(okey, oid, o, tell)
+  for _, wid in ipairs(from) do call('SADD', okey .. ':tried', wid) end
+  call('HDEL', okey, 'worker', 'wdue', 'wdone', 'bdue', 'bact')
+  if first ~= '' then call('HSET', okey, 'wstep', first) else call('HDEL', okey, 'wstep') end
+  call('HSET', okey, 'dfrom', now)
+  extra.workers = from
+  local state = order_step(okey, oid, 'reassign', now, extra)
+  call('ZADD', city_prefix(okey) .. 'timers', now + lease, oid)
+  return state, from
+end
+
 -- The event fields naming an offer's holders: 'worker' when there is one.
 local function holders_extra(holders, extra)
   extra.workers = holders

@@ -13,7 +13,7 @@
 -- Reply (ReassignReply): ok 1 with the order's state and the workers it was taken
 -- from, or ok 0 with a code (order_not_found, not_reassignable; for a worker
 -- job_not_found, or stale: a step was done since the caller read it); or need.
-local okey, timers, tried = KEYS[1], KEYS[2], KEYS[3]
+local okey = KEYS[1]
 local now, oid, actor = clock(ARGV[1]), ARGV[2], ARGV[3]
 local by = ARGV[7]
 local o = hmap(okey, {'state', 'offer', 'holders', 'worker', 'wdone'})
@@ -28,19 +28,14 @@ plan_order(okey)
 plan_takers(okey, o)
 local need = needs()
 if need then return need end
+local extra = {by = by, actor = actor}
+if ARGV[4] ~= '' then extra.reason = ARGV[4] end
 -- a worker handing its job back is answered by its ack, not told
-local from = take_from(okey, oid, o, by ~= 'worker' and 'operator' or nil)
-for _, wid in ipairs(from) do call('SADD', tried, wid) end
+local state, from = redispatch(okey, oid, o, by ~= 'worker' and 'operator' or nil, ARGV[5],
+                               tonumber(ARGV[6]), now, extra)
 -- a hand-back counts against the worker (one counter per order, which an
 -- operator may waive: waive.lua)
 if by == 'worker' then tally(city_prefix(okey), actor, now, 'h', oid, 1) end
-call('HDEL', okey, 'worker', 'wdue', 'wdone')
-if ARGV[5] ~= '' then call('HSET', okey, 'wstep', ARGV[5]) else call('HDEL', okey, 'wstep') end
-call('HSET', okey, 'dfrom', now)
-local extra = {by = by, actor = actor, workers = from}
-if ARGV[4] ~= '' then extra.reason = ARGV[4] end
-local state = order_step(okey, oid, 'reassign', now, extra)
-call('ZADD', timers, now + tonumber(ARGV[6]), oid)
 local wstate = nil
 if by == 'worker' then wstate = call('HGET', city_prefix(okey) .. 'w:' .. actor, 'state') end
 return reply({ok = 1, state = state, workers = from, worker_state = wstate})
