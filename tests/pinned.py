@@ -3,14 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+
+import pytest
 
 from protocol.messages import CreateOrder, OfferMode, Point
 from server.catalogue import Catalogue
 from server.dispatcher import Dispatcher
 from server.settings import Settings
 from server.store.keys import City, OrderId, WorkerId, new_order_id
-from server.store.redis_store import Spot, Store
+from server.store.redis_store import Refused, Spot, Store
 
 T0 = 1_800_000_000_000  # ms
 NODE = "node-x"
@@ -72,3 +74,10 @@ async def state_of(store: Store, oid: OrderId) -> str:
 
 async def worker_state(store: Store, city: str, wid: str) -> str:
     return (await store.worker_record(city, WorkerId(wid))).state
+
+
+async def refusal(step: Awaitable[object]) -> str:
+    """The code a refused step was refused with."""
+    with pytest.raises(Refused) as refused:
+        await step
+    return refused.value.code

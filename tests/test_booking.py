@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable
 
 import pytest
 
@@ -29,6 +28,7 @@ from tests.pinned import (
     dispatcher,
     locate,
     new_order,
+    refusal,
     state_of,
     worker_state,
 )
@@ -37,12 +37,6 @@ from tests.support import UNIT, Admin, Customer, ServerProcess, WorkerClient, sc
 MIN = 60_000
 HOUR = 60 * MIN
 LEAD, REMIND = HOUR, 30 * MIN  # the settings' defaults
-
-
-async def refusal(step: Awaitable[object]) -> str:
-    with pytest.raises(Refused) as refused:
-        await step
-    return refused.value.code
 
 
 async def booked(

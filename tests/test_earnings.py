@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Awaitable
 from typing import cast
 
 import msgspec
@@ -23,7 +22,7 @@ from server.store.earnings import EarningsStore
 from server.store.keys import City, OrderId, WorkerId, new_order_id
 from server.store.redis_store import Refused, Store
 from server.store.scripts import LEDGER_DAYS, LEDGER_KEEP
-from tests.pinned import Clock, add_workers, dispatcher, locate, new_order, state_of
+from tests.pinned import Clock, add_workers, dispatcher, locate, new_order, refusal, state_of
 from tests.support import scratch_city
 
 MINUTE = 60_000
@@ -69,13 +68,6 @@ async def finished(d: Dispatcher, clock: Clock, city: str, key: str, wid: str = 
     clock.ms += 22 * MINUTE + 30_000
     await d.progress(WorkerId(wid), city, oid, "finish")
     return oid
-
-
-async def refusal(step: Awaitable[object]) -> str:
-    """The code a refused step was refused with."""
-    with pytest.raises(Refused) as refused:
-        await step
-    return refused.value.code
 
 
 async def ledger(store: Store, city: str, wid: str) -> list[dict[str, object]]:
