@@ -144,10 +144,7 @@ class Dispatcher:
             fields = records.order_fields(oid, customer, body, mode, body.skill or "")
             lead, remind = s.booking_lead_s, s.booking_remind_s
         else:
-            fields = self._category_order(oid, customer, body)
-            p = self.catalogue.lookup(body.category).definition.dispatch
-            lead = s.booking_lead_s if p.booking_lead_s is None else p.booking_lead_s
-            remind = s.booking_remind_s if p.booking_remind_s is None else p.booking_remind_s
+            fields, (lead, remind) = self._category_order(oid, customer, body)
         if body.slot is not None:
             fields |= bookings.fields_of(body.slot, lead, remind, self.store.now_ms())
         with about_order(oid):
@@ -158,8 +155,11 @@ class Dispatcher:
                     self.dispatch_soon(oid)
         return created
 
-    def _category_order(self, oid: OrderId, customer: str, body: CreateOrder) -> dict[str, str]:
-        """A category order's hash fields: checked attributes, quote and policy pinned."""
+    def _category_order(
+        self, oid: OrderId, customer: str, body: CreateOrder
+    ) -> tuple[dict[str, str], tuple[float, float]]:
+        """A category order's hash fields (checked attributes, quote and policy
+        pinned), and its booking lead and reminder times (s) should it have a slot."""
         category = self.catalogue.lookup(body.category or "")
         d = category.definition
         values, errors = attributes.check_values(d.attributes, body.attributes)
@@ -183,7 +183,10 @@ class Dispatcher:
             policy["rank"] = encode(p.ranking).decode()
         mode = body.mode or p.mode or s.offer_mode
         fields = records.order_fields(oid, customer, body, mode, d.skills[0])
-        return fields | records.category_fields(category, values, quote, code, policy, skip)
+        lead = s.booking_lead_s if p.booking_lead_s is None else p.booking_lead_s
+        remind = s.booking_remind_s if p.booking_remind_s is None else p.booking_remind_s
+        pinned = fields | records.category_fields(category, values, quote, code, policy, skip)
+        return pinned, (lead, remind)
 
     async def cancel(self, oid: OrderId, by: Actor, actor: str) -> None:
         """Cancel as the order's customer (by its category's rules) or an operator."""
