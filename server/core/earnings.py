@@ -14,7 +14,7 @@ like its price, so a later change pays new orders only)::
 was offered to it; "minutes on the job" run from its accept to the completion,
 the very instants the order's history records as the ``assigned`` and
 ``completed`` events' ``at``: so the time part is worked out by the script
-that completes the job, from its own clock reading (``time_pay`` in
+that completes the job, from its own clock reading (``with_time_pay`` in
 ``prelude.lua``, with :data:`MINUTE_MS` and the reason rendered from here),
 and the history gives it again to the unit. Each part is rounded half up to a
 whole minor unit (:func:`server.core.pricing.round_half_up`) and one of 0

@@ -23,8 +23,8 @@ failure of that subscription alone: the entry is still acknowledged, so the
 other subscriptions never get it again, and the failed message is kept in
 the city's retry set with its next time from
 :func:`server.core.webhooks.next_delay_ms`; every node claims due retries
-with a lease, as sweepers claim order timers. After the last attempt the message
-is a dead letter. A receiver that answers **410 Gone** disables its
+with a lease, as sweepers claim order timers. After the last attempt the
+message is a dead letter. A receiver that answers **410 Gone** disables its
 subscription. Every attempt is written to the subscription's delivery log.
 """
 

@@ -342,8 +342,9 @@ end
 -- as server/core/earnings.py rounds every part, and left out when 0.
 local function with_time_pay(lines, okey, per_minute, now)
   local accepted = tonumber(call('HGET', okey, 'acc') or '')
-  local amount = accepted and math.floor(per_minute * math.max(0, now - accepted) / MINUTE_MS + 0.5)
-  if amount and amount > 0 then lines[#lines + 1] = {TIME_PAY, amount} end
+  if not accepted then return lines end
+  local amount = math.floor(per_minute * math.max(0, now - accepted) / MINUTE_MS + 0.5)
+  if amount > 0 then lines[#lines + 1] = {TIME_PAY, amount} end
   return lines
 end
 
