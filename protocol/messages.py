@@ -514,7 +514,9 @@ class OrderEvent(Struct, frozen=True):
     workers: list[str] | None = None
     by: str | None = None
     actor: str | None = None
-    data: dict[str, str | float] | None = None
+    # int before float: a whole number reads back as the store recorded it (12000,
+    # not 12000.0), as the live socket and webhooks carry it
+    data: dict[str, str | int | float] | None = None
     next_step: str | None = None
     due_at: Millis | None = None
     fee: int | None = None

@@ -21,7 +21,14 @@ from protocol.messages import Millis, OrderEvent
 
 # An event type a subscription asks for: "order.assigned", "order.*", "worker.*", "*".
 EventPattern = Annotated[str, Meta(pattern=r"^(\*|(order|worker)\.(\*|[a-z][a-z0-9_]{0,31}))\Z")]
-Url = Annotated[str, Meta(pattern=r"^https?://[^\s/]+\S*\Z", max_length=2000)]
+# An http(s) URL with a host (a name, an IPv4 address or a bracketed IPv6 one),
+# an optional user and port, and no space or control character anywhere.
+Url = Annotated[str, Meta(
+    pattern=r"^https?://(?:[^\x00-\x20\x7f-\x9f/?#@\[\]]+@)?"
+            r"(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*|\[[0-9A-Fa-f:.]+\])"
+            r"(?::[0-9]{1,5})?(?:[/?#][^\x00-\x20\x7f-\x9f]*)?\Z",
+    max_length=2000,
+)]  # fmt: skip
 Secret = Annotated[str, Meta(pattern=r"^whsec_[A-Za-z0-9+/=]{16,200}\Z")]
 
 

@@ -129,9 +129,15 @@ class Dispatcher:
         self, oid: OrderId, customer: str, body: CreateOrder
     ) -> OrderView | None:
         """Create the order and start dispatching it; its view as created, or
-        None if it existed already (an idempotent retry). An order of a
-        category has its attributes checked (``invalid_attributes`` names each
-        bad one), its price quoted, and its category's version pinned."""
+        None if it existed already (an idempotent retry)."""
+        return await self.place(oid, self.order_fields(oid, customer, body))
+
+    def order_fields(self, oid: OrderId, customer: str, body: CreateOrder) -> dict[str, str]:
+        """A new order's hash fields, or the client error that refuses it; nothing
+        is stored, so a refusal leaves no trace (an ``Idempotency-Key`` stays
+        free). An order of a category has its attributes checked
+        (``invalid_attributes`` names each bad one), its price quoted, and its
+        category's version pinned."""
         self.served(body.city)
         if (body.skill is None) == (body.category is None):
             raise Refused("missing_field" if body.skill is None else "invalid_field",
@@ -147,10 +153,17 @@ class Dispatcher:
             fields, (lead, remind) = self._category_order(oid, customer, body)
         if body.slot is not None:
             fields |= bookings.fields_of(body.slot, lead, remind, self.store.now_ms())
+        return fields
+
+    async def place(self, oid: OrderId, fields: dict[str, str]) -> OrderView | None:
+        """Store an order made of :meth:`order_fields` and start dispatching it;
+        its view as created, or None if it existed already."""
         with about_order(oid):
-            created = await self.store.create_order(oid, fields, s.lease_ms, self.keep_ms)
+            created = await self.store.create_order(
+                oid, fields, self.settings.lease_ms, self.keep_ms
+            )
             if created is not None:
-                self.figures.order(body.city, "created")
+                self.figures.order(keys.city_of(oid) or "", "created")
                 if created.state is not OrderState.CREATED:  # not booked for later
                     self.dispatch_soon(oid)
         return created

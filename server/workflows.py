@@ -67,9 +67,10 @@ class StepDone(NamedTuple):
     job: Job | None
 
 
-def _pay(currency: str, lines: Sequence[earnings.Line]) -> Pay:
-    """Earnings entries as a paying script takes them."""
-    return Pay(currency, ",".join(f"{reason.value}={amount}" for reason, amount in lines))
+def _pay(currency: str, lines: Sequence[earnings.Line], per_minute: int = 0) -> Pay:
+    """Earnings entries as a paying script takes them (and a job's time rate)."""
+    text = ",".join(f"{reason.value}={amount}" for reason, amount in lines)
+    return Pay(currency, text, per_minute)
 
 
 def _frame(fields: Mapping[str, str], move: Move, by: Actor, state: OrderState) -> str:
@@ -175,15 +176,16 @@ class Workflows:
         return StepDone(result.order_state, result.worker_state, job)
 
     def _job_pay(self, fields: Mapping[str, str]) -> Pay | None:
-        """What completing the order pays its worker (None: it has no price). Its
-        minutes run from the accept to now as this node reads the server's clock."""
+        """What completing the order pays its worker (None: it has no price): its
+        share and distance parts, and the rate the script pays its time part at,
+        up to the instant it records the completion at (not this node's reading
+        of the clock, which the history does not hold)."""
         pinned = records.earnings_of(fields)
         if pinned is None:
             return None
         rules, quote = pinned
-        job_ms = self.store.now_ms() - int(fields.get("acc") or 0)
-        lines = earnings.for_job(rules, quote.total, float(fields.get("adist") or 0), job_ms)
-        return _pay(quote.currency, lines)
+        lines = earnings.for_job(rules, quote.total, float(fields.get("adist") or 0))
+        return _pay(quote.currency, lines, rules.per_minute)
 
     async def timed_out(self, oid: OrderId, step: str) -> None:
         """The pending step's timer ran out: the system does it (an approval

@@ -23,29 +23,29 @@ from server.store.keys import City, OrderId, WorkerId, new_order_id
 from server.store.redis_store import Refused, Store
 from server.store.scripts import LEDGER_DAYS, LEDGER_KEEP
 from tests.pinned import Clock, add_workers, dispatcher, locate, new_order, refusal, state_of
-from tests.support import scratch_city
+from tests.support import one_tag, scratch_city
 
 MINUTE = 60_000
 RULES = Earnings(share=0.8, per_km=40, per_minute=10, cancel_share=0.9)
 
 
-def paid_category(key: str) -> CategoryDefinition:
+def paid_category(key: str, rules: Earnings = RULES) -> CategoryDefinition:
     """2400 EUR cents an order; the worker arrives, then finishes; free to cancel
     until it arrived, 500 after."""
     return CategoryDefinition(
         key=key, name="Paid errand", skills=["delivery"],
         steps=[Step(name="arrive", state="arrived"), Step(name="finish")],
         pricing=Pricing(currency="EUR", base=2400),
-        cancellation=Cancellation(free_until="arrive", fee=500), earnings=RULES,
+        cancellation=Cancellation(free_until="arrive", fee=500), earnings=rules,
     )  # fmt: skip
 
 
-async def paid_city(store: Store) -> tuple[str, Dispatcher, str]:
+async def paid_city(store: Store, rules: Earnings = RULES) -> tuple[str, Dispatcher, str]:
     """A city with workers "a" (about 111 m from every pickup) and "b", and a
     dispatcher that knows a paid category; the category's key."""
     city, key = scratch_city(), f"paid-{uuid.uuid4().hex[:8]}"
     catalogue = Catalogue(CatalogueStore(store))
-    await catalogue.apply(paid_category(key), "test")
+    await catalogue.apply(paid_category(key, rules), "test")
     await add_workers(store, city, "a", "b")
     return city, dispatcher(store, city, catalogue), key
 
@@ -58,16 +58,33 @@ async def paid_order(d: Dispatcher, city: str, key: str, customer: str = "cust")
     return oid
 
 
-async def finished(d: Dispatcher, clock: Clock, city: str, key: str, wid: str = "a") -> OrderId:
-    """An order accepted by ``wid``, arrived 10 minutes and finished 32.5 minutes later."""
+async def finished(
+    d: Dispatcher, clock: Clock, city: str, key: str, wid: str = "a",
+    arrive_ms: int = 10 * MINUTE, finish_ms: int = 22 * MINUTE + 30_000,
+) -> OrderId:  # fmt: skip
+    """An order accepted by ``wid``, arrived 10 minutes and finished 32.5 minutes
+    later (unless told)."""
     await locate(d.store, city, {wid: (13.40, 52.521, clock.ms)}, first=False)
     oid = await paid_order(d, city, key)
     await d.accept(WorkerId(wid), city, f"{oid}/1")
-    clock.ms += 10 * MINUTE
+    clock.ms += arrive_ms
     await d.progress(WorkerId(wid), city, oid, "arrive")
-    clock.ms += 22 * MINUTE + 30_000
+    clock.ms += finish_ms
     await d.progress(WorkerId(wid), city, oid, "finish")
     return oid
+
+
+def time_paid(entries: list[dict[str, object]]) -> int:
+    """The time part among a ledger's entries (0 when it has none)."""
+    return sum(cast(int, e["amount"]) for e in entries if e["reason"] == "time")
+
+
+class Ahead(Store):
+    """A node whose estimate of the server's clock runs 5 ms ahead of it (a real
+    node's is off by about a round trip)."""
+
+    def now_ms(self) -> int:
+        return super().now_ms() + 5
 
 
 async def ledger(store: Store, city: str, wid: str) -> list[dict[str, object]]:
@@ -117,6 +134,30 @@ async def test_a_completed_job_pays_share_distance_and_time_once(
         1, 1920, 4, 325, 2249)  # fmt: skip
     assert report.week.totals == report.today.totals
     assert [e.reason for e in report.recent] == ["time", "distance", "share"]
+
+
+async def test_the_time_part_rounds_half_up_in_the_store(store: Store, clock: Clock) -> None:
+    """15 s at 10 a minute is 2.5: 3."""
+    city, d, key = await paid_city(store)
+    await finished(d, clock, city, key, arrive_ms=0, finish_ms=15_000)
+    assert time_paid(await ledger(store, city, "a")) == 3
+
+
+async def test_the_time_part_is_what_the_history_gives(redis_url: str) -> None:
+    """The time part runs from the assigned event's at to the completed event's, to
+    the unit (one a ms here), on a node whose estimate of the clock is off."""
+    store = Ahead(one_tag(redis_url))
+    try:
+        city, d, key = await paid_city(store, Earnings(share=0, per_minute=MINUTE))
+        now = Clock()
+        now.ms = store.now_ms()
+        oid = await finished(d, now, city, key, arrive_ms=0, finish_ms=0)
+        view = await store.order_view(oid)
+        assert view is not None
+        at = {e.state.value: e.at for e in view.events}
+        assert time_paid(await ledger(store, city, "a")) == at["completed"] - at["assigned"], at
+    finally:
+        await store.link.aclose()
 
 
 async def test_a_category_change_pays_new_orders_only(store: Store, clock: Clock) -> None:

@@ -111,6 +111,18 @@ async def test_acks_of_location_and_receipt_carry_no_state(
     await w.close()
 
 
+async def test_a_receipt_is_acked_unless_its_offer_id_is_malformed(
+    server: ServerProcess, city: str
+) -> None:
+    """As §5 says: a well-formed offer id never sent is acked; a malformed one is invalid_field."""
+    w = await WorkerClient.connect(server.ws_url, "w", city)
+    unknown = await w.request({"type": "offer_received", "offer_id": f"{city}.00000000/1"})
+    assert isinstance(unknown, Ack) and unknown.state is None
+    bad = await w.request({"type": "offer_received", "offer_id": "not an offer"})
+    assert isinstance(bad, Error) and bad.code == "invalid_field" and "offer_id" in bad.message
+    await w.close()
+
+
 @pytest.mark.parametrize("skew_s", [-7200, 3600])
 async def test_a_fix_far_from_the_server_clock_is_refused(
     server: ServerProcess, city: str, skew_s: int

@@ -38,6 +38,18 @@ async def test_same_key_different_body_is_refused(customer: Customer, city: str)
     assert clash.status_code == 409 and clash.json()["code"] == "idempotency_conflict"
 
 
+async def test_a_refused_create_leaves_its_key_free(customer: Customer, city: str) -> None:
+    """A 400 binds nothing: the corrected body with the key is created, then replayed."""
+    bad = await customer.create(city, key="fix-me", attributes={"weight_kg": 3})
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_field", bad.text
+    good = await customer.create(city, key="fix-me")
+    assert good.status_code == 201, good.text
+    again = await customer.create(city, key="fix-me")
+    assert again.status_code == 200 and again.json()["id"] == good.json()["id"]
+    clash = await customer.create(city, lat=52.6, key="fix-me")
+    assert clash.status_code == 409 and clash.json()["code"] == "idempotency_conflict"
+
+
 async def test_keys_are_per_customer(server: ServerProcess, customer: Customer, city: str) -> None:
     """Two customers using the same key get two orders."""
     other = Customer(server.url)

@@ -43,6 +43,8 @@ def test_rules_define_every_table() -> None:
         "PERF_DAYS",
         "LEDGER_DAYS",
         "LEDGER_KEEP",
+        "MINUTE_MS",
+        "TIME_PAY",
         "ORDER_T",
         "WORKER_T",
         "TERMINAL",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from protocol.webhooks import Subscription
 from server.core import webhooks
+from server.loops.webhooks import new_secret
 from server.store import keys
 from server.store.cluster import open_link
 from server.store.redis_store import Store
@@ -227,6 +230,49 @@ async def test_a_bad_subscription_is_refused(admin: Admin) -> None:
                  {"url": "http://x", "secret": "nope"}):  # fmt: skip
         r = await admin.http.post("/v1/admin/webhooks", json=body)
         assert r.status_code == 400 and r.json()["code"] == "invalid_field", r.text
+
+
+async def test_a_url_without_a_proper_host_is_refused_naming_it(admin: Admin) -> None:
+    """A control character, a space, no host: 400 ``invalid_field`` for ``url``."""
+    for url in ("http://a\u0006b/", "http://a b/", "http:///x", "https://:80/", "http://x/\u007f"):
+        r = await admin.http.post("/v1/admin/webhooks", json={"url": url})
+        assert r.status_code == 400 and r.json()["code"] == "invalid_field", (url, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == ["url"], r.text
+
+
+async def test_one_undeliverable_subscription_resends_nothing_to_others(
+    own_redis: str, node: ServerProcess, admin: Admin
+) -> None:
+    """A URL the HTTP client refuses (stored before URLs were checked) fails its
+    own subscription, on its retry schedule; every entry is acknowledged, and a
+    healthy receiver gets each event once."""
+    store = Store(open_link(own_redis, 2.0, 2.0))
+    hooks = WebhookStore(store, 60_000)
+    bad = Subscription(id=f"sub_bad{uuid.uuid4().hex[:8]}", url="http://a\x06b/",
+                       events=["order.*"], categories=[], secret=new_secret(), enabled=True,
+                       created_at=int(time.time() * 1000))  # fmt: skip
+    await hooks.save(bad)
+    receiver = await Receiver().start()
+    await subscribe(admin, receiver, events=["order.*"])
+    await asyncio.sleep(0.1 * UNIT)  # the loop has seen both subscriptions
+    city = unique_city()
+    customer = Customer(node.url)
+    await customer.create(city, 10.0, 10.0)
+    client = redis_client(own_redis)
+
+    async def failed_alone() -> bool:
+        groups = await client.xinfo_groups(keys.stream(city))
+        tried = await log_of(admin, {"id": bad.id})
+        return bool(groups and groups[0]["pending"] == 0 and receiver.ids
+                    and any("InvalidURL" in (d["error"] or "") for d in tried))  # fmt: skip
+
+    await until(failed_alone)
+    assert len(receiver.ids) == len(set(receiver.ids)), receiver.ids
+    await admin.http.delete(f"/v1/admin/webhooks/{bad.id}")
+    await client.aclose()
+    await store.link.aclose()
+    await customer.close()
+    await receiver.stop()
 
 
 async def test_a_dead_consumers_entries_are_claimed(own_redis: str) -> None:

@@ -5,6 +5,7 @@ survives another's death), step data and codes, cancellation rules."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,29 @@ async def test_the_handover_code_is_checked(
     assert isinstance(refused, Error) and refused.errors and refused.errors[0].code == "wrong_code"
     assert isinstance(await step(worker, oid, "delivered", code=code), Ack)
     assert (await customer.order(oid))["state"] == "completed"
+    await worker.close()
+
+
+async def test_a_steps_whole_number_reads_alike_live_and_in_the_history(
+    server: ServerProcess, admin: Admin, customer: Customer, city: str
+) -> None:
+    """``{"quote_cents": 12000}`` is 12000 on the live socket and in GET, never 12000.0."""
+    d = category(skills=["quoter-x"], steps=[
+        Step(name="quoted", requires=[StepField(name="quote_cents", type="number")]),
+        Step(name="done"),
+    ])  # fmt: skip
+    worker, oid, _ = await assigned(server, admin, customer, city, d,
+                                    {"breed": "other", "weight_kg": 1})  # fmt: skip
+    live = await customer.live(oid)
+    assert json.loads(await live.ws.recv())["type"] == "snapshot"
+    assert isinstance(await step(worker, oid, "quoted", quote_cents=12000), Ack)
+    frame: dict[str, Any] = {}
+    while frame.get("type") != "event":  # past any position of the worker
+        frame = json.loads(await asyncio.wait_for(live.ws.recv(), 5 * UNIT))
+    history = (await customer.order(oid))["events"]
+    seen = [frame["event"]["data"], history[-1]["data"]]
+    assert [repr(data) for data in seen] == ["{'quote_cents': 12000}"] * 2, seen
+    await live.close()
     await worker.close()
 
 

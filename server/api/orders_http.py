@@ -5,8 +5,11 @@ Every answer is JSON: an :class:`OrderView`, or an :class:`HttpError` with a
 stable code (``server/api/responses.py``). ``Idempotency-Key`` makes creation
 safe to retry: the key is bound to a digest of the body and the order id
 before the order is created, so a retry after any failure finds (or finishes
-creating) the same order. Each customer may create ``order_rate_per_s`` orders a second (bursts of
-``order_burst``); past that the answer is 429 with ``Retry-After``.
+creating) the same order. A request refused before that (its body checked,
+the rate limit) binds nothing: the key stays free for the corrected request,
+as Stripe and the IETF Idempotency-Key draft do. Each customer may create
+``order_rate_per_s`` orders a second (bursts of ``order_burst``); past that
+the answer is 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from protocol import codec, ids
-from protocol.messages import DoStep
+from protocol.messages import CreateOrder, DoStep
 from server import auth
 from server.api.responses import RateLimited, decoded, json_body, json_response, read_body
 from server.dispatcher import fingerprint
@@ -45,25 +48,34 @@ async def create_order(request: Request) -> Response:
     s = rt.settings
     raw = await read_body(request, s.max_frame_bytes, s.body_timeout_s)
     body = decoded(codec.create_order_decoder, raw)
-    rt.dispatcher.served(body.city)
-    oid = keys.new_order_id(keys.City(body.city))
     key = request.headers.get("idempotency-key")
-    if key is not None:
-        if not ids.IDEMPOTENCY_KEY_RE.match(key):
-            raise Refused("bad_request", "Idempotency-Key must be 1-64 printable ASCII characters")
-        mine = fingerprint(body)
-        bound_fp, oid = await rt.store.reserve_idempotency(
-            me.subject, key, mine, oid, s.idempotency_ttl_s
-        )
-        if bound_fp != mine:
-            raise Refused("idempotency_conflict")
+    if key is not None and not ids.IDEMPOTENCY_KEY_RE.match(key):
+        raise Refused("bad_request", "Idempotency-Key must be 1-64 printable ASCII characters")
+    oid = keys.new_order_id(keys.City(body.city))
+    fields = rt.dispatcher.order_fields(oid, me.subject, body)
     wait_ms = await rt.store.take_order_token(me.subject, s.order_rate_per_s, s.order_burst)
     if wait_ms:
         raise RateLimited(wait_ms)
-    created = await rt.dispatcher.create_order(oid, me.subject, body)
+    if key is not None:
+        bound = await _bind(rt, me.subject, key, body, oid)
+        if bound != oid:  # a retry: the first request's order, finished now if need be
+            oid, fields = bound, rt.dispatcher.order_fields(bound, me.subject, body)
+    created = await rt.dispatcher.place(oid, fields)
     if created is not None:
         return json_response(created, 201)
     return json_response(await rt.dispatcher.view(oid, me.subject), 200)
+
+
+async def _bind(rt: Runtime, customer: str, key: str, body: CreateOrder, oid: OrderId) -> OrderId:
+    """Bind ``key`` to this body and ``oid`` unless it is bound; the order it is
+    bound to, or ``idempotency_conflict`` when it was bound to another body."""
+    mine = fingerprint(body)
+    bound_fp, bound = await rt.store.reserve_idempotency(
+        customer, key, mine, oid, rt.settings.idempotency_ttl_s
+    )
+    if bound_fp != mine:
+        raise Refused("idempotency_conflict")
+    return bound
 
 
 async def get_order(request: Request) -> Response:

@@ -12,8 +12,13 @@ like its price, so a later change pays new orders only)::
 
 "km to the pickup" is straight-line, from where the worker was when the job
 was offered to it; "minutes on the job" run from its accept to the completion,
-by the server's clock. Each part is rounded half up to a whole minor unit and
-one of 0 makes no entry; an order by bare skill has no price and pays nothing.
+the very instants the order's history records as the ``assigned`` and
+``completed`` events' ``at``: so the time part is worked out by the script
+that completes the job, from its own clock reading (``with_time_pay`` in
+``prelude.lua``, with :data:`MINUTE_MS` and the reason rendered from here),
+and the history gives it again to the unit. Each part is rounded half up to a
+whole minor unit (:func:`server.core.pricing.round_half_up`) and one of 0
+makes no entry; an order by bare skill has no price and pays nothing.
 
 The store keeps each entry once per order and reason, so a step done again
 never pays twice; sums go by day, a day being 86,400,000 ms of the server's
@@ -31,19 +36,19 @@ from protocol.messages import EarningReason, EarningsTotal
 from server.core.pricing import round_half_up
 
 DAY_MS = 86_400_000
+MINUTE_MS = 60_000
 JOBS = "jobs"  # the count of completed jobs, summed beside the reasons
 SUMMED = frozenset({JOBS, *(r.value for r in EarningReason)})
 Line = tuple[EarningReason, int]
 
 
-def for_job(rules: Earnings, total: int, distance_m: float, job_ms: int) -> list[Line]:
-    """The entries a completed job pays: its share of the quoted ``total``, its
-    distance part (``distance_m`` to the pickup) and its time part (``job_ms``
-    from the accept to the completion); parts of 0 left out."""
+def for_job(rules: Earnings, total: int, distance_m: float) -> list[Line]:
+    """The entries a completed job pays but its time part (the completing script
+    adds that, at ``rules.per_minute``): its share of the quoted ``total`` and its
+    distance part (``distance_m`` to the pickup); parts of 0 left out."""
     parts = (
         (EarningReason.SHARE, rules.share * total),
         (EarningReason.DISTANCE, rules.per_km * max(0.0, distance_m) / 1000),
-        (EarningReason.TIME, rules.per_minute * max(0, job_ms) / 60_000),
     )
     return [(reason, amount) for reason, part in parts if (amount := round_half_up(part)) > 0]
 

@@ -17,11 +17,14 @@ Delivery is therefore **at least once**: a receiver may get a message twice
 (the node died after sending, before acknowledging) and must use
 ``webhook-id`` to drop the second. Order between messages is not kept.
 
-A failed attempt (a timeout, a connection error, any status but 2xx and 410)
-is kept in the city's retry set with its next time from
-:func:`server.core.webhooks.next_delay_ms`; every node claims due retries with
-a lease, as sweepers claim order timers. After the last attempt the message
-is a dead letter. A receiver that answers **410 Gone** disables its
+A failed attempt (a timeout, a connection error, any status but 2xx and 410,
+or any other failure to send, such as a URL the HTTP client refuses) is a
+failure of that subscription alone: the entry is still acknowledged, so the
+other subscriptions never get it again, and the failed message is kept in
+the city's retry set with its next time from
+:func:`server.core.webhooks.next_delay_ms`; every node claims due retries
+with a lease, as sweepers claim order timers. After the last attempt the
+message is a dead letter. A receiver that answers **410 Gone** disables its
 subscription. Every attempt is written to the subscription's delivery log.
 """
 
@@ -121,6 +124,7 @@ class Deliveries:
         self._busy: set[asyncio.Task[None]] = set()
         self.max_busy = concurrency * 4
         self.sent = self.failed = 0
+        self._faulty: set[str] = set()  # subscriptions whose unexpected failure was logged
         self.http: httpx.AsyncClient | None = None
 
     # ------------------------------------------------------------ the loop
@@ -271,9 +275,21 @@ class Deliveries:
                 return None, f"no answer within {self.timeout_s:g} s"
             except httpx.HTTPError as exc:
                 return None, f"{type(exc).__name__}: {exc}"[:300]
+            except Exception as exc:  # whatever it is, it is this subscription's failure alone
+                self._unexpected(sub, exc)
+                return None, f"{type(exc).__name__}: {exc}"[:300]
         if 200 <= answer.status_code < 300:
             return answer.status_code, None
         return answer.status_code, f"HTTP {answer.status_code}"
+
+    def _unexpected(self, sub: Subscription, exc: Exception) -> None:
+        """Log, with its traceback, the first failure of a kind no HTTP client error
+        covers (``httpx.InvalidURL`` for a URL stored before URLs were checked)
+        for a subscription; the delivery log records every attempt."""
+        if sub.id not in self._faulty:
+            self._faulty.add(sub.id)
+            log.error("webhooks: delivery to subscription %s failed unexpectedly; "
+                      "retried on its own schedule", sub.id, exc_info=exc)  # fmt: skip
 
     def stats(self) -> dict[str, int]:
         return {"sent": self.sent, "failed": self.failed, "in_flight": len(self._busy)}

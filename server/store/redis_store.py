@@ -111,10 +111,13 @@ class WorkflowStep(NamedTuple):
 
 class Pay(NamedTuple):
     """What a step pays the order's worker: entries ``reason=amount,...`` in the
-    minor units of ``currency`` (``server/core/earnings.py``)."""
+    minor units of ``currency`` (``server/core/earnings.py``); for a completed
+    job, ``per_minute``, the rate of its time part, which the script works out
+    from its own clock (the instant the history records the completion at)."""
 
     currency: str
     lines: str
+    per_minute: int = 0
 
 
 class Policy(NamedTuple):
@@ -514,7 +517,8 @@ class Store:
         paid = self._pay_keys(oid, worker) if pay else []
         result = await self.step(
             "cancel", self._order_keys(oid) + paid,
-            [oid, by, actor, done, fee, *(pay or ("", ""))], replies.StepReply,
+            [oid, by, actor, done, fee, *((pay.currency, pay.lines) if pay else ("", ""))],
+            replies.StepReply,
         )  # fmt: skip
         return result.state
 
@@ -540,7 +544,7 @@ class Store:
             [oid, step.by, step.actor, step.state, step.pending, step.event, step.step,
              step.reason, step.next_pending, "" if step.timer_ms is None else step.timer_ms,
              step.data, "1" if step.cancel else "", step.frame,
-             "" if step.arrival_ms is None else step.arrival_ms, *(step.pay or ("", ""))],
+             "" if step.arrival_ms is None else step.arrival_ms, *(step.pay or ("", "", 0))],
             replies.WorkflowReply,
         )  # fmt: skip
 

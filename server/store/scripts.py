@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from importlib import resources
 from typing import TypeVar
 
-from server.core import order_states, worker_states
+from protocol.messages import EarningReason
+from server.core import earnings, order_states, worker_states
 
 K = TypeVar("K", bound=str)
 E = TypeVar("E", bound=str)
@@ -88,6 +89,8 @@ def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> 
         "PERF_DAYS": str(PERF_DAYS),
         "LEDGER_DAYS": str(LEDGER_DAYS),
         "LEDGER_KEEP": str(LEDGER_KEEP),
+        "MINUTE_MS": str(earnings.MINUTE_MS),
+        "TIME_PAY": _lua_str(EarningReason.TIME.value),
         "ORDER_T": _table(order_states.TRANSITIONS),
         "WORKER_T": _table(worker_states.TRANSITIONS),
         "TERMINAL": _set(order_states.TERMINAL),

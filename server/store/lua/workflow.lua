@@ -12,8 +12,9 @@
 -- app ('' for none: a worker doing its own step gets its ack), the category's
 -- promised arrival in ms from the accept when this step makes the order arrive
 -- ('' for none: counted in the worker's on-time figures); when this step completes
--- the order, the currency of its quote ('' for an order without a price) and what
--- its worker earns ('reason=amount,...': prelude's pay).
+-- the order, the currency of its quote ('' for an order without a price), what
+-- its worker earns ('reason=amount,...': prelude's pay) but the time part, and
+-- that part's rate per minute (this script reads the clock the history records).
 -- Reply (WorkflowReply): ok 1 with the order's and the worker's states (the caller
 -- knows the rest of the order: what it read, and what it asked for); or ok 0 with a code: job_not_found (the worker does not hold the
 -- job), order_not_found (not the customer's order), illegal_step (the order moved
@@ -76,7 +77,10 @@ if wkey then
       local perf = prefix .. 'perf:' .. o.worker
       call('HSET', perf, 'last', now)
       call('PEXPIRE', perf, PERF_DAYS * 86400000)
-      if currency ~= '' then pay(okey, oid, o.worker, currency, pay_lines(ARGV[17]), true, now) end
+      if currency ~= '' then
+        local lines = with_time_pay(pay_lines(ARGV[17]), okey, tonumber(ARGV[18]), now)
+        pay(okey, oid, o.worker, currency, lines, true, now)
+      end
     end
   end
   if ARGV[14] ~= '' then
