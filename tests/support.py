@@ -258,12 +258,13 @@ def documented_env(**extra: str) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith(own)}, **extra}
 
 
-def documented_server(data_dir: Path) -> ServerProcess:
+def documented_server(data_dir: Path, **settings: str) -> ServerProcess:
     """``dispatch serve`` as the README starts it: every setting its default (city
-    ``metro``, the development secret, a private Redis in ``data_dir``) but the port."""
+    ``metro``, the development secret, a private Redis in ``data_dir``) but the port
+    and the ``DISPATCH_...`` ``settings`` given."""
     proc = ServerProcess("")
     proc.env = documented_env(DISPATCH_PORT=str(proc.port), DISPATCH_DATA_DIR=str(data_dir),
-                              DISPATCH_LOG_LEVEL="warning")  # fmt: skip
+                              DISPATCH_LOG_LEVEL="warning", **settings)  # fmt: skip
     return proc.start()
 
 
