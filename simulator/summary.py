@@ -74,16 +74,22 @@ def unfinished(report: Report, config: SimConfig) -> list[str]:
 
 
 def _job_time(report: Report, config: SimConfig) -> str:
-    """How long one job takes: the drive to the pickup, then the time on site."""
+    """How long one job takes: the drive to the pickup, then the time on site (and the
+    drive to a drop-off, for the skills that have one)."""
     speeds = [s for v in config.workers.vehicles.values() if v.share > 0 for s in v.speed_kmh]
-    fast, slow = max(speeds) * config.speed_factor, min(speeds) * config.speed_factor
+    slow, fast = min(speeds), max(speeds)
     metres = report.offers.mean_pickup_distance_m
-    drive = f"{_span(metres * 3.6 / fast, metres * 3.6 / slow)} to drive {metres:.0f} m " \
-        f"to the pickup ({min(speeds):g}-{max(speeds):g} km/h"  # fmt: skip
-    drive += f", fast-forwarded {config.speed_factor:g}x)" if config.speed_factor != 1 else ")"
-    sites = [s.service_s for s in config.skills.values() if s.order_weight > 0]
-    on_site = _span(min(low for low, _ in sites), max(high for _, high in sites))
-    return f"{drive}, then {on_site} on site"
+    at_1_kmh_s = metres * 3.6 / config.speed_factor  # the drive's seconds at 1 km/h
+    forward = f", fast-forwarded {config.speed_factor:g}x" if config.speed_factor != 1 else ""
+    skills = {name: s for name, s in config.skills.items() if s.order_weight > 0}
+    on_site = _span(min(s.service_s[0] for s in skills.values()),
+                    max(s.service_s[1] for s in skills.values()))  # fmt: skip
+    dropoff = sorted(name for name, s in skills.items() if s.dropoff_km is not None)
+    and_on = f" (and a drive to the drop-off for {', '.join(dropoff)})" if dropoff else ""
+    return (
+        f"{_span(at_1_kmh_s / fast, at_1_kmh_s / slow)} to drive {metres:.0f} m to the pickup "
+        f"({slow:g}-{fast:g} km/h{forward}), then {on_site} on site{and_on}"
+    )
 
 
 def _span(low_s: float, high_s: float) -> str:

@@ -86,9 +86,9 @@ def test_locust_drives_every_exchange_without_failures(
 def test_the_readme_locust_command_has_no_failures_on_a_documented_server(
     tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    """The README's locust command, for 5 s, against ``dispatch serve`` with its defaults
-    (city ``metro``) but a burst of 2 orders per customer (5 s then show what the default
-    20 shows in 30): every order is in a city the server serves, none gets 429."""
+    """The README's locust command, 5 s, on a default server (order burst 2): no failure."""
+    # A burst of 2 shows in 5 s the 429s the default 20 shows in 30, should one customer
+    # order too fast; no LOADTEST_CITY, so the load test must find the server's city.
     server = documented_server(tmp_path_factory.mktemp("locust"), DISPATCH_ORDER_BURST="2")
     try:
         stats = run_locust(server, tmp_path / "locust", env=documented_env(), run_s=5)

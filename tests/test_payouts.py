@@ -127,8 +127,7 @@ async def test_the_admin_api_names_the_cities_the_server_serves(
 async def test_the_payouts_command_settles_the_servers_cities_not_its_own(
     server: ServerProcess, admin: Admin, customer: Customer, city: str
 ) -> None:
-    """Without ``--city``, ``dispatch payouts`` asks the server which cities it serves
-    (its own ``DISPATCH_CITIES`` does not count) and names them in its summary."""
+    """Without ``--city`` it settles the server's cities, not its own, and names them."""
     key = await _category(admin)
     await _job(server, customer, city, key, "p-auto")
     out = _payouts_cli(server, "--from", _today(1), "--to", _today(),

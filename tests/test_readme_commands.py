@@ -23,8 +23,7 @@ def simulate(server: ServerProcess, *args: str) -> tuple[dict[str, Any], str, in
 
 
 def test_the_default_scenario_runs_on_a_default_server(documented: ServerProcess) -> None:
-    """``dispatch simulate`` (the demo scenario) works against a default ``dispatch serve``:
-    every worker connects, orders are created and nothing is refused."""
+    """``dispatch simulate`` (the demo scenario) runs on a default server, nothing refused."""
     report, stderr, status = simulate(documented, "--duration", "2", "--grace", f"{2 * UNIT}")
     assert status == 0, stderr[-3000:]
     assert report["workers"]["connects"] == report["workers"]["configured"] == 50
@@ -36,8 +35,7 @@ def test_the_default_scenario_runs_on_a_default_server(documented: ServerProcess
 def test_a_city_the_server_does_not_serve_stops_the_run_with_the_fix(
     documented: ServerProcess,
 ) -> None:
-    """A scenario in another city stops at the first ``unknown_city`` (not after its 90 s),
-    exits 1 and says how to serve the city or which scenarios fit the server."""
+    """A city the server does not serve stops the run at once with the fix on stderr."""
     report, stderr, status = simulate(documented, "--scenario", "ranking", "--quiet")
     assert status == 1
     assert report["halted"] and report["elapsed_s"] < 5 * UNIT, report
@@ -47,8 +45,7 @@ def test_a_city_the_server_does_not_serve_stops_the_run_with_the_fix(
 
 
 def test_a_short_lunch_rush_says_what_is_in_progress_and_why(documented: ServerProcess) -> None:
-    """A lunch rush shorter than its jobs ends with a summary that counts the orders still
-    in progress and says why: the drive and the time on site against the wait."""
+    """A lunch rush shorter than its jobs counts those in progress and says why."""
     report, stderr, status = simulate(
         documented, "--scenario", "lunch-rush", "--workers", "40", "--ramp", "1",
         "--duration", "2", "--grace", f"{2 * UNIT}",
