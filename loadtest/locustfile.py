@@ -25,9 +25,17 @@ own), named after what is measured:
 =============  ==============================================================
 
 Configuration (environment): ``DISPATCH_JWT_SECRET`` (the server's; the
-default is the server's development default), ``LOADTEST_CITY`` (default
-``loadtest``), ``LOADTEST_ACK_EVERY`` (default 5), ``LOADTEST_CANCEL_SHARE``
-(default 0.1). The target is locust's ``--host``. See ``loadtest/README.md``.
+default is the server's development default), ``LOADTEST_CITY`` (default: the
+first city the server serves, asked of ``GET /v1/admin/cities``),
+``LOADTEST_CUSTOMERS_PER_USER`` (default 8), ``LOADTEST_ACK_EVERY`` (default
+5), ``LOADTEST_CANCEL_SHARE`` (default 0.1). The target is locust's
+``--host``. See ``loadtest/README.md``.
+
+A customer user orders as several customers in turn, so that each stays
+within the server's default per-customer order rate (``order_rate_per_s`` 1,
+bursts of ``order_burst`` 20): a user orders at most 5 times a second, so
+8 customers order at most 0.63 times a second each. A load test thus needs
+no server setting but the JWT secret.
 
 Imports ``protocol`` and ``loadtest`` only, never ``server``.
 """
@@ -35,10 +43,12 @@ Imports ``protocol`` and ``loadtest`` only, never ``server``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import random
 import time
+import urllib.request
 import uuid
 from typing import Any, Literal
 
@@ -46,7 +56,7 @@ import msgspec
 import websocket
 from locust import FastHttpUser, User, between, constant, task
 
-from loadtest.tokens import customer_token, worker_token
+from loadtest.tokens import admin_token, customer_token, worker_token
 from protocol import codec
 from protocol.messages import (
     AcceptOffer,
@@ -67,11 +77,14 @@ from protocol.messages import (
 )
 
 SECRET = os.environ.get("DISPATCH_JWT_SECRET", "dev-only-secret-change-me-in-production")
-CITY = os.environ.get("LOADTEST_CITY", "loadtest")
+CITY = os.environ.get("LOADTEST_CITY", "")  # empty: the server's first city
+FALLBACK_CITY = "metro"  # a default server's, should the server not say
+CUSTOMERS_PER_USER = int(os.environ.get("LOADTEST_CUSTOMERS_PER_USER", "8"))
 ACK_EVERY = int(os.environ.get("LOADTEST_ACK_EVERY", "5"))
 CANCEL_SHARE = float(os.environ.get("LOADTEST_CANCEL_SHARE", "0.1"))
 CENTRE = (52.52, 13.40)
 REPORT_EVERY_S = 1.0
+FIRST_ORDER_AFTER_S = (0.5, 1.0)
 TIMEOUT_S = 10.0
 ASSIGNED = {"assigned", "arrived", "started", "completed"}
 TERMINAL = {"completed", "cancelled", "unassigned"}
@@ -98,6 +111,23 @@ def near_centre(spread: float) -> tuple[float, float]:
 
 def ws_base(host: str) -> str:
     return "ws" + host.removeprefix("http").rstrip("/")
+
+
+@functools.cache
+def city_at(host: str) -> str:
+    """``LOADTEST_CITY``, else the first city the server at ``host`` serves (asked with
+    an admin token), else :data:`FALLBACK_CITY`."""
+    if CITY:
+        return CITY
+    token = admin_token(SECRET, "locust")
+    ask = urllib.request.Request(f"{host.rstrip('/')}/v1/admin/cities",
+                                 headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with direct.open(ask, timeout=TIMEOUT_S) as reply:
+            return codec.cities_decoder.decode(reply.read()).cities[0]
+    except (OSError, msgspec.DecodeError, IndexError):
+        return FALLBACK_CITY
 
 
 class WorkerUser(User):
@@ -127,7 +157,7 @@ class WorkerUser(User):
         )  # fmt: skip
 
     def _connect(self) -> None:
-        token = worker_token(SECRET, self.wid, CITY)
+        token = worker_token(SECRET, self.wid, city_at(self.host or ""))
         started = time.perf_counter()
         try:
             self.ws = websocket.create_connection(
@@ -227,20 +257,26 @@ class WorkerUser(User):
 
 
 class CustomerUser(FastHttpUser):
-    """A customer: orders, follows the order live until assigned, reads it, sometimes cancels."""
+    """Customers: each order, by the next of ``CUSTOMERS_PER_USER`` customers in turn, is
+    followed live until assigned, read back, or sometimes cancelled."""
 
     weight = 1
     wait_time = between(0.2, 0.6)
 
     def on_start(self) -> None:
-        self.cid = f"lc-{uuid.uuid4().hex[:10]}"
-        self.token = customer_token(SECRET, self.cid)
-        self.auth = {"Authorization": f"Bearer {self.token}"}
+        ids = [f"lc-{uuid.uuid4().hex[:10]}" for _ in range(max(1, CUSTOMERS_PER_USER))]
+        self.tokens = itertools.cycle([customer_token(SECRET, cid) for cid in ids])
+        # Let the workers spawned with it connect and report first: an order that finds
+        # nobody waits the server's retry_interval_s (5 s by default) for its next search.
+        time.sleep(random.uniform(*FIRST_ORDER_AFTER_S))  # gevent-patched
 
     @task
     def order(self) -> None:
+        self.token = next(self.tokens)  # this order's customer, also for _cancel and _follow
+        self.auth = {"Authorization": f"Bearer {self.token}"}
         lat, lng = near_centre(0.005)
-        body = codec.encode(CreateOrder(city=CITY, skill="delivery", pickup=Point(lat, lng)))
+        city = city_at(self.host or "")
+        body = codec.encode(CreateOrder(city=city, skill="delivery", pickup=Point(lat, lng)))
         headers = {**self.auth, "Content-Type": "application/json"}
         started = time.perf_counter()
         with self.client.post(

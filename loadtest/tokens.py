@@ -24,3 +24,8 @@ def worker_token(
 def customer_token(secret: str, customer_id: str) -> str:
     """A customer JWT (HS256) valid for a few hours."""
     return tokens.mint(secret, tokens.claims("customer", customer_id, ttl_s=TTL_S))
+
+
+def admin_token(secret: str, operator_id: str) -> str:
+    """An operator's JWT (HS256), to ask the admin API which cities the server serves."""
+    return tokens.mint(secret, tokens.claims("admin", operator_id, ttl_s=TTL_S))

@@ -1,6 +1,6 @@
 """Bodies of the operators' overrides (``PROTOCOL.md`` §19): reassign an
 order, move its deadline, hold a worker back; a worker as operators see it;
-and the workers' payouts of a period.
+the workers' payouts of a period; and the cities a deployment serves.
 
 Imports nothing from ``server`` or ``simulator``.
 """
@@ -86,3 +86,10 @@ class Payouts(Struct, frozen=True):
     first_day: str
     last_day: str
     payouts: list[Payout] = []
+
+
+class Cities(Struct, frozen=True):
+    """``GET /v1/admin/cities``: the cities this deployment serves (its ``cities``
+    setting), in the order the setting names them."""
+
+    cities: list[str]

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import msgspec
 
-from protocol.admin import Block, Extend, Pause, Payouts, Reassign, Waive, WorkerStanding
+from protocol.admin import Block, Cities, Extend, Pause, Payouts, Reassign, Waive, WorkerStanding
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     CreateOrder,
@@ -63,6 +63,7 @@ rate_order_decoder = msgspec.json.Decoder(RateOrder)
 tip_order_decoder = msgspec.json.Decoder(TipOrder)
 earnings_report_decoder = msgspec.json.Decoder(EarningsReport)
 payouts_decoder = msgspec.json.Decoder(Payouts)
+cities_decoder = msgspec.json.Decoder(Cities)
 category_definition_decoder = msgspec.json.Decoder(CategoryDefinition)
 category_decoder = msgspec.json.Decoder(Category)
 category_list_decoder = msgspec.json.Decoder(CategoryList)

@@ -304,6 +304,11 @@ def _override_paths() -> JSON:
             "security": ADMIN, "parameters": [city, worker],
             "responses": _responses({200: "The worker's earnings."}, {400: ("unknown_city",)},
                                     "EarningsReport")}},
+        "/v1/admin/cities": {"get": {
+            "operationId": "getCities", "summary": "The cities this deployment serves.",
+            "security": ADMIN,
+            "responses": _responses({200: "The cities, as the `cities` setting names them."},
+                                    {}, "Cities")}},
         "/v1/admin/payouts": {"get": {
             "operationId": "getPayouts",
             "summary": "What each worker of a city earned over whole UTC days, by currency.",

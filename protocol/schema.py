@@ -29,7 +29,7 @@ from typing import Any, get_args
 
 import msgspec
 
-from protocol.admin import Block, Extend, Pause, Payouts, Reassign, Waive, WorkerStanding
+from protocol.admin import Block, Cities, Extend, Pause, Payouts, Reassign, Waive, WorkerStanding
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.messages import (
     PROTOCOL_VERSION,
@@ -90,6 +90,7 @@ HTTP_BODIES: tuple[type[msgspec.Struct], ...] = (
     Figures,
     EarningsReport,
     Payouts,
+    Cities,
 )
 COMPONENT_REF = "#/components/schemas/{name}"
 DOCS = "See protocol/PROTOCOL.md for the rules behind these shapes."

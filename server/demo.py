@@ -3,13 +3,13 @@
 Starts ``dispatch serve`` in a child process with its own private Redis in a
 temporary directory, runs the simulator's ``demo`` scenario against it (a
 small fleet completing real orders, with a live progress display), prints the
-simulator's report, and stops everything. It ends by itself.
+simulator's summary (``simulator/summary.py``, as ``dispatch simulate`` does)
+and keeps its report, and stops everything. It ends by itself.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import socket
@@ -19,7 +19,6 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 from server.embedded_redis import stop_process
 
@@ -84,42 +83,8 @@ def run_demo(args: argparse.Namespace) -> int:
             status = sim_cli.run(sim_args)
         finally:
             stop_process(proc, 15)
-        if report.exists():
-            data = json.loads(report.read_text())
+        if report.exists():  # the simulator printed its summary; keep the details
             kept = Path(args.report)
             kept.write_text(report.read_text())
-            sys.stdout.write(summary(data) + f"\nfull report: {kept}\n")
+            sys.stdout.write(f"full report: {kept}\n")
         return status
-
-
-def _ms(stats: dict[str, float]) -> str:
-    return f"p50 {stats.get('p50', 0):.1f} ms, p99 {stats.get('p99', 0):.1f} ms"
-
-
-def summary(report: dict[str, Any]) -> str:
-    """A few lines a person reads after the demo."""
-    orders, lat = report["orders"], report["latency_ms"]
-    offers, workers = report["offers"], report["workers"]
-    return "\n".join([
-        "",
-        f"demo finished in {report['elapsed_s']:.0f} s with {workers['connects']} workers",
-        f"orders: {orders['created']} created, {orders['completed']} completed, "
-        f"{orders['cancelled']} cancelled, {orders['unassigned']} unassigned, "
-        f"{orders['still_open']} still open",
-        "by category: " + ", ".join(f"{'bare skill' if k == '-' else k} {n}"
-                                    for k, n in orders.get("by_category", {}).items())
-        + "".join(f"; {n} approvals {k}" for k, n in orders.get("approvals", {}).items()),
-        "steps the workers did: " + ", ".join(
-            f"{k} {n}" for k, n in workers.get("steps", {}).items()),
-        f"offers: {offers['received']} received by workers, {offers['accepted']} accepted "
-        f"(answer rate {offers['answer_rate']:.0%}), mean pickup distance "
-        f"{offers['mean_pickup_distance_m']:.0f} m",
-        f"order created -> offer on the worker's phone: {_ms(lat['created_to_offer'])}",
-        f"offer sent -> received: {_ms(lat['offer_delivery'])}",
-        f"time to assign (includes the simulated workers' answer delay): "
-        f"{_ms(lat['time_to_assign'])}",
-        f"accept -> customer notified live: {_ms(lat['assign_to_notified'])}",
-        f"workers earned {report['fleet']['earned_total']} (minor units), spread (Gini) "
-        f"{report['fleet']['earnings_gini']}",
-        f"errors: {report['errors'] or 'none'}",
-    ])  # fmt: skip

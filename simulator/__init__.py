@@ -11,9 +11,9 @@ customers over HTTP and live WebSockets. Entry points:
 Module map: ``scenario`` (config and validation), ``city`` and ``geo``
 (districts and sampling), ``movement`` (the street grid), ``fleet`` and
 ``worker`` and ``jobs`` (the fake worker apps), ``customers``, ``orders``
-(cross-side latencies), ``scheduler`` (the one timer heap), ``stats`` and
-``report`` and ``display`` (measuring and telling), ``runner`` and ``procs``
-(running one or several processes).
+(cross-side latencies), ``scheduler`` (the one timer heap), ``stats``,
+``report``, ``display`` and ``summary`` (measuring and telling), ``runner`` and
+``procs`` (running one or several processes).
 """
 
 from simulator.report import Report

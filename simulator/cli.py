@@ -16,6 +16,9 @@ import os
 import sys
 from pathlib import Path
 
+import httpx
+
+from simulator import operator
 from simulator.display import Display
 from simulator.procs import prepare_process
 from simulator.report import Report
@@ -28,18 +31,24 @@ from simulator.scenario import (
     scenario_names,
     with_overrides,
 )
+from simulator.summary import summary
 
 EPILOG = """\
 A run ramps the fleet up, places orders for --duration seconds, waits up to
---grace seconds for open orders to end, then prints a JSON report (orders by
+--grace seconds for open orders to end, then prints a few lines to read on
+stderr (what is still in progress, and why) and a JSON report (orders by
 outcome, answer rate, time to assign, offer delivery and notification
 latencies, location reports per second, errors by code, reconnects, the
 fleet by kind of worker with its earnings and their spread, and the
 simulator's own scheduler lag and CPU). Ctrl-C ends the run early and still
 prints the report (marked "interrupted"); a second Ctrl-C stops at once.
 
-Exit status: 0 when the run happened, 1 when no worker could connect or no
-order could be created, 2 for a bad scenario or option, 130 when interrupted.
+A server that does not serve the run's city (unknown_city) stops the run at
+once, with the fix on stderr.
+
+Exit status: 0 when the run happened, 1 when the server refused the city, no
+worker could connect or no order could be created, 2 for a bad scenario or
+option, 130 when interrupted.
 
 Everything else (vehicles and speeds, accept probability, response delays,
 kinds of worker, late joiners, skills and service times, live-following,
@@ -105,7 +114,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write what the clients were told (acknowledged orders, live events, reconnects) "
         "to DIR/journal-<proc>.jsonl, for checking the server afterwards",
     )
-    add("--quiet", action="store_true", help="no progress display on stderr")
+    add("--quiet", action="store_true", help="no progress display or summary on stderr")
     add(
         "--log-level",
         default="WARNING",
@@ -138,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.list_scenarios:
         for name in scenario_names():
-            sys.stdout.write(f"{name}: {load_scenario(name).description}\n")
+            scenario = load_scenario(name)
+            sys.stdout.write(f"{name} (city {scenario.city}): {scenario.description}\n")
         return 0
     try:
         config = config_from_args(args)
@@ -146,20 +156,40 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"simulate: {exc}\n")
         return 2
     display = None if args.quiet else Display(sys.stderr)
-    factory = prepare_process()
+    served = None
     try:
-        with asyncio.Runner(loop_factory=factory) as runner:
+        with asyncio.Runner(loop_factory=prepare_process()) as runner:
             report = runner.run(simulate(config, display.show if display else None))
+            if report.halted:
+                served = runner.run(_served_cities(config))
     finally:
         if display is not None:
             display.close()
     write_report(report, args.report)
     if "unknown_city" in report.errors:
-        sys.stderr.write(
-            "simulate: the server does not serve this run's cities; start it with "
-            f"DISPATCH_CITIES={','.join(city_names(config))}\n"
-        )
+        sys.stderr.write(refused_city_hint(config, served))
+    elif display is not None:
+        sys.stderr.write(summary(report, config) + "\n")
     return exit_status(report)
+
+
+async def _served_cities(config: SimConfig) -> list[str] | None:
+    async with httpx.AsyncClient(timeout=10.0, trust_env=False) as http:
+        return await operator.served_cities(config, http)
+
+
+def refused_city_hint(config: SimConfig, served: list[str] | None) -> str:
+    """What to do when the server refused the run's city: serve it, or run a scenario
+    in a city the server serves (``served``, when it said)."""
+    wanted = ",".join(city_names(config))
+    text = f"simulate: stopped: the server at {config.urls[0]} does not serve city {wanted}"
+    if served is None:
+        return f"{text}; start it with DISPATCH_CITIES={wanted}\n"
+    fitting = [n for n in scenario_names() if load_scenario(n).city in served]
+    text += f" (it serves {', '.join(served)}); start it with DISPATCH_CITIES={wanted}"
+    if fitting:
+        text += f", or pick a scenario in a city it serves: --scenario {' | '.join(fitting)}"
+    return text + "\n"
 
 
 def write_report(report: Report, path: Path | None) -> None:
@@ -172,10 +202,12 @@ def write_report(report: Report, path: Path | None) -> None:
 
 
 def exit_status(report: Report) -> int:
-    """130 when interrupted; 1 when the server was not usable (no worker connected, or every
-    order failed); else 0."""
+    """130 when interrupted; 1 when the server was not usable (it refused the city, no worker
+    connected, or every order failed); else 0."""
     if report.interrupted:
         return 130
+    if report.halted:
+        return 1
     if report.workers.configured and not report.workers.connects:
         return 1
     if report.orders.create_failed and not report.orders.created:

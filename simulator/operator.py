@@ -1,5 +1,6 @@
 """What the simulator asks of the admin API, as an operator: put the scenario's
-categories in place before a run, and read what each worker earned after it.
+categories in place before a run, read what each worker earned after it, and
+which cities the server serves (to tell how to fix a run it refused).
 
 Both go through ``/v1/admin/...`` with an admin token minted with the run's
 secret. A category file is sent as it is written (TOML or JSON): the server
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
+import msgspec
 
 from protocol import codec
 from simulator.scenario import ScenarioError, SimConfig
@@ -67,3 +69,15 @@ async def count_earnings(
     metrics.count("payouts_read")
     for payout in codec.payouts_decoder.decode(response.content).payouts:
         metrics.count(f"wk.{payout.worker_id}.earned", payout.earnings.total)
+
+
+async def served_cities(config: SimConfig, http: httpx.AsyncClient) -> list[str] | None:
+    """The cities the server serves (``GET /v1/admin/cities``), or None when it does
+    not say (unreachable, an older server, another secret)."""
+    try:
+        response = await http.get(f"{config.urls[0]}/v1/admin/cities", headers=_auth(config))
+        if response.status_code == 200:
+            return codec.cities_decoder.decode(response.content).cities
+    except (httpx.HTTPError, msgspec.DecodeError):
+        pass
+    return None

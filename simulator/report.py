@@ -129,6 +129,8 @@ class Report(Struct, frozen=True):
     location: LocationReport
     errors: dict[str, int]
     simulator: SimulatorReport
+    # stopped at the first error that made the rest pointless (its code is in ``errors``)
+    halted: bool = False
 
     def to_json(self) -> bytes:
         """The report as indented JSON."""
@@ -211,7 +213,7 @@ def build_report(
         scenario, seed, url, duration_s, round(elapsed_s, 2), bool(c.get("interrupted")),
         _orders(c), _offers(snap), fleet, fleet_report(c),
         _latency(snap), location, dict(sorted(snap.errors.items())),
-        _simulator(snap, procs, elapsed_s),
+        _simulator(snap, procs, elapsed_s), bool(c.get("halted")),
     )  # fmt: skip
 
 

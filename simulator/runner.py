@@ -128,10 +128,12 @@ async def run_slice(
     stop: asyncio.Event | None = None,
 ) -> Snapshot:
     """Run this process's share of the scenario; returns what it measured.
-    Setting ``stop`` skips to the closing phase."""
+    Setting ``stop`` skips to the closing phase, as does the first fatal error
+    (:data:`simulator.stats.FATAL_ERRORS`: the report is then ``halted``)."""
     city = load_city(config)
     city_name, count, rate = slice_of(config, proc)
-    metrics = Metrics()
+    stop = stop or asyncio.Event()
+    metrics = Metrics(on_fatal=stop.set)  # a refused city ends the run at once
     grid = Grid(city.bbox, city.projection, config.block_m)
     journal = Journal(config.journal, proc) if config.journal else None
     world = World(
@@ -144,7 +146,7 @@ async def run_slice(
     client = httpx.AsyncClient(timeout=30.0, limits=limits, trust_env=False)
     async with client as http:
         customers = Customers(world, proc, http, rate)
-        run = _Run(world, workers, customers, on_progress, stop or asyncio.Event())
+        run = _Run(world, workers, customers, on_progress, stop)
         try:
             await run.execute()
         finally:
@@ -187,7 +189,8 @@ class _Run:
             for phase, body in phases:
                 self._enter(phase)
                 if not await self._unless_stopped(body()):
-                    self.world.metrics.count("interrupted")
+                    halted = self.world.metrics.fatal is not None
+                    self.world.metrics.count("halted" if halted else "interrupted")
                     break
             self._enter("closing")
             await self._refresh_assign_times()

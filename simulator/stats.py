@@ -15,10 +15,14 @@ from __future__ import annotations
 import math
 import resource
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import msgspec
 from msgspec import Struct
+
+# Errors that make the rest of a run pointless: the server refuses the run's city,
+# so every worker and order would be refused alike. The run stops at the first.
+FATAL_ERRORS = frozenset({"unknown_city"})
 
 # Bucket k holds values v with floor(log1p(v) * _SCALE) == k: ~1 % relative width.
 _SCALE = 100.0
@@ -111,19 +115,25 @@ class Metrics:
     histograms are named by what they time (``offer_delivery_ms``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_fatal: Callable[[], None] | None = None) -> None:
         self.counters: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.histograms: dict[str, Histogram] = {}
         self.connected = 0
+        self.on_fatal = on_fatal  # called at the first of the FATAL_ERRORS
+        self.fatal: str | None = None
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to the counter ``name``."""
         self.counters[name] += n
 
     def error(self, code: str) -> None:
-        """Count one error with this code."""
+        """Count one error with this code; the first fatal one calls ``on_fatal``."""
         self.errors[code] += 1
+        if code in FATAL_ERRORS and self.fatal is None:
+            self.fatal = code
+            if self.on_fatal is not None:
+                self.on_fatal()
 
     def record(self, name: str, value: float) -> None:
         """Add one sample to the histogram ``name``."""

@@ -15,6 +15,7 @@ from tests.support import (
     Customer,
     RedisProcess,
     ServerProcess,
+    documented_server,
     on_cluster,
     one_tag,
     unique_city,
@@ -49,6 +50,15 @@ def server(redis_url: str) -> Iterator[ServerProcess]:
 def second(redis_url: str) -> Iterator[ServerProcess]:
     """Another node sharing the session's Redis."""
     proc = ServerProcess(redis_url).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def documented(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """``dispatch serve`` as the README starts it (default settings: city ``metro``, the
+    development secret, its own private Redis), on a free port; one per test."""
+    proc = documented_server(tmp_path_factory.mktemp("documented"))
     yield proc
     proc.stop()
 

@@ -251,6 +251,23 @@ class ServerProcess:
         self.proc.wait()
 
 
+def documented_env(**extra: str) -> dict[str, str]:
+    """This process's environment without any ``DISPATCH_``, ``LOADTEST_`` or ``REDIS_URL``
+    setting, plus ``extra``: what a command sees when run as the README writes it."""
+    own = ("DISPATCH_", "LOADTEST_", "REDIS_URL")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(own)}, **extra}
+
+
+def documented_server(data_dir: Path, **settings: str) -> ServerProcess:
+    """``dispatch serve`` as the README starts it: every setting its default (city
+    ``metro``, the development secret, a private Redis in ``data_dir``) but the port
+    and the ``DISPATCH_...`` ``settings`` given."""
+    proc = ServerProcess("")
+    proc.env = documented_env(DISPATCH_PORT=str(proc.port), DISPATCH_DATA_DIR=str(data_dir),
+                              DISPATCH_LOG_LEVEL="warning", **settings)  # fmt: skip
+    return proc.start()
+
+
 def worker_token(wid: str, city: str, skills: tuple[str, ...] = ("delivery",), **kw: Any) -> str:
     return auth.mint(TOKENS, "worker", wid, ttl_s=3600, city=city, skills=skills, **kw)
 

@@ -113,6 +113,32 @@ async def test_payouts_and_the_csv_reconcile_with_the_ledgers(
     assert {t["city"] for t in table} == {city} and {t["currency"] for t in table} == {"EUR"}
 
 
+async def test_the_admin_api_names_the_cities_the_server_serves(
+    server: ServerProcess, admin: Admin, customer: Customer
+) -> None:
+    """``GET /v1/admin/cities`` answers the server's ``cities`` setting, to admins only."""
+    r = await admin.http.get("/v1/admin/cities")
+    assert r.status_code == 200, r.text
+    assert r.json() == {"cities": server.env["DISPATCH_CITIES"].split(",")}
+    r = await customer.http.get("/v1/admin/cities")
+    assert r.status_code == 403, r.text
+
+
+async def test_the_payouts_command_settles_the_servers_cities_not_its_own(
+    server: ServerProcess, admin: Admin, customer: Customer, city: str
+) -> None:
+    """Without ``--city`` it settles the server's cities, not its own, and names them."""
+    key = await _category(admin)
+    await _job(server, customer, city, key, "p-auto")
+    out = _payouts_cli(server, "--from", _today(1), "--to", _today(),
+                       env={"DISPATCH_CITIES": "elsewhere"})  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    table = list(csv.DictReader(io.StringIO(out.stdout)))
+    assert ("p-auto", city) in {(t["worker_id"], t["city"]) for t in table}
+    served = server.env["DISPATCH_CITIES"].split(",")
+    assert f"for {len(served)} city(ies) ({', '.join(served)})" in out.stderr, out.stderr
+
+
 async def test_a_bad_period_is_refused_with_its_code(admin: Admin, city: str) -> None:
     """Missing and malformed dates, a period backwards, in the future or past the
     kept days, an unknown city: each a 400 with its code; the CLI says so too."""
@@ -139,8 +165,11 @@ async def test_the_payouts_command_tells_what_the_server_refused(
     assert "out_of_range" in out.stderr and not out.stdout
 
 
-def _payouts_cli(server: ServerProcess, *args: str) -> subprocess.CompletedProcess[str]:
-    """``dispatch payouts ARGS``, as an operator runs it."""
-    env = {**os.environ, "DISPATCH_JWT_SECRET": SECRET}
+def _payouts_cli(
+    server: ServerProcess, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``dispatch payouts ARGS``, as an operator runs it (with ``env`` added to its
+    environment)."""
+    env = {**os.environ, "DISPATCH_JWT_SECRET": SECRET, **(env or {})}
     command = [sys.executable, "-m", "server.cli", "payouts", *args, "--url", server.url]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)

@@ -60,6 +60,7 @@ HTTP_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "tip_order": codec.tip_order_decoder,
     "earnings_report": codec.earnings_report_decoder,
     "payouts": codec.payouts_decoder,
+    "cities": codec.cities_decoder,
 }
 
 

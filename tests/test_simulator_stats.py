@@ -78,7 +78,7 @@ def test_report_json_has_the_promised_shape() -> None:
     doc = msgspec.json.decode(report.to_json())
     assert set(doc) == {
         "scenario", "seed", "url", "duration_s", "elapsed_s", "interrupted", "orders", "offers",
-        "workers", "fleet", "latency_ms", "location", "errors", "simulator",
+        "workers", "fleet", "latency_ms", "location", "errors", "simulator", "halted",
     }  # fmt: skip
     assert set(doc["latency_ms"]) >= {"time_to_assign", "created_to_offer", "offer_delivery"}
     assert set(doc["latency_ms"]["time_to_assign"]) == {"count", "mean", "p50", "p95", "p99", "max"}
@@ -96,6 +96,7 @@ def test_report_json_has_the_promised_shape() -> None:
         ({"orders_create_failed": 3}, 1),
         ({"connects": 5, "orders_create_failed": 3}, 1),
         ({"connects": 5, "interrupted": 1}, 130),
+        ({"connects": 5, "halted": 1}, 1),
     ],
 )
 def test_exit_status_says_whether_the_server_was_usable(
@@ -107,6 +108,17 @@ def test_exit_status_says_whether_the_server_was_usable(
         duration_s=1, elapsed_s=1,
     )  # fmt: skip
     assert exit_status(report) == status
+
+
+def test_the_first_refused_city_calls_on_fatal_once() -> None:
+    """``unknown_city`` ends the run (once, however many follow); other errors do not."""
+    calls: list[str] = []
+    m = Metrics(on_fatal=lambda: calls.append("stop"))
+    m.error("offer_taken")
+    assert calls == [] and m.fatal is None
+    m.error("unknown_city")
+    m.error("unknown_city")
+    assert calls == ["stop"] and m.fatal == "unknown_city" and m.errors["unknown_city"] == 2
 
 
 # ---------------------------------------------------------------- orders, scheduler, display

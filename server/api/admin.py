@@ -11,6 +11,9 @@ Orders (``/v1/admin/orders/{id}``): read any order, do its pending step
 whoever it belongs to (an approval's decision included), or cancel it at any
 point before it ended (no fee).
 
+Cities (``/v1/admin/cities``): the cities this deployment serves, so that
+the operators' commands settle the server's cities, not their own settings'.
+
 Every call that changes something is logged with the operator's id, and a
 step or a cancel is recorded on the order (``by`` operator, ``actor`` the
 operator's id).
@@ -24,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from protocol import ids
+from protocol.admin import Cities
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.errors import message
 from server import auth, categories
@@ -151,6 +155,12 @@ async def get_order(request: Request) -> Response:
     return await order_view(rt, order_id_of(request))
 
 
+async def served_cities(request: Request) -> Response:
+    """``GET /v1/admin/cities``: the cities this deployment serves."""
+    rt, _ = admin_of(request)
+    return json_response(Cities(cities=list(rt.settings.cities)))
+
+
 async def retire_category(request: Request) -> Response:
     return await _retire(request, True)
 
@@ -168,4 +178,5 @@ ROUTES = [
     ("/v1/admin/orders/{order_id}", get_order, ["GET"]),
     ("/v1/admin/orders/{order_id}/steps/{step}", force_step, ["POST"]),
     ("/v1/admin/orders/{order_id}/cancel", force_cancel, ["POST"]),
+    ("/v1/admin/cities", served_cities, ["GET"]),
 ]
