@@ -38,11 +38,16 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def configure_logging(level: str, fmt: str = "text", node: str = "") -> None:
+def configure_logging(
+    level: str, fmt: str = "text", node: str = "", *, access_log: bool = False
+) -> None:
     """One handler on the root logger (uvicorn's loggers propagate to it), in
     ``text`` or ``json`` lines, each with the node and, where known, the worker
-    and the order; tokens redacted."""
+    and the order; tokens redacted. Without ``access_log``, uvicorn's lines about
+    each WebSocket are debug lines."""
     logging.basicConfig(level=level.upper(), format=logs.TEXT_FORMAT, force=True)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.filters = [] if access_log else [logs.WebSocketLines()]
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
         handler.addFilter(logs.Context(node))
@@ -81,7 +86,7 @@ def _serve(args: argparse.Namespace) -> int:
         if args.config:
             serve_args += ["--config", args.config]
         return asyncio.run(Fleet(cfg, args.workers, serve_args).run())
-    configure_logging(cfg.log_level, cfg.log_format, cfg.node)
+    configure_logging(cfg.log_level, cfg.log_format, cfg.node, access_log=cfg.access_log)
     app = create_app(cfg)
     http, ws = protocols(cfg)
     config = uvicorn.Config(
