@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import re
 import resource
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from server import logs
 from server import settings as settings_mod
@@ -97,13 +100,38 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=math.ceil(cfg.shutdown_timeout_s), timeout_keep_alive=5,
     )  # fmt: skip
     server = uvicorn.Server(config)
-    server.run(sockets=[reuse_port_socket(cfg.host, cfg.port)] if args.reuse_port else None)
+    with signals_end_the_drain():
+        server.run(sockets=[reuse_port_socket(cfg.host, cfg.port)] if args.reuse_port else None)
     if not server.started:
         return STARTUP_FAILURE
     return int(app.state.exit_code)
 
 
 STARTUP_FAILURE = 3  # as uvicorn.run exits when the app does not start
+DRAINING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def signals_end_the_drain() -> Iterator[None]:
+    """While uvicorn runs: a SIGINT or SIGTERM it caught ends the process with the
+    node's own status once it has drained, not by the signal.
+
+    uvicorn handles both signals itself (it drains), then puts back the handlers
+    it found and raises each signal it caught again, so that the process ends "as
+    the signal would": a KeyboardInterrupt traceback and 130 for Ctrl-C, 143 for
+    SIGTERM. The handlers it finds are these, which take note of nothing: a drain
+    asked for is a clean end (0), and a node that failed for good still says so
+    through ``app.state.exit_code`` (it stops itself with a SIGTERM too)."""
+    previous = {sig: signal.signal(sig, _drained) for sig in DRAINING_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _drained(signum: int, frame: FrameType | None) -> None:
+    """uvicorn's raising again of a signal it has already drained for."""
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:

@@ -38,7 +38,8 @@ RESTARTS_ALLOWED = 5
 RESTART_WINDOW_S = 60.0
 SHUTDOWN_MARGIN_S = 5.0
 POLL_S = 0.2
-# uvicorn drains on SIGTERM, then raises the signal again to end the process.
+# A node drains on SIGTERM and exits 0; one stopped before it serves (still
+# starting up) ends by the signal.
 STOPPED_CLEANLY = (0, -signal.SIGTERM)
 
 
