@@ -59,11 +59,25 @@ def configure_logging(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    cfg = _serve_settings(args)
+    raise_open_file_limit()
+    sockets = _claim(cfg, args)
+    if args.workers > 1:
+        import asyncio
 
-    from server.api.http_guard import protocols
-    from server.app import create_app
+        from server.workers import Fleet
 
+        configure_logging(cfg.log_level, cfg.log_format, "fleet")
+        serve_args = ["--host", cfg.host, "--port", str(cfg.port)]
+        if args.config:
+            serve_args += ["--config", args.config]
+        return asyncio.run(Fleet(cfg, args.workers, serve_args).run())
+    configure_logging(cfg.log_level, cfg.log_format, cfg.node, access_log=cfg.access_log)
+    return _run_node(cfg, sockets)
+
+
+def _serve_settings(args: argparse.Namespace) -> settings_mod.Settings:
+    """The settings with ``--host`` and ``--port``; exit if they are bad or unsafe."""
     cfg = _settings(args)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
@@ -78,18 +92,33 @@ def _serve(args: argparse.Namespace) -> int:
             "bytes (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), "
             "or listen on 127.0.0.1 for development."
         )
-    raise_open_file_limit()
-    if args.workers > 1:
-        import asyncio
+    return cfg
 
-        from server.workers import Fleet
 
-        configure_logging(cfg.log_level, cfg.log_format, "fleet")
-        serve_args = ["--host", cfg.host, "--port", str(cfg.port)]
-        if args.config:
-            serve_args += ["--config", args.config]
-        return asyncio.run(Fleet(cfg, args.workers, serve_args).run())
-    configure_logging(cfg.log_level, cfg.log_format, cfg.node, access_log=cfg.access_log)
+def _claim(cfg: settings_mod.Settings, args: argparse.Namespace) -> list[socket.socket]:
+    """Before anything starts: lock the data directory when the private Redis is to
+    live there, and bind the port (a node) or check that no server listens on it (a
+    fleet, whose nodes bind it); exit naming what another process holds."""
+    from server import claims
+
+    try:
+        if not cfg.redis_url:  # a fleet's nodes are given the parent's Redis
+            claims.lock_data_dir(cfg.data_dir)
+        if args.workers > 1:
+            claims.check_port(cfg.host, cfg.port)
+            return []
+        return claims.listening_sockets(cfg.host, cfg.port, reuse_port=args.reuse_port)
+    except claims.Refused as exc:
+        raise SystemExit(f"dispatch serve: {exc}") from None
+
+
+def _run_node(cfg: settings_mod.Settings, sockets: list[socket.socket]) -> int:
+    """Serve on ``sockets`` until told to stop; the node's exit status."""
+    import uvicorn
+
+    from server.api.http_guard import protocols
+    from server.app import create_app
+
     app = create_app(cfg)
     http, ws = protocols(cfg)
     config = uvicorn.Config(
@@ -100,8 +129,10 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=math.ceil(cfg.shutdown_timeout_s), timeout_keep_alive=5,
     )  # fmt: skip
     server = uvicorn.Server(config)
+    for sock in sockets:  # uvicorn says so only for the sockets it binds itself
+        logging.getLogger(__name__).info("listening on %s", sock.getsockname())
     with signals_end_the_drain():
-        server.run(sockets=[reuse_port_socket(cfg.host, cfg.port)] if args.reuse_port else None)
+        server.run(sockets=sockets)
     if not server.started:
         return STARTUP_FAILURE
     return int(app.state.exit_code)
@@ -132,18 +163,6 @@ def signals_end_the_drain() -> Iterator[None]:
 
 def _drained(signum: int, frame: FrameType | None) -> None:
     """uvicorn's raising again of a signal it has already drained for."""
-
-
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A listening socket that other processes may bind too (SO_REUSEPORT): the
-    kernel spreads new connections over every process listening on the port."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
-    sock.listen(2048)
-    return sock
 
 
 def _positive(text: str) -> int:

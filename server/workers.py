@@ -4,7 +4,10 @@ The parent starts the private Redis (when no ``REDIS_URL`` is set) so that
 every node shares it, then N children, each ``dispatch serve --reuse-port``:
 a node of its own (its own id, event loop and core) listening on the same
 address with SO_REUSEPORT, so the kernel spreads new connections over them.
-Nodes on one machine are nodes like any other: they meet in Redis.
+Nodes on one machine are nodes like any other: they meet in Redis. Before
+any of it, ``dispatch serve`` has locked the data directory for the parent and
+checked that no server listens on the port (:mod:`server.claims`); the
+children, given the parent's Redis, lock nothing.
 
 A child that dies is started again after a backoff; one that keeps dying
 (``RESTARTS_ALLOWED`` times within ``RESTART_WINDOW_S``) stops them all, and
