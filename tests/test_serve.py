@@ -42,8 +42,7 @@ def _ready(url: str) -> bool:
 async def test_a_second_server_in_the_data_dir_exits_and_leaves_the_first_alone(
     tmp_path: Path,
 ) -> None:
-    """A second ``dispatch serve`` on another port but the same data directory exits
-    at once naming the directory; the first stays ready with its orders."""
+    """A second server in a running one's data dir exits at once; the first keeps its orders."""
     first = _private(tmp_path / "data", tmp_path / "first.log").start()
     customer = Customer(first.url, "c-owner")
     try:
@@ -61,8 +60,7 @@ async def test_a_second_server_in_the_data_dir_exits_and_leaves_the_first_alone(
 
 
 async def test_a_fleet_owns_its_data_dir(tmp_path: Path) -> None:
-    """Under ``--workers 2`` the parent holds the data directory: a single node or a
-    second fleet there exits at once; the fleet's nodes stay ready."""
+    """A node or a fleet in a running fleet's data dir exits at once; the fleet stays ready."""
     fleet = _private(tmp_path / "data", tmp_path / "fleet.log", ("--workers", "2")).start()
     try:
         for args in ((), ("--workers", "2")):
@@ -78,8 +76,7 @@ async def test_a_fleet_owns_its_data_dir(tmp_path: Path) -> None:
 async def test_a_taken_port_stops_a_server_before_it_starts_anything(
     tmp_path: Path, args: tuple[str, ...]
 ) -> None:
-    """A server (or a fleet) told to listen on a port another one holds exits naming
-    the port, having started no Redis in its own data directory; the first stays ready."""
+    """A server or fleet on a taken port exits naming it, having started no Redis."""
     first = _private(tmp_path / "a", tmp_path / "first.log").start()
     try:
         second = _private(tmp_path / "b", tmp_path / "second.log", args)
@@ -103,12 +100,20 @@ def test_a_signal_drains_and_exits_0(redis_url: str, tmp_path: Path, sig: signal
     assert "Traceback" not in (tmp_path / "node.log").read_text()
 
 
+def test_a_node_that_failed_for_good_exits_1(redis_url: str, tmp_path: Path) -> None:
+    """A node whose loop keeps failing (no metrics directory) exits 1, not by its SIGTERM."""
+    missing = tmp_path / "no-such-dir"
+    node = ServerProcess(redis_url, {"DISPATCH_METRICS_DIR": str(missing)})
+    status, stderr = _refused(node, timeout_s=20.0)
+    assert status == 1, stderr
+    assert "metrics-file failed" in stderr
+
+
 @pytest.mark.parametrize("access_log", [False, True], ids=["quiet", "access-log"])
 async def test_websockets_are_logged_only_with_the_access_log(
     redis_url: str, tmp_path: Path, access_log: bool
 ) -> None:
-    """At the default level a worker's socket writes no line of its own; with
-    access_log on, its handshake and opening are logged."""
+    """At level info a worker socket logs no line of its own unless access_log is on."""
     log = tmp_path / "node.log"
     env = {"DISPATCH_LOG_LEVEL": "info", "DISPATCH_ACCESS_LOG": str(access_log).lower()}
     node = ServerProcess(redis_url, env=env, log=log).start()
@@ -127,8 +132,7 @@ async def test_websockets_are_logged_only_with_the_access_log(
 
 @pytest.mark.parametrize("level", [logging.INFO, logging.DEBUG])
 def test_websocket_lines_are_debug_lines(level: int) -> None:
-    """Each of uvicorn's per-WebSocket lines is dropped at INFO and shown as DEBUG
-    at DEBUG; its other lines pass as they are."""
+    """uvicorn's per-WebSocket lines are DEBUG lines; its other lines pass unchanged."""
     logger = logging.getLogger(f"test-ws-lines-{level}")
     logger.setLevel(level)
     shown: list[logging.LogRecord] = []
