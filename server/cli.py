@@ -135,10 +135,13 @@ def _run_node(cfg: settings_mod.Settings, sockets: list[socket.socket]) -> int:
         server.run(sockets=sockets)
     if not server.started:
         return STARTUP_FAILURE
+    if server.force_exit:  # a second Ctrl-C: open connections and the app were not drained
+        return CUT_SHORT
     return int(app.state.exit_code)
 
 
 STARTUP_FAILURE = 3  # as uvicorn.run exits when the app does not start
+CUT_SHORT = 128 + signal.SIGINT  # as a shell reports a Ctrl-C that ended the process
 DRAINING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -151,8 +154,9 @@ def signals_end_the_drain() -> Iterator[None]:
     it found and raises each signal it caught again, so that the process ends "as
     the signal would": a KeyboardInterrupt traceback and 130 for Ctrl-C, 143 for
     SIGTERM. The handlers it finds are these, which take note of nothing: a drain
-    asked for is a clean end (0), and a node that failed for good still says so
-    through ``app.state.exit_code`` (it stops itself with a SIGTERM too)."""
+    asked for is a clean end (0), a node that failed for good still says so
+    through ``app.state.exit_code`` (it stops itself with a SIGTERM too), and a
+    drain cut short by a second Ctrl-C by ``CUT_SHORT``."""
     previous = {sig: signal.signal(sig, _drained) for sig in DRAINING_SIGNALS}
     try:
         yield

@@ -4,6 +4,7 @@ not three log lines."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import subprocess
@@ -14,7 +15,14 @@ import httpx
 import pytest
 
 from server import logs
-from tests.support import UNIT, Customer, ServerProcess, WorkerClient, unique_city
+from tests.support import (
+    UNIT,
+    Customer,
+    ServerProcess,
+    WorkerClient,
+    customer_token,
+    unique_city,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -98,6 +106,39 @@ def test_a_signal_drains_and_exits_0(redis_url: str, tmp_path: Path, sig: signal
     node.proc.send_signal(sig)
     assert node.proc.wait(timeout=15 * UNIT) == 0
     assert "Traceback" not in (tmp_path / "node.log").read_text()
+
+
+async def test_a_second_ctrl_c_cuts_the_drain_short_with_130(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Ctrl-C again while a request holds the drain up ends the node at once, with 130."""
+    log = tmp_path / "node.log"
+    env = {"DISPATCH_BODY_TIMEOUT_S": str(30 * UNIT), "DISPATCH_LOG_LEVEL": "info"}
+    node = ServerProcess(redis_url, env, log=log).start()
+    assert node.proc is not None
+    _, writer = await asyncio.open_connection("127.0.0.1", node.port)
+    token = customer_token("c-slow").encode()
+    writer.write(b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token
+                 + b"\r\nContent-Length: 50\r\n\r\n{")  # fmt: skip
+    await writer.drain()
+    try:
+        await asyncio.sleep(0.2 * UNIT)  # the request reaches the app, which awaits its body
+        node.proc.send_signal(signal.SIGINT)
+        await _until_logged(log, "Waiting for connections to close")
+        node.proc.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(node.proc.wait, 10 * UNIT) == 130
+    finally:
+        writer.close()
+        node.stop()
+    assert "KeyboardInterrupt" not in log.read_text()
+
+
+async def _until_logged(log: Path, text: str, timeout_s: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s * UNIT
+    while text not in log.read_text():
+        assert loop.time() < deadline, f"{text!r} not logged"
+        await asyncio.sleep(0.02)
 
 
 def test_a_node_that_failed_for_good_exits_1(redis_url: str, tmp_path: Path) -> None:
