@@ -130,7 +130,9 @@ def _run_node(cfg: settings_mod.Settings, sockets: list[socket.socket]) -> int:
     )  # fmt: skip
     server = uvicorn.Server(config)
     for sock in sockets:  # uvicorn says so only for the sockets it binds itself
-        logging.getLogger(__name__).info("listening on %s", sock.getsockname())
+        host, port = sock.getsockname()[:2]
+        logging.getLogger(__name__).info("listening on http://%s:%d (served once the node is up)",
+                                         f"[{host}]" if ":" in host else host, port)  # fmt: skip
     with signals_end_the_drain():
         server.run(sockets=sockets)
     if not server.started:
