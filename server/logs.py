@@ -94,11 +94,13 @@ WEBSOCKET_LINES = frozenset({
 
 class WebSocketLines(logging.Filter):
     """On uvicorn's logger with access_log off: its lines about each WebSocket
-    are access-log lines, three per connection (1,500 for 500 workers), so they
-    are shown as DEBUG lines, at ``log_level = debug`` only."""
+    are access-log lines, two or three per connection (over a thousand for 500
+    workers), so they are shown as DEBUG lines, at ``log_level = debug`` only."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno != logging.INFO or record.msg not in WEBSOCKET_LINES:
+        if record.levelno != logging.INFO or not isinstance(record.msg, str):
+            return True
+        if record.msg not in WEBSOCKET_LINES:
             return True
         record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
         return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
