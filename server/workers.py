@@ -4,7 +4,10 @@ The parent starts the private Redis (when no ``REDIS_URL`` is set) so that
 every node shares it, then N children, each ``dispatch serve --reuse-port``:
 a node of its own (its own id, event loop and core) listening on the same
 address with SO_REUSEPORT, so the kernel spreads new connections over them.
-Nodes on one machine are nodes like any other: they meet in Redis.
+Nodes on one machine are nodes like any other: they meet in Redis. Before
+any of it, ``dispatch serve`` has locked the data directory for the parent and
+checked that no server listens on the port (:mod:`server.claims`); the
+children, given the parent's Redis, lock nothing.
 
 A child that dies is started again after a backoff; one that keeps dying
 (``RESTARTS_ALLOWED`` times within ``RESTART_WINDOW_S``) stops them all, and
@@ -38,7 +41,8 @@ RESTARTS_ALLOWED = 5
 RESTART_WINDOW_S = 60.0
 SHUTDOWN_MARGIN_S = 5.0
 POLL_S = 0.2
-# uvicorn drains on SIGTERM, then raises the signal again to end the process.
+# A node drains on SIGTERM and exits 0; one stopped before it serves (still
+# starting up) ends by the signal.
 STOPPED_CLEANLY = (0, -signal.SIGTERM)
 
 
