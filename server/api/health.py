@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hmac
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from server import auth
 from server.metrics import CONTENT_TYPE, exposition, fleet_exposition
@@ -41,9 +42,16 @@ async def metrics(request: Request) -> Response:
     expected = rt.settings.metrics_token
     given = auth.bearer(request.headers.get("authorization")) or ""
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        return PlainTextResponse("Not Found", 404)  # as for any unknown route
+        raise HTTPException(404)  # answered as for any unknown route
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(rt.metrics())
     if rt.settings.metrics_dir:
         return Response(fleet_exposition(rt, rt.settings.metrics_dir), media_type=CONTENT_TYPE)
     return Response(exposition(rt), media_type=CONTENT_TYPE)
+
+
+ROUTES = [
+    ("/healthz", healthz, ["GET"]),
+    ("/readyz", readyz, ["GET"]),
+    ("/metrics", metrics, ["GET"]),
+]
