@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+from protocol import ids
 from protocol.errors import ERROR_CODES
+from protocol.messages import FIELD
 from protocol.schema import COMPONENT_REF, DOCS, HTTP_BODIES, _components, _info, _ref
 
 JSON = dict[str, Any]
@@ -24,21 +26,31 @@ COMMON_ERRORS: dict[int, tuple[str, ...]] = {
     503: ("unavailable",),
 }
 BODY_ERRORS = ("bad_json", "missing_field", "invalid_field", "out_of_range", "bad_request")
+# What reading any request body can end in, besides its own errors.
+READ_ERRORS: dict[int, tuple[str, ...]] = {408: ("request_timeout",), 413: ("too_large",)}
+WORKER_ERRORS: dict[int, tuple[str, ...]] = {400: ("unknown_city", "invalid_field")}
+LEDGER_DAYS = 100  # how far back the day books reach (server/store/scripts.py; PROTOCOL.md §19)
 STEP_ERRORS: dict[int, tuple[str, ...]] = {
     400: (*BODY_ERRORS, "invalid_step_data"),
     403: ("forbidden", "not_your_step"),
     404: ("order_not_found",),
     409: ("illegal_step",),
+    **READ_ERRORS,
 }
 
 
 def _error_response(status: int, codes: tuple[str, ...]) -> JSON:
     meanings = " ".join(f"`{code}`: {ERROR_CODES[code]}" for code in codes)
     examples = {code: {"value": {"code": code, "message": ERROR_CODES[code]}} for code in codes}
-    return {
+    response: JSON = {
         "description": f"{HTTPStatus(status).phrase}. {meanings}",
         "content": {"application/json": {"schema": _ref("HttpError"), "examples": examples}},
     }
+    if status == 429:
+        response["headers"] = {"Retry-After": {
+            "description": "Seconds to wait before trying again.", "required": True,
+            "schema": {"type": "integer", "minimum": 1}}}  # fmt: skip
+    return response
 
 
 def _responses(
@@ -57,9 +69,9 @@ def _responses(
     return responses
 
 
-def _path(name: str, description: str) -> JSON:
+def _path(name: str, description: str, pattern: str) -> JSON:
     return {"name": name, "in": "path", "required": True, "description": description,
-            "schema": {"type": "string"}}  # fmt: skip
+            "schema": {"type": "string", "pattern": pattern}}  # fmt: skip
 
 
 def _query(name: str, description: str, schema: JSON) -> JSON:
@@ -68,9 +80,14 @@ def _query(name: str, description: str, schema: JSON) -> JSON:
 
 
 DATE: JSON = {"type": "string", "format": "date"}
-ORDER_ID = _path("id", "The order id (opaque, e.g. `berlin.7f3k9q2x`).")
-STEP = _path("step", "The step's name, as in the order's `steps` (e.g. `approve_large_dog`).")
-KEY = _path("key", "The category's key, e.g. `pet-grooming`.")
+ORDER_ID = _path("id", "The order id (opaque, e.g. `berlin.7f3k9q2x`).", ids.ORDER)
+STEP = _path("step", "The step's name, as in the order's `steps` (e.g. `approve_large_dog`).",
+             FIELD)  # fmt: skip
+KEY = _path("key", "The category's key, e.g. `pet-grooming`.", ids.NAME)
+CITY = _path("city", "The worker's city, e.g. `berlin`.", ids.NAME)
+WORKER = _path("worker_id", "The worker's id (its token's `sub`).", ids.SUBJECT)
+SUBSCRIPTION = _path("id", "The subscription's id (`sub_` and 16 hex digits).",
+                     r"^sub_[0-9a-f]{16}\Z")  # fmt: skip
 ADMIN: list[JSON] = [{"admin": []}]
 
 
@@ -83,15 +100,27 @@ def _idempotency_key() -> JSON:
         "to create. "
         "Repeating the key with the same body returns the same order (200); with a "
         "different body, 409 `idempotency_conflict`.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[ -~]{1,64}$"},
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 64,
+            "pattern": ids.IDEMPOTENCY_KEY,
+        },
     }
 
 
-def _body(name: str, toml: bool = False) -> JSON:
+def _body(name: str, toml: bool = False, required: bool = True) -> JSON:
+    """A JSON body of ``name`` (or TOML); ``required`` False where an empty body is
+    taken as ``{}``."""
     content: JSON = {"application/json": {"schema": _ref(name)}}
     if toml:
         content["application/toml"] = {"schema": _ref(name)}
-    return {"required": True, "content": content}
+    return {"required": required, "content": content}
+
+
+def _reading(errors: Mapping[int, tuple[str, ...]]) -> dict[int, tuple[str, ...]]:
+    """``errors`` with what reading a body can end in."""
+    return {**errors, **READ_ERRORS}
 
 
 def _create_order() -> JSON:
@@ -105,10 +134,13 @@ def _create_order() -> JSON:
                 200: "The order made earlier with this Idempotency-Key and body.",
                 201: "The new order, with its quote when it is of a category.",
             },
-            {
-                400: (*BODY_ERRORS, "unknown_city", "unknown_category", "invalid_attributes"),
-                409: ("idempotency_conflict", "category_retired"),
-            },
+            _reading(
+                {
+                    400: (*BODY_ERRORS, "unknown_city", "unknown_category", "invalid_attributes"),
+                    409: ("idempotency_conflict", "category_retired"),
+                    429: ("rate_limited",),
+                }
+            ),
         ),
     }
 
@@ -144,7 +176,7 @@ def _customer_paths() -> JSON:
                 "requestBody": _body("RateOrder"),
                 "responses": _responses(
                     {200: "The order, with its rating."},
-                    {400: BODY_ERRORS, **found, 409: ("not_rateable", "already_rated")},
+                    _reading({400: BODY_ERRORS, **found, 409: ("not_rateable", "already_rated")}),
                 ),
             }
         },
@@ -156,7 +188,7 @@ def _customer_paths() -> JSON:
                 "requestBody": _body("TipOrder"),
                 "responses": _responses(
                     {200: "The order, with its tip."},
-                    {400: BODY_ERRORS, **found, 409: ("not_tippable", "already_tipped")},
+                    _reading({400: BODY_ERRORS, **found, 409: ("not_tippable", "already_tipped")}),
                 ),
             }
         },
@@ -165,7 +197,7 @@ def _customer_paths() -> JSON:
                 "operationId": "doStep",
                 "summary": "Do the order's pending step when it is the customer's (an approval).",
                 "parameters": [ORDER_ID, STEP],
-                "requestBody": _body("DoStep"),
+                "requestBody": _body("DoStep", required=False),
                 "responses": _responses({200: "The order after the step."}, STEP_ERRORS),
             }
         },
@@ -196,7 +228,9 @@ def _admin_paths() -> JSON:
                     "schema": {"type": "integer", "minimum": 1},
                 },
             ],
-            "responses": _responses({200: "The category."}, missing, "Category"),
+            "responses": _responses(
+                {200: "The category."}, {**missing, 400: ("invalid_field",)}, "Category"
+            ),
         },
         "put": {
             "operationId": "putCategory",
@@ -206,7 +240,7 @@ def _admin_paths() -> JSON:
             "requestBody": _body("CategoryDefinition", toml=True),
             "responses": _responses(
                 {200: "The next version, or no change.", 201: "A new category."},
-                {400: (*BODY_ERRORS, "invalid_category")},
+                _reading({400: (*BODY_ERRORS, "invalid_category")}),
                 "CategoryApplied",
             ),
         },
@@ -231,7 +265,8 @@ def _admin_paths() -> JSON:
         }},
         "/v1/admin/orders/{id}/steps/{step}": {"post": {
             "operationId": "forceStep", "summary": "Do the pending step, whoever's it is.",
-            "security": ADMIN, "parameters": [ORDER_ID, STEP], "requestBody": _body("DoStep"),
+            "security": ADMIN, "parameters": [ORDER_ID, STEP],
+            "requestBody": _body("DoStep", required=False),
             "responses": _responses({200: "The order after the step."}, STEP_ERRORS),
         }},
         **_webhook_paths(),
@@ -246,25 +281,18 @@ def _admin_paths() -> JSON:
 
 
 def _override_paths() -> JSON:
-    city = _path("city", "The worker's city, e.g. `berlin`.")
-    worker = _path("worker_id", "The worker's id (its token's `sub`).")
+    city, worker = CITY, WORKER
     found = {404: ("order_not_found",)}
 
-    def order_op(op: str, summary: str, body: str | None, conflict: str) -> JSON:
-        spec: JSON = {
-            "operationId": op,
-            "summary": summary,
-            "security": ADMIN,
-            "parameters": [ORDER_ID],
-            "responses": _responses(
-                {200: "The order after it."}, {400: BODY_ERRORS, **found, 409: (conflict,)}
-            ),
-        }
-        if body:
-            spec["requestBody"] = _body(body)
-        return {"post": spec}
+    def order_op(op: str, summary: str, body: JSON, conflict: str) -> JSON:
+        return {"post": {
+            "operationId": op, "summary": summary, "security": ADMIN, "parameters": [ORDER_ID],
+            "requestBody": body,
+            "responses": _responses({200: "The order after it."},
+                                    _reading({400: BODY_ERRORS, **found, 409: (conflict,)})),
+        }}  # fmt: skip
 
-    def worker_op(op: str, summary: str, body: str | None, *conflicts: str) -> JSON:
+    def worker_op(op: str, summary: str, body: JSON | None, *conflicts: str) -> JSON:
         errors: dict[int, tuple[str, ...]] = {400: (*BODY_ERRORS, "unknown_city")}
         if conflicts:
             errors[409] = conflicts
@@ -273,41 +301,51 @@ def _override_paths() -> JSON:
             "summary": summary,
             "security": ADMIN,
             "parameters": [city, worker],
-            "responses": _responses({200: "The worker now."}, errors, "WorkerStanding"),
+            "responses": _responses(
+                {200: "The worker now."}, _reading(errors) if body else errors, "WorkerStanding"
+            ),
         }
         if body:
-            spec["requestBody"] = _body(body)
+            spec["requestBody"] = body
         return {"post": spec}
 
     w = "/v1/admin/workers/{city}/{worker_id}"
     return {
         "/v1/admin/orders/{id}/reassign": order_op(
             "reassignOrder", "Take the order from whoever has it and dispatch it again.",
-            "Reassign", "not_reassignable"),
+            _body("Reassign", required=False), "not_reassignable"),
         "/v1/admin/orders/{id}/extend": order_op(
-            "extendOrder", "Move the deadline the order waits on.", "Extend", "not_extendable"),
+            "extendOrder", "Move the deadline the order waits on.", _body("Extend"),
+            "not_extendable"),
         w: {"get": {"operationId": "getWorker", "summary": "A worker as operators see it.",
                     "security": ADMIN, "parameters": [city, worker],
-                    "responses": _responses({200: "The worker."}, {400: ("unknown_city",)},
+                    "responses": _responses({200: "The worker."}, WORKER_ERRORS,
                                             "WorkerStanding")}},
-        f"{w}/pause": worker_op("pauseWorker", "No offers for a while.", "Pause"),
+        f"{w}/pause": worker_op("pauseWorker", "No offers for a while.", _body("Pause")),
         f"{w}/resume": worker_op("resumeWorker", "Lift a pause.", None, "not_held"),
         f"{w}/block": worker_op("blockWorker", "No offers (and no connection, unless "
-                                "for one customer only).", "Block"),
-        f"{w}/unblock": worker_op("unblockWorker", "Lift a block.", "Block", "not_held"),
+                                "for one customer only; no body: for every customer).",
+                                _body("Block", required=False)),
+        f"{w}/unblock": worker_op("unblockWorker", "Lift a block (no body: the block for "
+                                  "every customer).", _body("Block", required=False),
+                                  "not_held"),
         f"{w}/waive": worker_op("waiveHandBack", "A job the worker handed back counts "
-                                "against it no more.", "Waive", "not_waivable"),
+                                "against it no more.", _body("Waive"), "not_waivable"),
         f"{w}/earnings": {"get": {
             "operationId": "getWorkerEarnings",
             "summary": "What the worker earned today and this week, and its newest entries.",
             "security": ADMIN, "parameters": [city, worker],
-            "responses": _responses({200: "The worker's earnings."}, {400: ("unknown_city",)},
+            "responses": _responses({200: "The worker's earnings."}, WORKER_ERRORS,
                                     "EarningsReport")}},
         "/v1/admin/payouts": {"get": {
             "operationId": "getPayouts",
             "summary": "What each worker of a city earned over whole UTC days, by currency.",
             "security": ADMIN,
-            "parameters": [_query("city", "The city.", {"type": "string"}),
+            "description": f"The period is whole UTC days `from` to `to`, both included: "
+                           f"`from` not after `to`, `to` not after today, and `from` within "
+                           f"the last {LEDGER_DAYS} days the day books keep (else 400 "
+                           f"`out_of_range`, or `invalid_field` when `from` is after `to`).",
+            "parameters": [_query("city", "The city.", {"type": "string", "pattern": ids.NAME}),
                            _query("from", "The period's first day.", DATE),
                            _query("to", "The period's last day, included.", DATE)],
             "responses": _responses(
@@ -318,15 +356,23 @@ def _override_paths() -> JSON:
 
 
 def _webhook_paths() -> JSON:
-    sub_id = _path("id", "The subscription's id (`sub_...`).")
+    sub_id = SUBSCRIPTION
     missing = {404: ("subscription_not_found",)}
     limit = {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}  # fmt: skip
 
-    def read(op: str, summary: str, body: str, params: list[JSON]) -> JSON:
+    def read(
+        op: str,
+        summary: str,
+        body: str,
+        params: list[JSON],
+        errors: Mapping[int, tuple[str, ...]] = missing,
+    ) -> JSON:
         return {"get": {"operationId": op, "summary": summary, "security": ADMIN,
                         "parameters": params,
-                        "responses": _responses({200: summary}, missing, body)}}  # fmt: skip
+                        "responses": _responses({200: summary}, errors, body)}}  # fmt: skip
+
+    limited = {**missing, 400: ("invalid_field", "out_of_range")}
 
     one = read("getWebhook", "The subscription.", "Subscription", [sub_id])
     one["delete"] = {"operationId": "deleteWebhook", "summary": "End the subscription.",
@@ -342,7 +388,7 @@ def _webhook_paths() -> JSON:
             "post": {"operationId": "createWebhook", "summary": "Subscribe a URL to events.",
                      "security": ADMIN, "requestBody": _body("NewSubscription"),
                      "responses": _responses({201: "The subscription, with its secret."},
-                                             {400: BODY_ERRORS}, "Subscription")},
+                                             _reading({400: BODY_ERRORS}), "Subscription")},
         },
         "/v1/admin/webhooks/{id}": one,
         "/v1/admin/webhooks/{id}/enable": {"post": {
@@ -350,24 +396,53 @@ def _webhook_paths() -> JSON:
             "security": ADMIN, "parameters": [sub_id],
             "responses": _responses({200: "The subscription."}, missing, "Subscription")}},
         "/v1/admin/webhooks/{id}/deliveries": read(
-            "webhookDeliveries", "The latest delivery attempts.", "DeliveryLog", [sub_id, limit]),
+            "webhookDeliveries", "The latest delivery attempts.", "DeliveryLog", [sub_id, limit],
+            limited),
         "/v1/admin/webhooks/{id}/dead": read(
-            "webhookDeadLetters", "The messages given up on.", "DeadLetters", [sub_id, limit]),
+            "webhookDeadLetters", "The messages given up on.", "DeadLetters", [sub_id, limit],
+            limited),
     }  # fmt: skip
 
 
-def _healthz() -> JSON:
+def _open(op: str, summary: str, responses: JSON) -> JSON:
+    """An operation that needs no token."""
+    return {"get": {"operationId": op, "summary": summary, "security": [],
+                    "responses": responses}}  # fmt: skip
+
+
+def _json(description: str, schema: JSON) -> JSON:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _node_paths() -> JSON:
+    """The node's own routes: liveness, readiness, counters and this document."""
+    counters = {"type": "object", "additionalProperties": {"type": "number"},
+                "description": "The node's counters by name."}  # fmt: skip
     return {
-        "operationId": "health",
-        "summary": "Liveness of the node that answers.",
-        "security": [],
-        "responses": {
-            "200": {
-                "description": "The node is up.",
-                "content": {"application/json": {"schema": _ref("Health")}},
-            }
-        },
-    }
+        "/healthz": _open("health", "Liveness of the node that answers.",
+                          {"200": _json("The node is up.", _ref("Health"))}),
+        "/readyz": _open("ready", "Readiness: the node can do its work (its store answers, "
+                         "pub/sub is subscribed, every loop runs, it is not shutting down).",
+                         {"200": _json("Ready.", _ref("Ready")),
+                          "503": _json("Not ready, with the reasons.", _ref("Ready"))}),
+        "/metrics": {"get": {
+            "operationId": "metrics",
+            "summary": "The node's figures, in Prometheus's text format, or as one JSON "
+                       "object when `Accept` names `application/json`.",
+            "security": [{"metrics": []}],
+            "responses": {
+                "200": {"description": "The figures.", "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "application/json": {"schema": counters}}},
+                "401": _error_response(401, ("unauthorized",)),
+                "404": {**_error_response(404, ("not_found",)),
+                        "description": "Not Found: the node has no metrics token configured "
+                                       "(as for any unknown path)."},
+            },
+        }},
+        "/openapi.json": _open("openapi", "This document.",
+                               {"200": _json("The OpenAPI document.", {"type": "object"})}),
+    }  # fmt: skip
 
 
 HEALTH: JSON = {
@@ -379,6 +454,17 @@ HEALTH: JSON = {
     },
     "required": ["status", "node"],
 }
+READY: JSON = {
+    "title": "Ready",
+    "type": "object",
+    "properties": {
+        "status": {"enum": ["ready", "not_ready"]},
+        "node": {"type": "string", "description": "The answering node's id."},
+        "problems": {"type": "array", "items": {"type": "string"},
+                     "description": "When not ready: why, for people."},
+    },
+    "required": ["status", "node"],
+}  # fmt: skip
 
 
 def _worker_paths() -> JSON:
@@ -412,11 +498,12 @@ def openapi() -> JSON:
                       "their workflow steps; operators manage categories and step in. " + DOCS),
         "servers": [{"url": "http://localhost:8000", "description": "A node on a laptop."}],
         "security": [{"bearer": []}],
-        "paths": {**_customer_paths(), **_worker_paths(), **_admin_paths(),
-                  "/healthz": {"get": _healthz()}},
+        "paths": {**_customer_paths(), **_worker_paths(), **_admin_paths(), **_node_paths()},
         "components": {
-            "schemas": {**schemas, "Health": HEALTH},
+            "schemas": {**schemas, "Health": HEALTH, "Ready": READY},
             "securitySchemes": {"bearer": _bearer("customer"), "worker": _bearer("worker"),
-                                "admin": _bearer("admin")},
+                                "admin": _bearer("admin"),
+                                "metrics": {"type": "http", "scheme": "bearer",
+                                            "description": "The node's `metrics_token`."}},
         },
     }  # fmt: skip

@@ -45,7 +45,7 @@ async def test_405_is_coded_and_allows_every_method_of_the_path(
 
 
 async def test_an_unknown_path_is_a_coded_404(admin: Admin, server: ServerProcess) -> None:
-    """No such path, and /metrics without its token: 404 `not_found` in the JSON error shape."""
+    """No such path, and /metrics on a node without a metrics token: 404 `not_found`, as JSON."""
     for path in ("/v1/nowhere", "/metrics"):
         r = await admin.http.get(path)
         assert (r.status_code, r.json()["code"]) == (404, "not_found"), path
