@@ -489,6 +489,31 @@ def _bearer(role: str) -> JSON:
             "description": f"HS256 JWT with `role` = `{role}`."}  # fmt: skip
 
 
+# What a created thing's answer links to (a client, or schemathesis's stateful
+# phase, follows them): (operation, status) -> (parameter, where its value is, targets).
+LINKS: dict[tuple[str, str], tuple[str, str, tuple[str, ...]]] = {
+    ("createOrder", "201"): ("id", "$response.body#/id", (
+        "getOrder", "cancelOrder", "rateOrder", "tipOrder", "adminGetOrder", "forceCancel",
+        "reassignOrder", "extendOrder")),
+    ("putCategory", "201"): ("key", "$response.body#/category/definition/key", (
+        "getCategory", "retireCategory", "restoreCategory")),
+    ("createWebhook", "201"): ("id", "$response.body#/id", (
+        "getWebhook", "deleteWebhook", "enableWebhook", "webhookDeliveries",
+        "webhookDeadLetters")),
+}  # fmt: skip
+
+
+def _linked(paths: JSON) -> JSON:
+    """``paths`` with the :data:`LINKS` added to the responses they start from."""
+    ops = {op["operationId"]: op for item in paths.values() for op in item.values()}
+    for (source, status), (param, value, targets) in LINKS.items():
+        ops[source]["responses"][status]["links"] = {
+            target[0].upper() + target[1:]: {"operationId": target, "parameters": {param: value}}
+            for target in targets
+        }
+    return paths
+
+
 def openapi() -> JSON:
     """The OpenAPI 3.1 document of the HTTP endpoints."""
     _, schemas = _components(HTTP_BODIES, COMPONENT_REF)
@@ -498,7 +523,8 @@ def openapi() -> JSON:
                       "their workflow steps; operators manage categories and step in. " + DOCS),
         "servers": [{"url": "http://localhost:8000", "description": "A node on a laptop."}],
         "security": [{"bearer": []}],
-        "paths": {**_customer_paths(), **_worker_paths(), **_admin_paths(), **_node_paths()},
+        "paths": _linked({**_customer_paths(), **_worker_paths(), **_admin_paths(),
+                          **_node_paths()}),
         "components": {
             "schemas": {**schemas, "Health": HEALTH, "Ready": READY},
             "securitySchemes": {"bearer": _bearer("customer"), "worker": _bearer("worker"),

@@ -95,3 +95,24 @@ def test_schemathesis_finds_nothing(own_server: ServerProcess, tmp_path: Path) -
     done = subprocess.run(command, env=env, capture_output=True, text=True,
                           timeout=110 * UNIT, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-4000:]
+
+
+def _bodies() -> list[tuple[str, str, bool]]:
+    """Each operation with a request body: its method, path, and whether the body is required."""
+    return [(method.upper(), path, op["requestBody"]["required"])
+            for path, item in DOCUMENT["paths"].items() for method, op in item.items()
+            if "requestBody" in op]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "required"), _bodies())
+async def test_an_empty_body_is_refused_exactly_where_one_is_required(
+    server: ServerProcess, city: str, method: str, path: str, required: bool
+) -> None:
+    """No body: 400 where the document requires one; anything else where it does not."""
+    values = {"id": "berlin.0000000000000000", "key": "ride", "step": "approve", "city": city,
+              "worker_id": "w-empty"}  # fmt: skip
+    url = re.sub(r"\{(\w+)\}", lambda m: values[m[1]], path)
+    token = admin_token() if path.startswith("/v1/admin/") else customer_token("c-empty")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        r = await http.request(method, url, headers={"Authorization": f"Bearer {token}"})
+    assert (r.status_code == 400) == required, (r.status_code, r.text)
