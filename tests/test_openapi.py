@@ -1,6 +1,7 @@
 """The OpenAPI document and the server agree: the document the server serves
-is the generated one, names every HTTP route, and schemathesis, run with every
-check and every phase against a real server, finds nothing.
+is the generated one, names every HTTP route, requires a body exactly where
+the server does, and schemathesis, run with every check and every phase
+against a real server, finds nothing.
 
 schemathesis runs as its ``st`` CLI on a server of its own (its own Redis too:
 it creates, pauses and blocks at random), with a token for each of the
@@ -92,8 +93,9 @@ def test_schemathesis_finds_nothing(own_server: ServerProcess, tmp_path: Path) -
         "--phases", "examples,coverage,fuzzing,stateful",
         "--max-examples", os.environ.get("DISPATCH_ST_EXAMPLES", "10"),
         "--seed", os.environ.get("DISPATCH_ST_SEED", "19"),
-        "--workers", "2", "--no-color", "--report", "junit",
-        "--report-dir", str(tmp_path),
+        # one worker: hypothesis describing its filters in two threads at once trips
+        # CPython 3.11's "AST constructor recursion depth mismatch"; it is no slower here
+        "--workers", "1", "--no-color",
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True,
                           timeout=110 * UNIT, cwd=tmp_path)  # fmt: skip
