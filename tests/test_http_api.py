@@ -130,3 +130,12 @@ async def test_a_definition_error_names_the_fields_own_path(admin: Admin) -> Non
     r = await admin.put_category(twice)
     where = f"attributes[{len(d['attributes'])}].name"
     assert [(e["field"], e["code"]) for e in r.json()["errors"]] == [(where, "duplicate")], r.text
+
+
+async def test_a_body_of_blanks_is_not_an_empty_body(admin: Admin, city: str) -> None:
+    """Block with no body blocks; with a body of a newline it is 400 `bad_json`."""
+    url = f"/v1/admin/workers/{city}/w-blank/block"
+    r = await admin.http.post(url, content=b"\n", headers={"Content-Type": "application/json"})
+    assert (r.status_code, r.json()["code"]) == (400, "bad_json"), r.text
+    r = await admin.http.post(url)
+    assert (r.status_code, r.json()["blocked"]) == (200, True), r.text
