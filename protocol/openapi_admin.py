@@ -52,11 +52,13 @@ def admin_paths() -> JSON:
                     "name": "version",
                     "in": "query",
                     "required": False,
-                    "schema": {"type": "integer", "minimum": 1},
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
                 },
             ],
             "responses": _responses(
-                {200: "The category."}, {**missing, 400: ("invalid_field",)}, "Category"
+                {200: "The category."},
+                {**missing, 400: ("invalid_field", "out_of_range")},
+                "Category",
             ),
         },
         "put": {

@@ -93,14 +93,19 @@ async def test_a_worker_frame_may_spell_integers_as_integral_floats(
 
 
 async def test_putting_a_category_under_a_bad_key_is_a_bad_request(admin: Admin) -> None:
-    """A key that cannot be one is 400 `invalid_field` for a PUT (and stays 404 for a GET)."""
+    """A PUT under a key that cannot be one is 400 (a GET 404); so is a version that is not one."""
     body = msgspec.to_builtins(grooming())
     r = await admin.http.put("/v1/admin/categories/Bad%20Key", json=body)
     assert (r.status_code, r.json()["code"]) == (400, "invalid_field"), r.text
     r = await admin.http.get("/v1/admin/categories/Bad%20Key")
     assert (r.status_code, r.json()["code"]) == (404, "category_not_found")
-    r = await admin.http.get("/v1/admin/categories/ride", params={"version": "abc"})
-    assert (r.status_code, r.json()["code"]) == (400, "invalid_field")
+    for version, code in (("abc", "invalid_field"), ("0", "out_of_range"),
+                          ("1000000001", "not found"), ("2147483648", "out_of_range")):  # fmt: skip
+        r = await admin.http.get("/v1/admin/categories/ride", params={"version": version})
+        if code == "not found":
+            assert (r.status_code, r.json()["code"]) == (404, "category_not_found"), version
+        else:
+            assert (r.status_code, r.json()["code"]) == (400, code), version
 
 
 async def test_a_bad_delivery_limit_is_a_bad_request(admin: Admin) -> None:

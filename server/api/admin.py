@@ -37,6 +37,7 @@ from server.store.redis_store import Refused
 log = logging.getLogger(__name__)
 
 TOML_TYPES = ("application/toml", "text/toml", "text/x-toml")
+MAX_VERSION = 2**31 - 1  # as the document says
 
 
 def admin_of(request: Request) -> tuple[Runtime, auth.Identity]:
@@ -76,9 +77,11 @@ async def get_category(request: Request) -> Response:
     wanted = request.query_params.get("version")
     if wanted is None or wanted == str(current.version):
         return json_response(current)
-    version = int(wanted) if wanted.isdigit() and len(wanted) < 10 else 0
-    if version < 1:
-        raise Refused("invalid_field", "version must be a whole number from 1")
+    if not (wanted.isascii() and wanted.isdigit()):
+        raise Refused("invalid_field", "version must be a whole number")
+    version = int(wanted) if len(wanted) <= 10 else 0  # no huge ints to parse
+    if not 1 <= version <= MAX_VERSION:
+        raise Refused("out_of_range", f"version must be from 1 to {MAX_VERSION}")
     definition = await rt.catalogue.store.version(key, version)
     if definition is None:
         raise Refused("category_not_found", f"category {key!r} has no version {wanted[:12]!r}")
