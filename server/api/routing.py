@@ -26,11 +26,15 @@ CODES = {404: "not_found", 405: "method_not_allowed"}
 
 
 def grouped(table: Iterable[tuple[str, Handler, list[str]]]) -> list[Route]:
-    """One route per path of ``table`` (path, handler, methods), in first-seen order."""
+    """One route per path of ``table`` (path, handler, methods), in first-seen order.
+    Raises ``ValueError`` for a path and method given twice."""
     by_path: dict[str, dict[str, Handler]] = {}
     for path, handler, methods in table:
+        handlers = by_path.setdefault(path, {})
         for method in methods:
-            by_path.setdefault(path, {})[method] = handler
+            if method in handlers:
+                raise ValueError(f"{method} {path} has two handlers")
+            handlers[method] = handler
     return [Route(path, _by_method(handlers), methods=list(handlers))
             for path, handlers in by_path.items()]  # fmt: skip
 
