@@ -98,7 +98,8 @@ def _idempotency_key() -> JSON:
         "description": "1-64 printable ASCII characters, one key per order the customer means "
         "to create. "
         "Repeating the key with the same body returns the same order (200); with a "
-        "different body, 409 `idempotency_conflict`.",
+        "different body, 409 `idempotency_conflict`. A request refused with 400 or 429 "
+        "binds nothing: the key stays free for the corrected request.",
         "schema": {
             "type": "string",
             "minLength": 1,
