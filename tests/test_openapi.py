@@ -77,6 +77,7 @@ def test_the_server_serves_the_generated_document(own_server: ServerProcess) -> 
     assert r.json() == DOCUMENT
 
 
+@pytest.mark.timeout(150 * UNIT)
 def test_schemathesis_finds_nothing(own_server: ServerProcess, tmp_path: Path) -> None:
     """Every check, every phase, every operation with its role's token: no failure."""
     env = {
@@ -98,7 +99,7 @@ def test_schemathesis_finds_nothing(own_server: ServerProcess, tmp_path: Path) -
         "--workers", "1", "--no-color",
     ]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True,
-                          timeout=110 * UNIT, cwd=tmp_path)  # fmt: skip
+                          timeout=120 * UNIT, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stdout[-20000:] + done.stderr[-4000:]
 
 
