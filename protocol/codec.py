@@ -14,12 +14,13 @@ decode (msgspec raises ``RecursionError``) into a ``DecodeError``.
 from __future__ import annotations
 
 import re
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
 from protocol.admin import Block, Cities, Extend, Pause, Payouts, Reassign, Waive, WorkerStanding
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
+from protocol.integral import integral, type_info
 from protocol.messages import (
     CreateOrder,
     DoStep,
@@ -46,6 +47,8 @@ from protocol.webhooks import (
 
 T = TypeVar("T")
 
+_GOT_FLOAT = "got `float`"
+_UNKNOWN_FIELD = re.compile(r"^Object contains unknown field `([^`]*)`")
 _OUT_OF_RANGE = re.compile(r"Expected `(float|int)` [<>]|out of range")
 
 encoder = msgspec.json.Encoder()
@@ -92,9 +95,28 @@ _id_decoder = msgspec.json.Decoder(_Id)
 
 
 def decode(decoder: msgspec.json.Decoder[T], data: str | bytes) -> T:
-    """``decoder.decode(data)``, with too-deep nesting reported as a ``DecodeError``."""
+    """``decoder.decode(data)``, with too-deep nesting reported as a ``DecodeError``,
+    and integral numbers (``420.0``) taken where an integer is due, as JSON Schema
+    counts them (:mod:`protocol.integral`)."""
     try:
         return decoder.decode(data)
+    except RecursionError:
+        raise msgspec.DecodeError("JSON is nested too deeply") from None
+    except msgspec.ValidationError as exc:
+        if _GOT_FLOAT not in str(exc):
+            raise
+        return integral_decode(decoder, data)
+
+
+def integral_decode(decoder: msgspec.json.Decoder[T], data: str | bytes) -> T:
+    """What ``decoder`` decodes ``data`` to once each integral float where an
+    ``int`` is due is made an int: the slow path of :func:`decode`, taken only
+    for such input. Raises ``DecodeError`` like :func:`decode`."""
+    try:
+        value = msgspec.json.decode(data)
+        t: Any = decoder.type
+        found: T = msgspec.convert(integral(value, type_info(t)), t)
+        return found
     except RecursionError:
         raise msgspec.DecodeError("JSON is nested too deeply") from None
 
@@ -115,7 +137,11 @@ def error_field(exc: msgspec.DecodeError) -> str | None:
     text = str(exc)
     _, at, path = text.rpartition(" - at `")
     field = path.rstrip("`").removeprefix("$").removeprefix(".") if at else ""
-    return field.partition("[...]")[0] or None  # msgspec does not name a dict's key
+    field = field.partition("[...]")[0]  # msgspec does not name a dict's key
+    unknown = _UNKNOWN_FIELD.match(text)
+    if unknown:  # msgspec names the object that holds it: name the field itself
+        field = f"{field}.{unknown[1]}" if field else unknown[1]
+    return field or None
 
 
 def error_code(exc: msgspec.DecodeError) -> str:

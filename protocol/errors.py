@@ -44,6 +44,8 @@ ERROR_CODES: Final[dict[str, str]] = {
     "bad_request": "The request is malformed (for example a bad Idempotency-Key).",
     "too_large": "The request body is larger than the server accepts.",
     "request_timeout": "The request body did not arrive in time.",
+    "not_found": "No such path.",
+    "method_not_allowed": "The path does not take that method; `Allow` lists those it does.",
     # categories
     "unknown_category": "There is no category of that key.",
     "category_retired": "The category is retired: it takes no new orders (open ones carry on).",

@@ -109,12 +109,28 @@ def tag(cls: type[msgspec.Struct]) -> str:
     return value
 
 
+# Rules across fields that a Struct's types cannot say, added to its schema.
+RULES: dict[str, JSON] = {
+    # CreateOrder: a category or a bare skill, exactly one of the two (not null)
+    "CreateOrder": {
+        "oneOf": [
+            {"required": ["category"],
+             "properties": {"category": {"type": "string"}, "skill": {"type": "null"}}},
+            {"required": ["skill"],
+             "properties": {"skill": {"type": "string"}, "category": {"type": "null"}}},
+        ]
+    },
+}  # fmt: skip
+
+
 def _components(types: Iterable[Any], ref_template: str) -> tuple[list[JSON], dict[str, JSON]]:
-    """msgspec's schemas for ``types`` and their components, with docstrings dedented."""
+    """msgspec's schemas for ``types`` and their components, with docstrings dedented
+    and the :data:`RULES` across fields added."""
     schemas, components = msgspec.json.schema_components(types, ref_template=ref_template)
-    for schema in components.values():
+    for name, schema in components.items():
         if "description" in schema:
             schema["description"] = inspect.cleandoc(schema["description"])
+        schema.update(RULES.get(name, {}))
     return list(schemas), components
 
 

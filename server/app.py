@@ -8,18 +8,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import WebSocketRoute
 
 from server.api import (
     admin,
     admin_earnings,
     admin_hooks,
     admin_overrides,
+    document,
     health,
     order_live,
     orders_http,
     responses,
+    routing,
     worker_http,
     worker_socket,
 )
@@ -30,6 +33,10 @@ from server.settings import Settings
 from server.store.redis_store import StoreUnavailable
 
 EXIT_FAILED = 1
+HTTP_ROUTES = [
+    *health.ROUTES, *document.ROUTES, *orders_http.ROUTES, *worker_http.ROUTES, *admin.ROUTES,
+    *admin_hooks.ROUTES, *admin_overrides.ROUTES, *admin_earnings.ROUTES,
+]  # fmt: skip
 
 
 def create_app(settings: Settings) -> Starlette:
@@ -54,29 +61,16 @@ def create_app(settings: Settings) -> Starlette:
             await runtime.stop()
 
     routes = [
-        Route("/healthz", health.healthz),
-        Route("/readyz", health.readyz),
-        Route("/metrics", health.metrics),
-        Route("/v1/orders", orders_http.create_order, methods=["POST"]),
-        Route("/v1/orders/{order_id}", orders_http.get_order),
-        Route("/v1/orders/{order_id}/cancel", orders_http.cancel_order, methods=["POST"]),
-        Route("/v1/orders/{order_id}/steps/{step}", orders_http.do_step, methods=["POST"]),
-        Route("/v1/orders/{order_id}/rating", orders_http.rate_order, methods=["POST"]),
-        Route("/v1/orders/{order_id}/tip", orders_http.tip_order, methods=["POST"]),
         WebSocketRoute("/v1/orders/{order_id}/live", order_live.live_endpoint),
         WebSocketRoute("/v1/worker", worker_socket.WorkerEndpoint()),
-        Route("/v1/worker/figures", worker_http.figures),
-        Route("/v1/worker/earnings", worker_http.earnings),
-        *(Route(path, handler, methods=methods) for path, handler, methods in admin.ROUTES),
-        *(Route(path, handler, methods=methods) for path, handler, methods in admin_hooks.ROUTES),
-        *(Route(p, handler, methods=methods) for p, handler, methods in admin_overrides.ROUTES),
-        *(Route(p, handler, methods=methods) for p, handler, methods in admin_earnings.ROUTES),
+        *routing.grouped(HTTP_ROUTES),
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(InternalErrors)],
         exception_handlers={
+            HTTPException: routing.http_error,
             ClientError: responses.client_error,
             StoreUnavailable: responses.store_unavailable,
         },

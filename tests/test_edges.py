@@ -268,14 +268,14 @@ async def test_events_name_their_workers(
 
 
 async def test_metrics_need_the_token(redis_url: str) -> None:
-    """/metrics is 404 without the metrics token (or with none configured), 200 with it."""
+    """/metrics is 401 without the metrics token (404 with none configured), 200 with it."""
     token = "metrics-token-for-the-test-123"
     node = ServerProcess(redis_url, env={"DISPATCH_METRICS_TOKEN": token}).start()
     try:
         async with httpx.AsyncClient(base_url=node.url) as http:
-            assert (await http.get("/metrics")).status_code == 404
+            assert (await http.get("/metrics")).status_code == 401
             wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
-            assert wrong.status_code == 404
+            assert (wrong.status_code, wrong.json()["code"]) == (401, "unauthorized")
             right = await http.get("/metrics", headers={"Authorization": f"Bearer {token}"})
             assert right.status_code == 200 and right.text.startswith("# HELP dispatch_")
     finally:

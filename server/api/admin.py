@@ -41,6 +41,7 @@ from server.store.redis_store import Refused
 log = logging.getLogger(__name__)
 
 TOML_TYPES = ("application/toml", "text/toml", "text/x-toml")
+MAX_VERSION = 2**31 - 1  # as the document says
 
 
 def admin_of(request: Request) -> tuple[Runtime, auth.Identity]:
@@ -51,10 +52,14 @@ def admin_of(request: Request) -> tuple[Runtime, auth.Identity]:
 
 
 def _key(request: Request) -> str:
+    """The path's category key: not found when it cannot be one, or (to put a
+    definition under it) refused as an invalid field."""
     key = request.path_params["key"]
-    if not ids.NAME_RE.match(key):
-        raise Refused("category_not_found", f"no category {key[:40]!r}")
-    return str(key)
+    if ids.NAME_RE.match(key):
+        return str(key)
+    if request.method == "PUT":
+        raise Refused("invalid_field", "a category key is 1-32 of a-z, 0-9, '_' and '-'")
+    raise Refused("category_not_found", f"no category {key[:40]!r}")
 
 
 def _current(rt: Runtime, key: str) -> Category:
@@ -76,8 +81,12 @@ async def get_category(request: Request) -> Response:
     wanted = request.query_params.get("version")
     if wanted is None or wanted == str(current.version):
         return json_response(current)
-    version = int(wanted) if wanted.isdigit() and len(wanted) < 10 else 0
-    definition = await rt.catalogue.store.version(key, version) if version else None
+    if not (wanted.isascii() and wanted.isdigit()):
+        raise Refused("invalid_field", "version must be a whole number")
+    version = int(wanted) if len(wanted) <= 10 else 0  # no huge ints to parse
+    if not 1 <= version <= MAX_VERSION:
+        raise Refused("out_of_range", f"version must be from 1 to {MAX_VERSION}")
+    definition = await rt.catalogue.store.version(key, version)
     if definition is None:
         raise Refused("category_not_found", f"category {key!r} has no version {wanted[:12]!r}")
     return json_response(Category(definition=definition, version=version, updated_at=0,

@@ -34,6 +34,7 @@ from server.store.redis_store import Refused
 log = logging.getLogger(__name__)
 
 LIMIT = 100
+MAX_LIMIT = 1000
 
 
 async def _find(rt: Runtime, sub_id: str) -> Subscription:
@@ -45,8 +46,16 @@ async def _find(rt: Runtime, sub_id: str) -> Subscription:
 
 
 def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(LIMIT))
-    return min(1000, max(1, int(raw))) if raw.isdigit() and len(raw) < 6 else LIMIT
+    """The query's ``limit``: 1 to ``MAX_LIMIT``, ``LIMIT`` when absent."""
+    raw = request.query_params.get("limit")
+    if raw is None:
+        return LIMIT
+    if not (raw.isascii() and raw.isdigit()):
+        raise Refused("invalid_field", "limit must be a whole number")
+    limit = int(raw) if len(raw) <= 8 else MAX_LIMIT + 1  # no huge ints to parse
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Refused("out_of_range", f"limit must be from 1 to {MAX_LIMIT}")
+    return limit
 
 
 async def create(request: Request) -> Response:

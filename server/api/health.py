@@ -5,22 +5,24 @@ supervisor's liveness check); ``/readyz`` answers 200 only while the node can
 do its work: Redis answers within its deadline, the pub/sub connection is
 subscribed, every background loop is running and the node is not shutting
 down. Otherwise 503 with the reasons. ``/metrics`` needs
-``Authorization: Bearer <metrics_token>``, and is off while that setting is
-empty; it answers Prometheus's text format (:mod:`server.metrics`), or the
-node's counters as one JSON object to a request that accepts
-``application/json``.
+``Authorization: Bearer <metrics_token>`` (401 ``unauthorized`` without it),
+and is off (404, as for any unknown path) while that setting is empty; it
+answers Prometheus's text format (:mod:`server.metrics`), or the node's
+counters as one JSON object to a request that accepts ``application/json``.
 """
 
 from __future__ import annotations
 
 import hmac
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 
 from server import auth
 from server.metrics import CONTENT_TYPE, exposition, fleet_exposition
 from server.runtime import Runtime
+from server.store.redis_store import Refused
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -39,11 +41,20 @@ async def readyz(request: Request) -> JSONResponse:
 async def metrics(request: Request) -> Response:
     rt: Runtime = request.app.state.runtime
     expected = rt.settings.metrics_token
+    if not expected:
+        raise HTTPException(404)  # off: answered as for any unknown route
     given = auth.bearer(request.headers.get("authorization")) or ""
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        return PlainTextResponse("Not Found", 404)  # as for any unknown route
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise Refused("unauthorized", "give the node's metrics token")
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse(rt.metrics())
     if rt.settings.metrics_dir:
         return Response(fleet_exposition(rt, rt.settings.metrics_dir), media_type=CONTENT_TYPE)
     return Response(exposition(rt), media_type=CONTENT_TYPE)
+
+
+ROUTES = [
+    ("/healthz", healthz, ["GET"]),
+    ("/readyz", readyz, ["GET"]),
+    ("/metrics", metrics, ["GET"]),
+]

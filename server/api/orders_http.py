@@ -128,3 +128,13 @@ async def cancel_order(request: Request) -> Response:
     oid = order_id_of(request)
     await rt.dispatcher.cancel(oid, "customer", me.subject)
     return json_response(await rt.dispatcher.view(oid, me.subject))
+
+
+ROUTES = [
+    ("/v1/orders", create_order, ["POST"]),
+    ("/v1/orders/{order_id}", get_order, ["GET"]),
+    ("/v1/orders/{order_id}/cancel", cancel_order, ["POST"]),
+    ("/v1/orders/{order_id}/steps/{step}", do_step, ["POST"]),
+    ("/v1/orders/{order_id}/rating", rate_order, ["POST"]),
+    ("/v1/orders/{order_id}/tip", tip_order, ["POST"]),
+]

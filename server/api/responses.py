@@ -108,9 +108,10 @@ async def json_body(
     request: Request, settings: Settings, decoder: msgspec.json.Decoder[T], empty: T | None = None
 ) -> T:
     """The request's JSON body as its Struct, read within the settings' size and
-    time limits; ``empty`` for an empty body, where one may be empty."""
+    time limits; ``empty`` for no body at all, where one may be left out (a body
+    of blanks is not JSON: ``bad_json``, as the document says)."""
     raw = await read_body(request, settings.max_frame_bytes, settings.body_timeout_s)
-    return empty if empty is not None and not raw.strip() else decoded(decoder, raw)
+    return empty if empty is not None and not raw else decoded(decoder, raw)
 
 
 def decoded(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:

@@ -32,3 +32,9 @@ async def figures(request: Request) -> Response:
 async def earnings(request: Request) -> Response:
     rt, me = _worker(request)
     return json_response(await rt.earnings.report(me.city, WorkerId(me.subject)))
+
+
+ROUTES = [
+    ("/v1/worker/figures", figures, ["GET"]),
+    ("/v1/worker/earnings", earnings, ["GET"]),
+]

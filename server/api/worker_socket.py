@@ -249,18 +249,28 @@ class WorkerSession:
                 continue
             try:
                 decoded = decode(data)
-            except (msgspec.DecodeError, RecursionError) as exc:
-                frames_in["(malformed)"] += 1
-                error = _error(codec.error_code(_as_decode_error(exc)), codec.readable_id(data),
-                               str(exc))  # fmt: skip
-                self._refuse(self._frames, error, loop.time())
-                continue
+            except (msgspec.DecodeError, RecursionError):
+                found = self._slow_decode(data, loop.time())
+                if found is None:
+                    continue
+                decoded = found
             frames_in[_tag(type(decoded))] += 1
             if type(decoded) is LocationReported:  # the hot path: no coroutine, no await
                 if self._allowed(self._locations, decoded.id, loop.time()):
                     self._locate(decoded)
             elif self._allowed(self._frames, decoded.id, loop.time()):
                 await self._handle(decoded)
+
+    def _slow_decode(self, data: str, now: float) -> WorkerMessage | None:
+        """A frame the fast decoder refused: decoded after all when only its integers
+        were spelt as floats (``1.0``, as JSON Schema allows), else refused with its code."""
+        try:
+            return codec.decode(codec.worker_decoder, data)
+        except msgspec.DecodeError as exc:
+            self.rt.figures.frames_in["(malformed)"] += 1
+            error = _error(codec.error_code(exc), codec.readable_id(data), str(exc))
+            self._refuse(self._frames, error, now)
+            return None
 
     def _allowed(self, bucket: TokenBucket, id: str | None, now: float) -> bool:
         """Take a token for a frame; refuse it (and count a strike) if there is none."""
@@ -540,12 +550,6 @@ def _span(points: list[Fix]) -> tuple[int, int]:
     """The earliest and the latest time of a batch of fixes."""
     times = [p.at for p in points]
     return min(times), max(times)
-
-
-def _as_decode_error(exc: Exception) -> msgspec.DecodeError:
-    if isinstance(exc, msgspec.DecodeError):
-        return exc
-    return msgspec.DecodeError("JSON is nested too deeply")
 
 
 class WorkerEndpoint:

@@ -41,7 +41,7 @@ def parse(data: bytes, source: str, *, toml: bool = False) -> CategoryDefinition
         if toml:
             definition = msgspec.toml.decode(data, type=CategoryDefinition)
         else:
-            definition = msgspec.json.decode(data, type=CategoryDefinition)
+            definition = codec.decode(codec.category_definition_decoder, data)
     except msgspec.DecodeError as exc:
         raise BadDefinition(source, [decode_error(exc)]) from exc
     errors = catalogue.check(definition)

@@ -93,8 +93,12 @@ def _numeric(name: str | None, form: Mapping[str, Attribute], where: str) -> Ite
 
 def _problems(d: CategoryDefinition) -> Iterator[FieldError]:
     form = {a.name: a for a in d.attributes}
-    if len(form) != len(d.attributes):
-        yield FieldError("attributes", "duplicate", "an attribute is named twice")
+    seen: set[str] = set()
+    for i, attr in enumerate(d.attributes):
+        if attr.name in seen:
+            where = f"attributes[{i}].name"
+            yield FieldError(where, "duplicate", f"a second attribute {attr.name!r}")
+        seen.add(attr.name)
     for i, attr in enumerate(d.attributes):
         yield from _attribute(attr, f"attributes[{i}]")
     radii = d.dispatch.radius_steps_km
