@@ -38,7 +38,7 @@ from loadtest.bench_clients import (
 )
 from loadtest.bench_measure import Figures, Plan, Window, connect, pct, say, server_env
 from loadtest.bench_orders import DispatchDriver
-from server.embedded_cluster import LocalCluster
+from server.commands.embedded_cluster import LocalCluster
 
 SUSTAIN_SHARES = (0.85, 0.7)
 KEPT_UP_ACK_MS = 1000.0  # a sampled location's ack later than this: a backlog is growing

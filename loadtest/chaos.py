@@ -37,8 +37,8 @@ from typing import cast
 import redis
 
 from loadtest.chaos_check import Faults, Findings, check
-from server.embedded_cluster import ClusterNode, LocalCluster
-from server.embedded_redis import EmbeddedRedis
+from server.commands.embedded_cluster import ClusterNode, LocalCluster
+from server.process.embedded_redis import EmbeddedRedis
 from simulator import journal as sim_journal
 from simulator import load_scenario, with_overrides
 from simulator.runner import city_names

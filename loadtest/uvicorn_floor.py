@@ -34,12 +34,12 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-MAX_FRAME_BYTES = 65536  # the server's max_frame_bytes default (server/settings.py)
-GC_THRESHOLDS = (50_000, 20, 100)  # the server's (server/runtime.py GC_THRESHOLDS)
+MAX_FRAME_BYTES = 65536  # the server's max_frame_bytes default (server/process/settings.py)
+GC_THRESHOLDS = (50_000, 20, 100)  # the server's (server/node/runtime.py GC_THRESHOLDS)
 
 
 def tune_gc() -> None:
-    """What the dispatch server does at start-up (``server.runtime.tune_gc``), so
+    """What the dispatch server does at start-up (``server.node.runtime.tune_gc``), so
     that the two are compared with the same collector settings: collect, move
     the start-up objects out of the collector's sight, collect less often."""
     gc.collect()

@@ -6,7 +6,7 @@ worker needs, its **dispatch** policy, its **pricing** and its **workflow**
 (the steps after a worker accepted). These Structs check each field's type
 and range; what needs the whole definition (every step reachable, every
 condition naming a real attribute) is checked by
-``server/core/catalogue.py``, which names the offending path.
+``server/core/category_rules.py``, which names the offending path.
 
 Money is in integers of the currency's minor unit (cents), so a quote is
 exact. Imports nothing from ``server`` or ``simulator``.

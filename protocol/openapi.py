@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document of the HTTP endpoints: the customers' orders and
 the operators' admin API, from the Structs (``protocol/schema/openapi.json``).
 
-Built on :mod:`protocol.schema`'s helpers, so every body's schema comes from
+Built on :mod:`protocol.json_schema`'s pieces, so every body's schema comes from
 its Struct; the statuses and codes are those of ``PROTOCOL.md`` §12, §14 and
 §19. The admin API's paths are in :mod:`protocol.openapi_admin`, the pieces
 both are built of in :mod:`protocol.openapi_parts`. Imports nothing from
@@ -10,6 +10,7 @@ both are built of in :mod:`protocol.openapi_parts`. Imports nothing from
 
 from __future__ import annotations
 
+from protocol.json_schema import COMPONENT_REF, DOCS, HTTP_BODIES, _components, _info, _ref
 from protocol.openapi_admin import admin_paths
 from protocol.openapi_parts import (
     BODY_ERRORS,
@@ -23,7 +24,6 @@ from protocol.openapi_parts import (
     _reading,
     _responses,
 )
-from protocol.schema import COMPONENT_REF, DOCS, HTTP_BODIES, _components, _info, _ref
 
 
 def _create_order() -> JSON:

@@ -13,8 +13,8 @@ from typing import Any
 
 from protocol import ids
 from protocol.errors import ERROR_CODES
+from protocol.json_schema import _ref
 from protocol.messages import FIELD
-from protocol.schema import _ref
 
 JSON = dict[str, Any]
 

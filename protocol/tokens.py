@@ -8,7 +8,7 @@ worker's token also carries its ``city``, ``skills`` and ``capacity``. The
 platform's account service issues them in production; the server's
 ``dispatch token``, the simulator and the load test mint development ones
 here, so the claims are written once. Verifying is the server's job
-(``server/auth.py``).
+(``server/process/auth.py``).
 
 Imports nothing from ``server`` or ``simulator``.
 """

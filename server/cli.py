@@ -14,8 +14,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from types import FrameType
 
-from server import logs
-from server import settings as settings_mod
+from server.process import logs
+from server.process import settings as settings_mod
 
 DESCRIPTION = """\
 Real-time dispatch server for on-demand local services.
@@ -65,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         import asyncio
 
-        from server.workers import Fleet
+        from server.commands.node_processes import Fleet
 
         configure_logging(cfg.log_level, cfg.log_format, "fleet")
         serve_args = ["--host", cfg.host, "--port", str(cfg.port)]
@@ -99,7 +99,7 @@ def _claim(cfg: settings_mod.Settings, args: argparse.Namespace) -> list[socket.
     """Before anything starts: lock the data directory when the private Redis is to
     live there, and bind the port (a node) or check that no server listens on it (a
     fleet, whose nodes bind it); exit naming what another process holds."""
-    from server import claims
+    from server.process import claims
 
     try:
         if not cfg.redis_url:  # a fleet's nodes are given the parent's Redis
@@ -116,8 +116,8 @@ def _run_node(cfg: settings_mod.Settings, sockets: list[socket.socket]) -> int:
     """Serve on ``sockets`` until told to stop; the node's exit status."""
     import uvicorn
 
+    from server.api.app import create_app
     from server.api.http_guard import protocols
-    from server.app import create_app
 
     app = create_app(cfg)
     http, ws = protocols(cfg)
@@ -196,7 +196,7 @@ def _settings(args: argparse.Namespace) -> settings_mod.Settings:
 
 def _token(args: argparse.Namespace) -> int:
     from protocol.tokens import Role
-    from server import auth
+    from server.process import auth
 
     cfg = _settings(args)
     skills = [s for s in args.skills.split(",") if s]
@@ -212,7 +212,7 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from server.demo import run_demo
+    from server.commands.demo import run_demo
 
     return run_demo(args)
 
@@ -271,28 +271,28 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
-    from server import category_cli
+    from server.commands import category
 
-    category = sub.add_parser(
+    category_parser = sub.add_parser(
         "category", help="list, show, apply or diff service categories on a running server",
         description="Manage service categories through a running server's admin API.",
     )  # fmt: skip
-    category_cli.add_arguments(category)
-    category.set_defaults(func=category_cli.run)
+    category.add_arguments(category_parser)
+    category_parser.set_defaults(func=category.run)
 
-    from server import admin_client, payouts_cli
+    from server.commands import admin_client, payouts
 
-    payouts = sub.add_parser(
+    payouts_parser = sub.add_parser(
         "payouts", parents=[admin_client.arguments()],
         help="a settlement CSV of the workers' earnings over a period, from a running server",
         description="Write what each worker earned over whole UTC days FROM to TO, by city, "
         "worker and currency (jobs, share, distance, time, cancel_fee, tip, total in minor "
         "units), as CSV, read from a running server's admin API.",
     )  # fmt: skip
-    payouts_cli.add_arguments(payouts)
-    payouts.set_defaults(func=payouts_cli.run)
+    payouts.add_arguments(payouts_parser)
+    payouts_parser.set_defaults(func=payouts.run)
 
-    from server import up
+    from server.commands import up
 
     up_parser = sub.add_parser(
         "up", help="run a local Redis Cluster, N nodes and haproxy in front, until Ctrl-C",

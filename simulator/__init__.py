@@ -12,12 +12,13 @@ Module map: ``scenario`` (config and validation), ``city`` and ``geo``
 (districts and sampling), ``movement`` (the street grid), ``fleet`` and
 ``worker`` and ``jobs`` (the fake worker apps), ``customers``, ``orders``
 (cross-side latencies), ``scheduler`` (the one timer heap), ``stats``,
-``report``, ``display`` and ``summary`` (measuring and telling), ``runner`` and
-``procs`` (running one or several processes).
+``report``, ``display`` and ``summary`` (measuring and telling), ``simulation``
+(a whole run), ``runner`` (one process's share of it) and ``procs`` (spreading
+the shares over several processes).
 """
 
 from simulator.report import Report
-from simulator.runner import simulate
 from simulator.scenario import ScenarioError, SimConfig, load_scenario, with_overrides
+from simulator.simulation import simulate
 
 __all__ = ["Report", "ScenarioError", "SimConfig", "load_scenario", "simulate", "with_overrides"]

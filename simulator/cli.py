@@ -22,7 +22,7 @@ from simulator import operator
 from simulator.display import Display
 from simulator.procs import prepare_process
 from simulator.report import Report
-from simulator.runner import city_names, load_city, simulate
+from simulator.runner import city_names, load_city
 from simulator.scenario import (
     DEV_SECRET,
     ScenarioError,
@@ -31,6 +31,7 @@ from simulator.scenario import (
     scenario_names,
     with_overrides,
 )
+from simulator.simulation import simulate
 from simulator.summary import summary
 
 EPILOG = """\

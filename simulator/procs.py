@@ -30,6 +30,7 @@ import msgspec
 from msgspec import Struct
 
 from simulator.display import Progress, merge_progress
+from simulator.runner import run_slice
 from simulator.scenario import SimConfig
 from simulator.stats import Snapshot, merge_snapshots
 
@@ -171,8 +172,6 @@ async def _stoppable_slice(
     config: SimConfig, proc: int, on_progress: Callable[[Progress], None]
 ) -> Snapshot:
     """This process's share of the run, cut short to its closing phase by SIGTERM."""
-    from simulator.runner import run_slice
-
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     return await run_slice(config, proc, on_progress, stop)

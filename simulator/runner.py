@@ -1,6 +1,8 @@
-"""Running a simulation: :func:`simulate` and the per-process :func:`run_slice`.
+"""Running one process's share of a simulation: :func:`run_slice`.
 
-A run has four phases:
+:func:`simulator.simulation.simulate` runs the whole scenario: one slice in
+its own process, or several spread over processes by :mod:`simulator.procs`,
+each of which runs :func:`run_slice`. A slice's run has four phases:
 
 1. ``ramp``: the fleet connects, spread evenly over ``workers.ramp_s``;
 2. ``run``: customers place orders for ``duration_s``; shifts and outages happen;
@@ -9,7 +11,7 @@ A run has four phases:
 4. ``closing``: close every socket, count outcomes, return the measurements.
 
 With ``procs > 1`` the fleet and the order rate are split over that many
-processes (see :mod:`simulator.procs`); each process uses its own city name
+processes (:func:`slice_of`); each process uses its own city name
 (``metro-0``, ``metro-1``, ...) so its offers always reach its own workers and
 cross-side latencies are measured on one clock.
 
@@ -21,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 
@@ -36,7 +36,6 @@ from simulator.fleet import World, build_fleet
 from simulator.journal import Journal
 from simulator.movement import Grid
 from simulator.orders import OrderBook
-from simulator.report import Report, build_report
 from simulator.scenario import ScenarioError, SimConfig
 from simulator.scheduler import Scheduler
 from simulator.stats import Metrics, Snapshot, process_cpu_s
@@ -50,51 +49,6 @@ _GRACE_POLL_S = 0.5
 _REFRESH_EVERY_S = 2.0
 _CLOSE_TIMEOUT_S = 5.0
 _EXACT_REFRESH_LIMIT = 2_000
-
-
-async def simulate(config: SimConfig, on_progress: ProgressCallback | None = None) -> Report:
-    """Run the scenario against the server at ``config.url`` and return the report.
-
-    ``on_progress`` is called about every ``config.progress_interval_s`` with
-    the run's state (in this event loop's thread for one process, in a helper
-    thread when ``config.procs > 1``). Cancelling the call (Ctrl-C under
-    :func:`asyncio.run`) ends the run early, politely, and still returns the
-    report, marked ``interrupted``; cancelling it again stops it at once.
-    """
-    load_city(config)  # a bad district file fails here, not in every process
-    if config.categories:
-        async with httpx.AsyncClient(timeout=30.0, trust_env=False) as http:
-            await operator.apply_categories(config, http)
-    started = time.monotonic()
-    stop = asyncio.Event()
-    stop_flag = threading.Event()
-    if config.procs > 1:
-        from simulator.procs import run_processes  # spawns processes: only when asked to
-
-        work = asyncio.ensure_future(
-            asyncio.to_thread(run_processes, config, on_progress, stop_flag)
-        )
-    else:
-        work = asyncio.ensure_future(run_slice(config, 0, on_progress, stop))
-    try:
-        snapshot = await asyncio.shield(work)
-    except asyncio.CancelledError:
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
-        stop.set()
-        stop_flag.set()
-        snapshot = await work
-    return build_report(
-        snapshot,
-        scenario=config.name,
-        seed=config.seed,
-        url=config.url,
-        workers=config.workers.count,
-        procs=config.procs,
-        duration_s=config.duration_s,
-        elapsed_s=time.monotonic() - started,
-    )
 
 
 def load_city(config: SimConfig) -> City:

@@ -24,7 +24,7 @@ from msgspec import Meta, Struct
 
 from protocol.ids import Name
 
-# The server's development default (server/settings.py); never use it in production.
+# The server's development default (server/process/settings.py); never use it in production.
 DEV_SECRET = "dev-only-secret-change-me-in-production"
 
 Share = Annotated[float, Meta(ge=0.0, le=1.0)]

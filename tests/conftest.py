@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.embedded_cluster import LocalCluster
+from server.commands.embedded_cluster import LocalCluster
 from server.store.redis_store import Store
 from tests.pinned import Clock
 from tests.support import (

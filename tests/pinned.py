@@ -8,9 +8,9 @@ from collections.abc import Awaitable, Mapping
 import pytest
 
 from protocol.messages import CreateOrder, OfferMode, Point
-from server.catalogue import Catalogue
-from server.dispatcher import Dispatcher
-from server.settings import Settings
+from server.process.settings import Settings
+from server.services.dispatcher import Dispatcher
+from server.services.node_catalogue import Catalogue
 from server.store.keys import City, OrderId, WorkerId, new_order_id
 from server.store.redis_store import Refused, Spot, Store
 

@@ -41,8 +41,8 @@ from protocol.messages import (
     ServerMessage,
     Welcome,
 )
-from server import auth
-from server.embedded_redis import EmbeddedRedis
+from server.process import auth
+from server.process.embedded_redis import EmbeddedRedis
 from server.store import keys
 from server.store.cluster import Link, is_cluster_url, open_link, seeds
 

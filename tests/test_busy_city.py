@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from protocol.messages import CreateOrder, Point
-from server.dispatcher import Dispatcher
-from server.settings import Settings
+from server.process.settings import Settings
+from server.services.dispatcher import Dispatcher
 from server.store.keys import City, WorkerId, new_order_id
 from server.store.redis_store import Store
 from tests.support import one_tag, scratch_city

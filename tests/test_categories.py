@@ -16,7 +16,7 @@ import msgspec
 from protocol.catalogue import CategoryDefinition, DispatchPolicy, Pricing
 from protocol.messages import Ack, OfferMade
 from server import categories
-from server.catalogue import Catalogue
+from server.services.node_catalogue import Catalogue
 from server.store.catalogue import CatalogueStore
 from server.store.cluster import open_link
 from server.store.redis_store import Store

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from server import claims
+from server.process import claims
 from tests.support import UNIT
 
-HOLD = "import sys; from server import claims; claims.lock_data_dir(sys.argv[1]); print('held')"
+HOLD = (
+    "import sys; from server.process import claims; "
+    "claims.lock_data_dir(sys.argv[1]); print('held')"
+)
 
 
 def test_a_held_data_dir_is_refused_naming_its_holder(tmp_path: Path) -> None:

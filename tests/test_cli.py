@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from server import auth
 from server.cli import main
+from server.process import auth
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

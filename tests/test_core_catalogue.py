@@ -21,7 +21,7 @@ from protocol.catalogue import (
 )
 from protocol.messages import Point
 from server import categories
-from server.core import attributes, catalogue, pricing, workflow
+from server.core import attributes, category_rules, pricing, workflow
 from server.core.diagram import workflow_mermaid
 from server.core.order_states import OrderState
 
@@ -195,8 +195,8 @@ def test_the_builtin_categories_are_valid() -> None:
 
 def test_a_valid_definition_has_no_problems() -> None:
     """The baseline of the checks below is clean."""
-    assert catalogue.check(definition()) == []
-    assert catalogue.check(categories.load(GROOMING)) == []
+    assert category_rules.check(definition()) == []
+    assert category_rules.check(categories.load(GROOMING)) == []
 
 
 @pytest.mark.parametrize(
@@ -262,7 +262,7 @@ def test_a_valid_definition_has_no_problems() -> None:
 )
 def test_a_bad_definition_names_the_offending_path(changes: dict[str, object], where: str) -> None:
     """Each rule refuses with the path of what broke it."""
-    assert where in fields(catalogue.check(definition(**changes)))
+    assert where in fields(category_rules.check(definition(**changes)))
 
 
 def test_a_bad_file_lists_every_problem() -> None:
@@ -292,9 +292,9 @@ def test_diff_names_changed_leaves() -> None:
     """A price change is one path with its old and new value."""
     old = definition()
     new = definition(pricing=Pricing(base=900))
-    assert catalogue.diff(old, new) == [("pricing.base", 0, 900)]
-    assert catalogue.diff(old, old) == []
-    assert ("key", None, "tiny") in catalogue.diff(None, old)
+    assert category_rules.diff(old, new) == [("pricing.base", 0, 900)]
+    assert category_rules.diff(old, old) == []
+    assert ("key", None, "tiny") in category_rules.diff(None, old)
 
 
 def test_a_workflow_diagram_draws_approvals_skips_and_ends() -> None:

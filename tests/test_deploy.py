@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from server.settings import Settings
+from server.process.settings import Settings
 from tests.support import repo_root
 
 DEPLOY = repo_root() / "deploy"

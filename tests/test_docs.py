@@ -6,7 +6,7 @@ import re
 
 from server import categories
 from server.core.diagram import render_into
-from server.settings import env_names
+from server.process.settings import env_names
 from tests.support import repo_root
 
 README = (repo_root() / "README.md").read_text()

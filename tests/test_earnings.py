@@ -13,9 +13,9 @@ import pytest
 
 from protocol.catalogue import Cancellation, CategoryDefinition, Earnings, Pricing, Step
 from protocol.messages import CreateOrder, Point
-from server.catalogue import Catalogue
 from server.core.earnings import DAY_MS
-from server.dispatcher import Dispatcher
+from server.services.dispatcher import Dispatcher
+from server.services.node_catalogue import Catalogue
 from server.store import keys
 from server.store.catalogue import CatalogueStore
 from server.store.earnings import EarningsStore

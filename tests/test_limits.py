@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from protocol.messages import Ack, Welcome
-from server.metrics import percentile
+from server.services.figures import percentile
 from server.store import keys
 from tests.support import (
     UNIT,

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from websockets.exceptions import ConnectionClosed
 
-from server import logs
 from server.cli import RedactTokens
+from server.process import logs
 from tests.support import UNIT, ServerProcess, WorkerClient, unique_city
 
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from protocol import schema
-from server.app import HTTP_ROUTES
+from server.api.app import HTTP_ROUTES
 from tests.support import (
     UNIT,
     RedisProcess,

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import catalogue, codec, messages, schema, webhooks
+from protocol import catalogue, codec, json_schema, messages, schema, webhooks
 from protocol.errors import ERROR_CODES
 from protocol.messages import Fix, Latitude, LocationReported, Longitude
 
@@ -29,9 +29,9 @@ WS_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "live": codec.live_decoder,
 }
 WS_UNIONS: dict[str, Any] = {
-    "worker": schema.UNIONS["WorkerMessage"],
-    "server": schema.UNIONS["ServerMessage"],
-    "live": schema.UNIONS["LiveMessage"],
+    "worker": json_schema.UNIONS["WorkerMessage"],
+    "server": json_schema.UNIONS["ServerMessage"],
+    "live": json_schema.UNIONS["LiveMessage"],
 }
 HTTP_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "create_order": codec.create_order_decoder,
@@ -79,7 +79,7 @@ def _decoder(path: Path) -> msgspec.json.Decoder[Any]:
 
 
 def _tags(direction: str) -> set[str]:
-    return {schema.tag(cls) for cls in schema.members(WS_UNIONS[direction])}
+    return {json_schema.tag(cls) for cls in json_schema.members(WS_UNIONS[direction])}
 
 
 def _contains(outer: object, inner: object) -> bool:
@@ -117,7 +117,7 @@ def test_sample_decodes_as_its_name_says(path: Path) -> None:
     """A frozen sample decodes with its direction's decoder into the message its name names."""
     message = _decoder(path).decode(path.read_bytes())
     if _direction(path) in WS_DECODERS:
-        assert schema.tag(type(message)) == _kind(path)
+        assert json_schema.tag(type(message)) == _kind(path)
 
 
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda path: path.name)
@@ -138,8 +138,8 @@ def test_message_round_trips(path: Path) -> None:
 
 def test_every_message_class_has_a_sample() -> None:
     """Each message of each direction, and each HTTP body, has at least one frozen sample."""
-    expected = {(d, cls) for d, union in WS_UNIONS.items() for cls in schema.members(union)}
-    expected |= {("http", cls) for cls in schema.HTTP_BODIES}
+    expected = {(d, cls) for d, union in WS_UNIONS.items() for cls in json_schema.members(union)}
+    expected |= {("http", cls) for cls in json_schema.HTTP_BODIES}
     found = {(_direction(path), type(_decoder(path).decode(path.read_bytes()))) for path in SAMPLES}
     missing = sorted(f"{d}.{cls.__name__}" for d, cls in expected - found)
     assert not missing, f"add a sample to protocol/samples/ for: {', '.join(missing)}"

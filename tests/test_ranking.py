@@ -9,10 +9,10 @@ import uuid
 
 from protocol.catalogue import CategoryDefinition, DispatchPolicy, Ranking, Step
 from protocol.messages import CreateOrder, Point
-from server.catalogue import Catalogue
 from server.core.earnings import DAY_MS
-from server.dispatcher import Dispatcher
-from server.overrides import Overrides
+from server.services.dispatcher import Dispatcher
+from server.services.node_catalogue import Catalogue
+from server.services.overrides import Overrides
 from server.store.catalogue import CatalogueStore
 from server.store.keys import City, OrderId, WorkerId, new_order_id
 from server.store.performance import standing

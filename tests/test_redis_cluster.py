@@ -25,7 +25,7 @@ import pytest
 from redis.crc import key_slot
 
 from protocol.messages import Ack, EventHappened
-from server.embedded_cluster import SLOTS, ClusterNode, LocalCluster
+from server.commands.embedded_cluster import SLOTS, ClusterNode, LocalCluster
 from server.store import keys
 from server.store.cluster import ClusterLink, open_link, seeds, server_urls
 from server.store.mux import Mux

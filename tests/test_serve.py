@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from server import logs
+from server.process import logs
 from tests.support import (
     UNIT,
     Customer,

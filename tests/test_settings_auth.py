@@ -1,4 +1,4 @@
-"""Settings loading (``server/settings.py``) and signed tokens (``server/auth.py``).
+"""Settings loading (``server/process/settings.py``) and signed tokens (``server/process/auth.py``).
 
 Synchronous tests: the environment is passed in as a mapping, the settings file
 is written to ``tmp_path``, and tokens are minted with a fixed ``now``.
@@ -18,8 +18,8 @@ import pytest
 
 from protocol.messages import OfferMode
 from protocol.tokens import Role
-from server import auth, settings
-from server.settings import Settings, SettingsError
+from server.process import auth, settings
+from server.process.settings import Settings, SettingsError
 
 # ---------------------------------------------------------------- settings
 
@@ -516,7 +516,7 @@ def test_bearer_header_parsing(header: str | None, token: str | None) -> None:
 
 def test_cached_verification_still_honours_expiry(monkeypatch: pytest.MonkeyPatch) -> None:
     """A token verified once is not trusted from the cache after its expiry."""
-    from server import auth as auth_mod
+    from server.process import auth as auth_mod
 
     token = auth_mod.mint(POLICY, "customer", "c-cache", ttl_s=60)
     assert auth_mod.verify(POLICY, token, "customer").subject == "c-cache"
@@ -533,7 +533,7 @@ def test_cached_verification_still_honours_expiry(monkeypatch: pytest.MonkeyPatc
 
 def test_cache_is_per_secret_and_role() -> None:
     """A token cached under one secret or role is not accepted under another."""
-    from server import auth as auth_mod
+    from server.process import auth as auth_mod
 
     token = auth_mod.mint(POLICY, "customer", "c-key", ttl_s=60)
     auth_mod.verify(POLICY, token, "customer")

@@ -40,8 +40,8 @@ from server.core.order_states import (
     TRANSITIONS,
 )
 from server.core.worker_states import CANDIDATE, STATUS_EVENTS
-from server.dispatcher import Dispatcher
-from server.settings import Settings
+from server.process.settings import Settings
+from server.services.dispatcher import Dispatcher
 from server.store import keys, records
 from server.store.keys import OrderId, WorkerId
 from server.store.redis_store import Accepted, Store

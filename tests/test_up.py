@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from protocol.messages import Ack
-from server.up import TEMPLATE, haproxy_config
+from server.commands.up import TEMPLATE, haproxy_config
 from tests.support import SECRET, UNIT, Customer, WorkerClient, free_port, repo_root
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from protocol.webhooks import Subscription
-from server.core import webhooks
-from server.loops.webhooks import new_secret
+from server.core import webhook_rules
+from server.loops.webhook_deliveries import new_secret
 from server.store import keys
 from server.store.cluster import open_link
 from server.store.redis_store import Store
@@ -99,18 +99,18 @@ def test_signatures_follow_the_spec() -> None:
     body = b'{"type":"order.created"}'
     at = datetime.fromtimestamp(1732700000, UTC)
     theirs = Webhook(secret).sign("msg_1", at, body.decode())
-    assert webhooks.signature_header(secret, "msg_1", 1732700000, body) == theirs
+    assert webhook_rules.signature_header(secret, "msg_1", 1732700000, body) == theirs
 
 
 def test_the_retry_schedule_ends() -> None:
     """Seven waits after the first attempt, scaled; then none."""
-    waits = [webhooks.next_delay_ms(n, 1.0) for n in range(1, 10)]
+    waits = [webhook_rules.next_delay_ms(n, 1.0) for n in range(1, 10)]
     assert waits[:7] == [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000]
     assert waits[7:] == [None, None]
-    assert webhooks.matches(["order.*"], ["ride"], "order.assigned", "ride")
-    assert not webhooks.matches(["order.*"], ["ride"], "order.assigned", "beauty")
-    assert not webhooks.matches(["order.*"], ["ride"], "worker.status", None)
-    assert webhooks.matches(["*"], [], "worker.status", None)
+    assert webhook_rules.matches(["order.*"], ["ride"], "order.assigned", "ride")
+    assert not webhook_rules.matches(["order.*"], ["ride"], "order.assigned", "beauty")
+    assert not webhook_rules.matches(["order.*"], ["ride"], "worker.status", None)
+    assert webhook_rules.matches(["*"], [], "worker.status", None)
 
 
 async def test_every_event_of_an_order_arrives_signed(node: ServerProcess, admin: Admin) -> None:

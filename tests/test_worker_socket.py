@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from protocol.messages import Ack, Error, Welcome
-from server import auth
+from server.process import auth
 from server.store import keys
 from tests.support import (
     TOKENS,

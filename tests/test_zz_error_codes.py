@@ -40,7 +40,7 @@ def test_every_code_the_server_uses_is_documented() -> None:
     used |= set(worker_states.REFUSAL_CODES.values()) | set(order_states.ANSWER_REFUSALS.values())
     used.discard("illegal_transition")  # the core's own default; never sent (see core/errors.py)
     used.discard("stale")  # cancel.lua's answer to a caller that read the order before a step;
-    # the workflow reads again (server/workflows.py), so it is never sent
+    # the workflow reads again (server/services/workflows.py), so it is never sent
     assert used, "the pattern found no codes: it no longer matches the source"
     assert used - set(ERROR_CODES) == set()
 

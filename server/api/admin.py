@@ -30,11 +30,12 @@ from protocol import ids
 from protocol.admin import Cities
 from protocol.catalogue import Category, CategoryApplied, CategoryDefinition, CategoryList
 from protocol.errors import message
-from server import auth, categories
+from server import categories
 from server.api.orders_http import order_id_of, step_body
 from server.api.responses import json_response, read_body
 from server.core.errors import InvalidFields
-from server.runtime import Runtime
+from server.node.runtime import Runtime
+from server.process import auth
 from server.store.keys import OrderId
 from server.store.redis_store import Refused
 

@@ -7,7 +7,7 @@ and dispatches it afresh; ``.../extend`` moves the deadline it waits on.
 Workers (``/v1/admin/workers/{city}/{id}``): read one as operators see it;
 ``pause`` it for a while, ``resume`` it, ``block`` or ``unblock`` it (for
 every customer, or for one). Each call is one atomic step, recorded as an
-event with the operator as ``actor`` (server/overrides.py).
+event with the operator as ``actor`` (server/services/overrides.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from protocol.messages import WorkerState
 from server.api.admin import admin_of, order_view
 from server.api.orders_http import order_id_of
 from server.api.responses import json_body, json_response
-from server.runtime import Runtime
+from server.node.runtime import Runtime
 from server.store.keys import WorkerId
 from server.store.overrides import HoldAction
 from server.store.redis_store import Refused

@@ -7,7 +7,7 @@ subscribed, every background loop is running and the node is not shutting
 down. Otherwise 503 with the reasons. ``/metrics`` needs
 ``Authorization: Bearer <metrics_token>`` (401 ``unauthorized`` without it),
 and is off (404, as for any unknown path) while that setting is empty; it
-answers Prometheus's text format (:mod:`server.metrics`), or the node's
+answers Prometheus's text format (:mod:`server.node.exposition`), or the node's
 counters as one JSON object to a request that accepts ``application/json``.
 """
 
@@ -19,9 +19,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server import auth
-from server.metrics import CONTENT_TYPE, exposition, fleet_exposition
-from server.runtime import Runtime
+from server.node.exposition import CONTENT_TYPE, exposition, fleet_exposition
+from server.node.runtime import Runtime
+from server.process import auth
 from server.store.redis_store import Refused
 
 

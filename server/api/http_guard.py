@@ -30,8 +30,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
-from server.logs import Throttled
-from server.settings import Settings
+from server.process.logs import Throttled
+from server.process.settings import Settings
 
 log = logging.getLogger(__name__)
 

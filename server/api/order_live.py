@@ -27,12 +27,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from protocol import codec, ids
 from protocol.errors import Close, message
 from protocol.messages import Error, EventHappened, OrderEvent, OrderView, Snapshot
-from server import auth
 from server.api.origins import origin_allowed
 from server.core.errors import ClientError
 from server.core.limits import Strikes, TokenBucket
 from server.core.order_states import TERMINAL
-from server.runtime import Runtime
+from server.node.runtime import Runtime
+from server.process import auth
 from server.store.keys import OrderId
 from server.store.redis_store import StoreUnavailable
 

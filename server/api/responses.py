@@ -22,8 +22,8 @@ from protocol import codec
 from protocol.errors import message
 from protocol.messages import FieldError, HttpError
 from server.core.errors import ClientError, InvalidFields
-from server.logs import Throttled
-from server.settings import Settings
+from server.process.logs import Throttled
+from server.process.settings import Settings
 from server.store.redis_store import Refused
 
 log = logging.getLogger(__name__)

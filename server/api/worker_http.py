@@ -11,9 +11,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from protocol.messages import Figures
-from server import auth
 from server.api.responses import json_response
-from server.runtime import Runtime
+from server.node.runtime import Runtime
+from server.process import auth
 from server.store.keys import WorkerId
 
 

@@ -55,14 +55,14 @@ from protocol.messages import (
     WorkerMessage,
     WorkerState,
 )
-from server import auth, logs
 from server.api.origins import origin_allowed
 from server.core.errors import ClientError, InvalidFields
 from server.core.limits import Strikes, TokenBucket
 from server.core.order_states import TERMINAL
 from server.core.worker_states import OFF_DUTY
-from server.logs import Throttled
-from server.runtime import Runtime
+from server.node.runtime import Runtime
+from server.process import auth, logs
+from server.process.logs import Throttled
 from server.store import keys
 from server.store.keys import OrderId, WorkerId
 from server.store.records import job

@@ -5,6 +5,10 @@ A file holds one definition (``protocol/catalogue.py``), TOML or JSON by its
 suffix. :func:`load` reads and checks it completely: a file that does not
 decode, or a definition the rules refuse, raises :class:`BadDefinition` with
 every problem and its path, before anything is stored.
+
+Imports ``protocol/`` and the core's category rules only; the node's
+catalogue (``server/services/node_catalogue.py``), the admin API and
+``dispatch category`` use it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import msgspec
 
 from protocol import codec
 from protocol.catalogue import CategoryDefinition, FieldError
-from server.core import catalogue
+from server.core import category_rules
 
 
 class BadDefinition(ValueError):
@@ -44,7 +48,7 @@ def parse(data: bytes, source: str, *, toml: bool = False) -> CategoryDefinition
             definition = codec.decode(codec.category_definition_decoder, data)
     except msgspec.DecodeError as exc:
         raise BadDefinition(source, [decode_error(exc)]) from exc
-    errors = catalogue.check(definition)
+    errors = category_rules.check(definition)
     if errors:
         raise BadDefinition(source, errors)
     return definition

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 
 from protocol.codec import encode
 from protocol.messages import Position, WorkerMoved
-from server.logs import Outage
-from server.metrics import percentile
+from server.process.logs import Outage
+from server.services.figures import percentile
 from server.store import keys
 from server.store.redis_store import Spot, Store, StoreUnavailable
 

@@ -35,7 +35,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 
-from server.logs import Outage
+from server.process.logs import Outage
 from server.store.redis_store import Store, StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 
-from server.dispatcher import Dispatcher
-from server.logs import Outage
+from server.process.logs import Outage
+from server.services.dispatcher import Dispatcher
 from server.store.redis_store import StoreUnavailable
 
 FORGET_STALE_EVERY_S = 5.0

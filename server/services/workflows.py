@@ -46,7 +46,7 @@ from server.core import earnings, workflow
 from server.core.errors import ClientError
 from server.core.order_states import TERMINAL, WORKING, OrderState, next_state
 from server.core.workflow import Actor, Decision, Move
-from server.metrics import Figures
+from server.services.figures import Figures
 from server.store import keys, records
 from server.store.keys import OrderId
 from server.store.redis_store import Pay, Refused, Stale, Store, WorkflowStep

@@ -28,8 +28,8 @@ from server.api import (
 )
 from server.api.internal import InternalErrors
 from server.core.errors import ClientError
-from server.runtime import Runtime
-from server.settings import Settings
+from server.node.runtime import Runtime
+from server.process.settings import Settings
 from server.store.redis_store import StoreUnavailable
 
 EXIT_FAILED = 1

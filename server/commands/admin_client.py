@@ -16,7 +16,7 @@ import httpx
 import msgspec
 
 from protocol import codec
-from server import auth, settings
+from server.process import auth, settings
 
 
 def arguments() -> argparse.ArgumentParser:

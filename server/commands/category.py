@@ -1,7 +1,7 @@
 """``dispatch category``: list, show, apply and diff categories on a running
 server, through its admin API (``/v1/admin/categories``).
 
-The server and the token are found as ``server/admin_client.py`` says. A
+The server and the token are found as ``server/commands/admin_client.py`` says. A
 file is checked completely here first, so a bad one is refused with every
 problem named before anything is sent.
 """
@@ -17,8 +17,9 @@ import msgspec
 
 from protocol import codec
 from protocol.catalogue import CategoryDefinition
-from server import admin_client, categories
-from server.core import catalogue
+from server import categories
+from server.commands import admin_client
+from server.core import category_rules
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +77,7 @@ def _run(args: argparse.Namespace, http: httpx.Client) -> int:
         return 0
     definition = categories.load(args.file)
     if args.action == "diff":
-        changes = catalogue.diff(_current(http, definition.key), definition)
+        changes = category_rules.diff(_current(http, definition.key), definition)
         for path, old, new in changes:
             print(f"{path}: {old!r} -> {new!r}")
         print(f"{len(changes)} change(s) to {definition.key}" if changes else "no change")

@@ -20,20 +20,21 @@ from collections import Counter
 from collections.abc import Callable
 
 from protocol.tokens import Role
-from server import auth, metrics
-from server.auth import Identity, TokenPolicy
-from server.catalogue import Catalogue
-from server.dispatcher import Dispatcher
-from server.embedded_redis import EmbeddedRedis
-from server.hub import Hub
 from server.loops.ingest import LocationIngest
 from server.loops.nodes import NodeWatch
 from server.loops.supervisor import Supervisor
 from server.loops.sweeper import sweep_forever
-from server.loops.webhooks import Deliveries
-from server.metrics import Figures
-from server.overrides import Overrides
-from server.settings import Settings
+from server.loops.webhook_deliveries import Deliveries
+from server.node import exposition
+from server.process import auth
+from server.process.auth import Identity, TokenPolicy
+from server.process.embedded_redis import EmbeddedRedis
+from server.process.settings import Settings
+from server.services.dispatcher import Dispatcher
+from server.services.figures import Figures
+from server.services.hub import Hub
+from server.services.node_catalogue import Catalogue
+from server.services.overrides import Overrides
 from server.store.catalogue import CatalogueStore
 from server.store.cluster import ClusterLink, open_link
 from server.store.earnings import EarningsStore
@@ -145,7 +146,7 @@ class Runtime:
         self.supervisor.start("loop-lag", self.figures.watch_loop_lag)
         if s.metrics_dir:
             directory = s.metrics_dir
-            self.supervisor.start("metrics-file", lambda: metrics.write_forever(self, directory))
+            self.supervisor.start("metrics-file", lambda: exposition.write_forever(self, directory))
         tune_gc()
         log.info("node %s up (redis %s%s; pub/sub %s; cities %s)", self.node,
                  ".".join(map(str, version)), ", cluster" if cluster else "",

@@ -26,9 +26,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from server.demo import free_port, ready
-from server.embedded_cluster import LocalCluster
-from server.embedded_redis import die_with_parent
+from server.commands.demo import free_port, ready
+from server.commands.embedded_cluster import LocalCluster
+from server.process.embedded_redis import die_with_parent
 
 INSTALL_HINT = (
     "dispatch up: haproxy is not installed; install it (Debian/Ubuntu: apt install haproxy; "
@@ -70,7 +70,7 @@ def haproxy_config(template: str, port: int, nodes: list[int], maxconn: int | No
     return out[: servers[0].start()] + lines + out[servers[-1].end() :]
 
 
-TEMPLATE = Path(__file__).resolve().parent.parent / "deploy" / "haproxy.cfg"
+TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "haproxy.cfg"
 
 
 class _Stop(Exception):

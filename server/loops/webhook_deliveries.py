@@ -22,7 +22,7 @@ or any other failure to send, such as a URL the HTTP client refuses) is a
 failure of that subscription alone: the entry is still acknowledged, so the
 other subscriptions never get it again, and the failed message is kept in
 the city's retry set with its next time from
-:func:`server.core.webhooks.next_delay_ms`; every node claims due retries
+:func:`server.core.webhook_rules.next_delay_ms`; every node claims due retries
 with a lease, as sweepers claim order timers. After the last attempt the
 message is a dead letter. A receiver that answers **410 Gone** disables its
 subscription. Every attempt is written to the subscription's delivery log.
@@ -44,8 +44,8 @@ import msgspec
 
 from protocol.messages import OrderEvent
 from protocol.webhooks import DeadLetter, Delivery, OrderHappened, Subscription, WorkerHappened
-from server.core import webhooks
-from server.logs import Outage
+from server.core import webhook_rules
+from server.process.logs import Outage
 from server.store.redis_store import Store, StoreUnavailable
 from server.store.webhooks import Entry, Waiting, WebhookStore
 
@@ -61,7 +61,7 @@ _encode = msgspec.json.Encoder().encode
 
 def new_secret() -> str:
     """A fresh ``whsec_`` secret: 24 random bytes, base64."""
-    return webhooks.SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
+    return webhook_rules.SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
 def _stamp(ms: int) -> str:
@@ -193,7 +193,7 @@ class Deliveries:
 
     def wanted_by(self, etype: str, at: int, category: str | None) -> list[Subscription]:
         return [s for s in self.subs if s.enabled and s.created_at <= at
-                and webhooks.matches(s.events, s.categories, etype, category)]  # fmt: skip
+                and webhook_rules.matches(s.events, s.categories, etype, category)]  # fmt: skip
 
     async def _entry(self, entry: Entry) -> None:
         try:
@@ -239,12 +239,12 @@ class Deliveries:
             await self._bury(sub.id, msg, attempts, error)
             await self.hooks.forget(city, msg.id)
             return
-        delay = webhooks.next_delay_ms(attempts, self.retry_scale)
+        delay = webhook_rules.next_delay_ms(attempts, self.retry_scale)
         if delay is None:
             await self._bury(sub.id, msg, attempts, error)
             await self.hooks.forget(city, msg.id)
             return
-        rest = sum(webhooks.RETRY_DELAYS_S[attempts - 1 :]) * 1000 * self.retry_scale
+        rest = sum(webhook_rules.RETRY_DELAYS_S[attempts - 1 :]) * 1000 * self.retry_scale
         await self.hooks.wait(city, msg._replace(attempts=attempts), now + delay,
                               int(rest) + 3_600_000)  # fmt: skip
         await self.hooks.log(sub.id, Delivery(msg.id, msg.type, "retrying", attempts, now,
@@ -266,7 +266,9 @@ class Deliveries:
             "content-type": "application/json",
             "webhook-id": msg.id,
             "webhook-timestamp": str(stamp),
-            "webhook-signature": webhooks.signature_header(sub.secret, msg.id, stamp, msg.body),
+            "webhook-signature": webhook_rules.signature_header(
+                sub.secret, msg.id, stamp, msg.body
+            ),
         }
         async with self._slots:
             try:

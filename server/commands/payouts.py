@@ -8,7 +8,7 @@ cancellation fees, tips) and in all, over whole UTC days from ``--from`` to
 workers' ledgers and the ``earned`` webhooks. The cities are those the
 server serves (``GET /v1/admin/cities``), not this command's settings, unless
 ``--city`` names them. The server and the token are found as
-``server/admin_client.py`` says.
+``server/commands/admin_client.py`` says.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import httpx
 from protocol import codec
 from protocol.admin import Payouts
 from protocol.messages import EarningsTotal
-from server import admin_client
+from server.commands import admin_client
 
 COLUMNS = ("city", "worker_id", "currency", "first_day", "last_day",
            *EarningsTotal.__struct_fields__[1:])  # fmt: skip

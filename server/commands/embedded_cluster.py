@@ -23,7 +23,7 @@ from types import TracebackType
 import psutil
 import redis
 
-from server.embedded_redis import EmbeddedRedisError, binary, die_with_parent, stop_process
+from server.process.embedded_redis import EmbeddedRedisError, binary, die_with_parent, stop_process
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from msgspec import Meta
 from protocol.ids import Name
 from protocol.messages import OfferMode
 from protocol.tokens import DEFAULT_ISSUER
-from server.auth import TokenPolicy
+from server.process.auth import TokenPolicy
 
 DEV_SECRET = "dev-only-secret-change-me-in-production"
 MIN_SECRET_BYTES = 32

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from protocol.catalogue import Category, CategoryDefinition
 from server import categories
-from server.logs import Outage
+from server.process.logs import Outage
 from server.store.catalogue import CatalogueStore
 from server.store.redis_store import Refused, StoreUnavailable
 from server.store.replies import CategoryReply

@@ -6,7 +6,7 @@ a node of its own (its own id, event loop and core) listening on the same
 address with SO_REUSEPORT, so the kernel spreads new connections over them.
 Nodes on one machine are nodes like any other: they meet in Redis. Before
 any of it, ``dispatch serve`` has locked the data directory for the parent and
-checked that no server listens on the port (:mod:`server.claims`); the
+checked that no server listens on the port (:mod:`server.process.claims`); the
 children, given the parent's Redis, lock nothing.
 
 A child that dies is started again after a backoff; one that keeps dying
@@ -31,9 +31,9 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 
-from server.embedded_redis import EmbeddedRedis, die_with_parent
 from server.loops.supervisor import Recent
-from server.settings import Settings
+from server.process.embedded_redis import EmbeddedRedis, die_with_parent
+from server.process.settings import Settings
 
 log = logging.getLogger(__name__)
 
