@@ -59,7 +59,7 @@ _next_city = iter(CITY_POOL)
 
 
 # Every error code a test client was sent, for the check that each documented
-# code is emitted by some test (tests/test_zz_error_codes.py).
+# code is emitted by some test (tests/conftest.py, after the whole suite).
 SEEN_CODES: set[str] = set()
 
 
