@@ -1,4 +1,5 @@
-"""Session fixtures: one real redis-server, one real server process."""
+"""Session fixtures: one real redis-server, one real server process; and the check,
+after a run of the whole suite, that every documented error code was sent to a test."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from protocol.errors import ERROR_CODES
 from server.commands.embedded_cluster import LocalCluster
 from server.store.redis_store import Store
 from tests.pinned import Clock
 from tests.support import (
+    SEEN_CODES,
     Admin,
     Customer,
     RedisProcess,
@@ -96,3 +99,50 @@ async def store(redis_url: str, clock: Clock) -> AsyncIterator[Store]:
     store = Store(one_tag(redis_url), pinned=clock)
     yield store
     await store.link.aclose()
+
+
+# The error codes' check. The test clients remember every code they were sent
+# (``tests.support.SEEN_CODES``); once the whole suite has run, each code of
+# ``protocol/errors.py`` must be among them, or the run fails. Any run, whole or
+# not, fails on a code sent that is not documented. A run of part of the suite
+# says in its summary that the first check was not made, rather than passing it.
+_finished: set[str] = set()
+_VERDICT = pytest.StashKey[str]()
+
+
+def pytest_runtest_logfinish(nodeid: str) -> None:
+    _finished.add(nodeid)
+
+
+def _partial(session: pytest.Session) -> str | None:
+    """Why this run cannot have seen every code, or None after the whole suite."""
+    every = {p.name for p in Path(__file__).parent.glob("test_*.py")}
+    chosen = {Path(str(item.path)).name for item in session.items}
+    if chosen != every or len(session.items) != session.testscollected:
+        return f"{len(chosen)} of {len(every)} test files, {len(session.items)} tests chosen"
+    if len(_finished) != len(session.items):
+        return f"the run stopped after {len(_finished)} of {len(session.items)} tests"
+    return None
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    undocumented = sorted(SEEN_CODES - set(ERROR_CODES))
+    missing = sorted(set(ERROR_CODES) - SEEN_CODES)
+    partial = _partial(session)
+    if undocumented:
+        verdict = f"FAILED: sent but not documented: {', '.join(undocumented)}"
+    elif partial:
+        verdict = f"not checked that every documented code was sent ({partial})"
+    elif missing:
+        verdict = f"FAILED: no test was sent {', '.join(missing)}"
+    else:
+        verdict = f"every one of the {len(ERROR_CODES)} documented codes was sent to a test"
+    if verdict.startswith("FAILED") and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    session.config.stash[_VERDICT] = verdict
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    verdict = terminalreporter.config.stash.get(_VERDICT, None)
+    if verdict is not None:
+        terminalreporter.write_line(f"error codes: {verdict}")

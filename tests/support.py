@@ -59,7 +59,7 @@ _next_city = iter(CITY_POOL)
 
 
 # Every error code a test client was sent, for the check that each documented
-# code is emitted by some test (tests/test_zz_error_codes.py).
+# code is emitted by some test (tests/conftest.py, after the whole suite).
 SEEN_CODES: set[str] = set()
 
 
@@ -266,6 +266,20 @@ def documented_server(data_dir: Path, **settings: str) -> ServerProcess:
     proc.env = documented_env(DISPATCH_PORT=str(proc.port), DISPATCH_DATA_DIR=str(data_dir),
                               DISPATCH_LOG_LEVEL="warning", **settings)  # fmt: skip
     return proc.start()
+
+
+async def stalled_post(port: int, token: str) -> asyncio.StreamWriter:
+    """A ``POST /v1/orders`` whose body never comes, returned once the app awaits that
+    body: it asks ``Expect: 100-continue``, which uvicorn answers when the app first reads."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token.encode()
+                 + b"\r\nContent-Length: 50\r\nExpect: 100-continue\r\n\r\n")  # fmt: skip
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5 * UNIT)
+    assert answer.startswith(b"HTTP/1.1 100 "), answer
+    writer.write(b"{")
+    await writer.drain()
+    return writer
 
 
 def worker_token(wid: str, city: str, skills: tuple[str, ...] = ("delivery",), **kw: Any) -> str:

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from server.store.keys import WorkerId
 from server.store.mux import Mux, MuxClosed, MuxTimeout, ReplyError
 from server.store.redis_store import Store, StoreUnavailable
-from tests.support import RedisProcess, on_cluster, scratch_city
+from tests.support import UNIT, RedisProcess, on_cluster, redis_client, scratch_city
 
 pytestmark = pytest.mark.skipif(on_cluster(), reason="tests of the connection to one Redis")
 
@@ -28,8 +28,12 @@ async def test_many_concurrent_calls_get_their_own_replies(redis_url: str) -> No
 async def test_cancelled_caller_does_not_shift_replies(redis_url: str) -> None:
     """A caller cancelled while waiting leaves the replies of later callers in place."""
     mux = Mux(redis_url)
-    slow = asyncio.ensure_future(mux.call("BLPOP", "mux-test-empty-list", "0.2"))
-    await asyncio.sleep(0.01)
+    slow = asyncio.ensure_future(mux.call("BLPOP", "mux-test-empty-list", str(1 * UNIT)))
+    client = redis_client(redis_url)
+    async with asyncio.timeout(1 * UNIT):  # the call is on the wire: its reply will come
+        while not any(c["cmd"] == "blpop" for c in await client.client_list()):
+            await asyncio.sleep(0.01)
+    await client.aclose()
     slow.cancel()
     assert await mux.call("ECHO", "after") == b"after"
     mux.close()

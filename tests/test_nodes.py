@@ -90,28 +90,44 @@ async def test_the_newest_session_wins_across_nodes(
     reason="starves one Redis of clients; the cluster's "
     "pub/sub failover is in test_redis_cluster.py",
 )
-async def test_pubsub_loss_resends_the_offer_and_cancellations(
-    server: ServerProcess, second: ServerProcess, redis_url: str, city: str
-) -> None:
+async def test_pubsub_loss_resends_the_offer_and_cancellations(redis_url: str, city: str) -> None:
     """While node A cannot reach Redis's pub/sub, an offer and a cancellation for its
     workers are published and lost; once A subscribes again it re-reads and sends both."""
-    holder = await WorkerClient.connect(server.ws_url, "holder", city, lat=52.5201)
-    customer = Customer(second.url)
+    # A connection attempt made while Redis is full waits out its timeout, so A's
+    # pub/sub may be back a unit or two after Redis has room again: the offer must
+    # outlive that, or what arrives would be a new offer, not the lost one re-read.
+    env = {"DISPATCH_OFFER_TIMEOUT_S": str(10 * UNIT), "DISPATCH_MAX_DISPATCH_S": str(20 * UNIT)}
+    node_a = ServerProcess(redis_url, env=env).start()
+    node_b = ServerProcess(redis_url, env=env).start()
+    holder = await WorkerClient.connect(node_a.ws_url, "holder", city, lat=52.5201)
+    customer = Customer(node_b.url)
     admin = redis_client(redis_url)
     job = (await customer.create(city)).json()["id"]
     await holder.accept_next()
-    waiter = await WorkerClient.connect(server.ws_url, "waiter", city, lat=52.5202)
+    waiter = await WorkerClient.connect(node_a.ws_url, "waiter", city, lat=52.5202)
+    inbox = keys.node_channel(city, node_a.node)
+
+    async def listening() -> int:
+        return int((await admin.pubsub_numsub(inbox))[0][1])
+
     try:
         connected = int((await admin.info("clients"))["connected_clients"])
-        await admin.config_set("maxclients", connected - 2)  # A's pub/sub cannot reconnect
+        listeners = len(await admin.client_list(_type="pubsub"))  # every node's, A's too
+        await admin.config_set("maxclients", connected - listeners)  # none can come back
         await admin.client_kill_filter(_type="pubsub")
-        await asyncio.sleep(0.2)
+        deadline = time.monotonic() + 1 * UNIT
+        while await listening():
+            assert time.monotonic() < deadline, "A's pub/sub stayed subscribed"
+            await asyncio.sleep(0.01)
         offered = (await customer.create(city)).json()["id"]
-        await customer.http.post(f"/v1/orders/{job}/cancel")
-        await asyncio.sleep(0.5)  # both frames were published to nobody
+        await customer.wait_state(offered, "offered")  # the script that offered it published
+        assert (await customer.http.post(f"/v1/orders/{job}/cancel")).status_code == 200
+        assert await listening() == 0  # both frames went to A's inbox with nobody there
         await admin.config_set("maxclients", 10_000)
         offer = await waiter.offer(timeout=8)
         assert offer.order_id == offered
+        offers = [e for e in (await customer.order(offered))["events"] if e["type"] == "offered"]
+        assert [e["offer_id"] for e in offers] == [offer.offer_id]  # the lost one, re-read
         cancelled = await holder.expect(JobCancelled, timeout=8)
         assert cancelled.order_id == job
     finally:
@@ -120,6 +136,8 @@ async def test_pubsub_loss_resends_the_offer_and_cancellations(
         await customer.close()
         await holder.close()
         await waiter.close()
+        node_a.stop()
+        node_b.stop()
 
 
 async def test_a_node_restarted_under_its_id_clears_its_old_routes(
@@ -222,12 +240,17 @@ async def test_a_beat_does_not_wait_behind_a_crowded_link(redis_url: str) -> Non
     main = Store(open_link(redis_url, 5.0, 5.0))
     beats = Store(open_link(redis_url, 5.0, 5.0))
     watch = NodeWatch(main, f"n-{uuid.uuid4().hex[:8]}", [], 100, 1000, beats=beats)
-    stuck = asyncio.ensure_future(main.call("BLPOP", f"d:stuck:{uuid.uuid4().hex}", 2))
-    await asyncio.sleep(0.05)  # the slow call is on the wire; the main link waits on it
+    stuck = asyncio.ensure_future(main.call("BLPOP", f"d:stuck:{uuid.uuid4().hex}", 2 * UNIT))
+    client = redis_client(redis_url)
+    deadline = time.monotonic() + 1 * UNIT
+    while not any(c["cmd"] == "blpop" for c in await client.client_list()):
+        assert time.monotonic() < deadline, "the slow call never reached Redis"
+        await asyncio.sleep(0.01)  # the main link now waits behind it
+    await client.aclose()
     started = time.monotonic()
-    async with asyncio.timeout(1.0):
+    async with asyncio.timeout(1.0 * UNIT):
         await watch.beat()
-    assert time.monotonic() - started < 1.0 and watch.beating and not stuck.done()
+    assert time.monotonic() - started < 1.0 * UNIT and watch.beating and not stuck.done()
     await stuck
     await watch.leave()
     await main.link.aclose()

@@ -196,7 +196,7 @@ async def test_a_killed_master_fails_over_and_the_node_carries_on(
         killed_at = time.monotonic()
         seed.kill()
         while not cluster.healthy():
-            assert time.monotonic() - killed_at < 20, "no replica took over"
+            assert time.monotonic() - killed_at < 20 * UNIT, "no replica took over"
             await asyncio.sleep(0.1)
         failover_s = time.monotonic() - killed_at
         async with httpx.AsyncClient(base_url=server.url, timeout=2.0) as http:
@@ -295,7 +295,7 @@ async def test_sharded_pubsub_across_nodes_and_a_failover(
                 killed_at = time.monotonic()
                 cluster7.nodes[0].kill()
                 while not cluster7.healthy():
-                    assert time.monotonic() - killed_at < 20, "no replica took over"
+                    assert time.monotonic() - killed_at < 20 * UNIT, "no replica took over"
                     await asyncio.sleep(0.1)
                 async with httpx.AsyncClient(base_url=b.url) as http:
                     while (await http.get("/readyz")).status_code != 200:

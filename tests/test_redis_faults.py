@@ -28,6 +28,7 @@ from tests.support import (
     RedisProcess,
     ServerProcess,
     WorkerClient,
+    redis_client,
     unique_city,
 )
 
@@ -42,6 +43,18 @@ def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
     if redis._proc is not None:
         redis.resume()
     redis.stop()
+
+
+async def _in_its_file(url: str) -> None:
+    """Wait until the Redis at ``url`` has written every command it ran to its
+    append-only file, which a SIGKILL of the process leaves whole (appendfsync
+    everysec may hold a write back while the last second's fsync runs)."""
+    client = redis_client(url)
+    deadline = time.monotonic() + 5 * UNIT
+    while int((await client.info("persistence"))["aof_buffer_length"]):
+        assert time.monotonic() < deadline, "Redis kept its append-only writes in memory"
+        await asyncio.sleep(0.02)
+    await client.aclose()
 
 
 async def _readiness(url: str, want: int, within_s: float) -> float:
@@ -117,7 +130,7 @@ async def test_followers_see_every_event_across_a_redis_restart(
         followers: dict[str, LiveClient] = {oid: await customer.live(oid) for oid in orders}
         for live in followers.values():
             assert isinstance(await live.next_frame(), Snapshot)
-        await asyncio.sleep(1.2)  # appendfsync everysec: what came before is on disk
+        await _in_its_file(private_redis.url)
         private_redis.kill()
         private_redis.start()
         await _readiness(b.url, 200, within_s=10)
@@ -151,7 +164,7 @@ async def test_the_private_redis_is_restarted_when_it_dies(tmp_path: Path) -> No
     customer = Customer(node.url)
     try:
         oid = (await customer.create(city)).json()["id"]
-        await asyncio.sleep(1.2)  # appendfsync everysec
+        await _in_its_file(f"unix://{tmp_path / 'data' / 'redis.sock'}")
         assert node.proc is not None
         (child,) = [c for c in psutil.Process(node.proc.pid).children() if "redis" in c.name()]
         os.kill(child.pid, signal.SIGKILL)

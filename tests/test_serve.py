@@ -21,6 +21,7 @@ from tests.support import (
     ServerProcess,
     WorkerClient,
     customer_token,
+    stalled_post,
     unique_city,
 )
 
@@ -116,13 +117,8 @@ async def test_a_second_ctrl_c_cuts_the_drain_short_with_130(
     env = {"DISPATCH_BODY_TIMEOUT_S": str(30 * UNIT), "DISPATCH_LOG_LEVEL": "info"}
     node = ServerProcess(redis_url, env, log=log).start()
     assert node.proc is not None
-    _, writer = await asyncio.open_connection("127.0.0.1", node.port)
-    token = customer_token("c-slow").encode()
-    writer.write(b"POST /v1/orders HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + token
-                 + b"\r\nContent-Length: 50\r\n\r\n{")  # fmt: skip
-    await writer.drain()
+    writer = await stalled_post(node.port, customer_token("c-slow"))
     try:
-        await asyncio.sleep(0.2 * UNIT)  # the request reaches the app, which awaits its body
         node.proc.send_signal(signal.SIGINT)
         await _until_logged(log, "Waiting for connections to close")
         node.proc.send_signal(signal.SIGINT)

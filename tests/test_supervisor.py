@@ -73,14 +73,17 @@ async def test_stop_cancels_the_loops() -> None:
     """stop() cancels every loop and waits for it; nothing is left running."""
     cancelled = asyncio.Event()
 
+    running = asyncio.Event()
+
     async def forever() -> None:
         try:
+            running.set()
             await asyncio.Event().wait()
         finally:
             cancelled.set()
 
     supervisor = Supervisor(lambda reason: None)
     supervisor.start("forever", forever)
-    await asyncio.sleep(0)
+    await running.wait()
     await supervisor.stop()
     assert cancelled.is_set() and supervisor.states == {}

@@ -87,6 +87,26 @@ async def until(pred: Any, timeout: float = 10.0) -> None:
     raise AssertionError("it did not happen in time")
 
 
+async def handled(own_redis: str, city: str) -> None:
+    """Wait until the node has read and acknowledged every entry now in ``city``'s
+    stream: each subscription that wanted one has had its attempt."""
+    client = redis_client(own_redis)
+    stream = keys.stream(city)
+    newest: Any = await client.xrevrange(stream, count=1)
+    last = newest[0][0]
+
+    def position(entry_id: Any) -> tuple[int, ...]:  # stream ids order as (ms, seq)
+        return tuple(int(part) for part in bytes(entry_id).split(b"-"))
+
+    async def acked() -> bool:
+        group = (await client.xinfo_groups(stream))[0]
+        read_past = position(group["last-delivered-id"]) >= position(last)
+        return bool(read_past and group["pending"] == 0)
+
+    await until(acked)
+    await client.aclose()
+
+
 def types(got: list[dict[str, Any]]) -> list[str]:
     return [g["type"] for g in got]
 
@@ -176,7 +196,7 @@ async def test_a_failing_receiver_gets_it_again_and_one_that_times_out_recovers(
 
 
 async def test_410_disables_and_an_endless_failure_is_a_dead_letter(
-    node: ServerProcess, admin: Admin
+    own_redis: str, node: ServerProcess, admin: Admin
 ) -> None:
     """410 Gone turns the subscription off; a receiver that always fails gets
     every attempt of the schedule, then the message is a dead letter."""
@@ -209,7 +229,7 @@ async def test_410_disables_and_an_endless_failure_is_a_dead_letter(
     assert dead[0]["attempts"] == 8 and dead[0]["type"] == "order.created"
     assert '"order.created"' in dead[0]["body"]
     await customer.create(city, 10.0, 10.0)  # the disabled one gets no more
-    await asyncio.sleep(0.5 * UNIT)
+    await handled(own_redis, city)
     assert gone.got == []
     r = await admin.http.post(f"/v1/admin/webhooks/{gone_sub['id']}/enable")
     assert r.json()["enabled"] is True
@@ -254,7 +274,6 @@ async def test_one_undeliverable_subscription_resends_nothing_to_others(
     await hooks.save(bad)
     receiver = await Receiver().start()
     await subscribe(admin, receiver, events=["order.*"])
-    await asyncio.sleep(0.1 * UNIT)  # the loop has seen both subscriptions
     city = unique_city()
     customer = Customer(node.url)
     await customer.create(city, 10.0, 10.0)
@@ -312,12 +331,17 @@ async def test_with_no_subscription_the_events_are_skipped_unread(
     client = redis_client(own_redis)
     stream = keys.stream(city)
 
-    async def reads() -> int:
+    async def calls(command: str) -> int:
         stats = await client.info("commandstats")
-        return int(stats.get("cmdstat_xreadgroup", {}).get("calls", 0))
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
-    await asyncio.sleep(0.3)  # the loop has seen the subscriptions go
-    before = await reads()
+    looks = await calls("xrevrange")
+
+    async def idle() -> bool:  # only a loop that wants no events looks where the streams end
+        return await calls("xrevrange") > looks
+
+    await until(idle)
+    before = await calls("xreadgroup")
     await customer.create(city, 10.0, 10.0)
 
     async def skipped() -> bool:
@@ -327,11 +351,11 @@ async def test_with_no_subscription_the_events_are_skipped_unread(
                     and groups[0]["pending"] == 0)  # fmt: skip
 
     await until(skipped)
-    await asyncio.sleep(0.2)
-    assert await reads() == before, "the events were read though nobody wanted them"
+    assert await calls("xreadgroup") == before, "the events were read though nobody wanted them"
     receiver = await Receiver().start()
     await subscribe(admin, receiver, events=["order.created"])
-    await asyncio.sleep(0.1)
+    # no wait for the loop to see it: an idle loop notes where the streams end before
+    # it looks for subscriptions, so it never skips an event that came after one
     oid = (await customer.create(city, 10.0, 10.0)).json()["id"]
     got = await receiver.wait_for(lambda g: len(g) >= 1)
     assert [g["data"]["order_id"] for g in got] == [oid]
