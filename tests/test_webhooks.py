@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from protocol.webhooks import Subscription
 from server.core import webhook_rules
-from server.loops.webhook_deliveries import new_secret
+from server.loops.webhook_deliveries import Deliveries, new_secret
 from server.store import keys
 from server.store.cluster import open_link
 from server.store.redis_store import Store
@@ -362,3 +363,44 @@ async def test_with_no_subscription_the_events_are_skipped_unread(
     await client.aclose()
     await customer.close()
     await receiver.stop()
+
+
+async def test_a_subscription_made_just_before_an_event_gets_it(tmp_path: Path) -> None:
+    """A subscription saved while a round runs, before an event that round reads,
+    gets that event (the subscriptions are looked at after the read, not before)."""
+    redis = RedisProcess(tmp_path, appendonly=False)
+    store = Store(open_link(redis.start(), 2.0, 2.0))
+    city = f"unserved-{uuid.uuid4().hex[:8]}"
+    deliveries = Deliveries(
+        store, "n-1", [city], timeout_s=UNIT, retry_scale=1.0, concurrency=4, poll_ms=20,
+        retention_ms=60_000, lease_ms=1_000,
+    )  # fmt: skip
+    hooks = deliveries.hooks
+    await hooks.join([city])
+    early, late = await Receiver().start(), await Receiver().start()
+
+    async def save(receiver: Receiver) -> None:
+        receiver.secret = new_secret()
+        await hooks.save(Subscription(uuid.uuid4().hex, receiver.url, ["*"], [],
+                                      receiver.secret, True, store.now_ms()))  # fmt: skip
+
+    await save(early)  # enabled: the rounds read the stream
+    real_read = hooks.read
+
+    async def read_after_a_new_subscription_and_event(*args: Any) -> list[Any]:
+        await save(late)
+        event = {"id": "1-0", "type": "created", "at": store.now_ms() + 1, "state": "created"}
+        await store.call("XADD", keys.stream(city), "*", "k", "order",
+                         "e", json.dumps(event), "o", f"{city}.0000000001", "c", "")  # fmt: skip
+        return await real_read(*args)
+
+    async with httpx.AsyncClient(timeout=UNIT) as deliveries.http:
+        await deliveries._round(1)  # loads the first subscription
+        hooks.read = read_after_a_new_subscription_and_event  # type: ignore[method-assign]
+        await deliveries._round(1)
+        await deliveries.drain()
+    assert len(early.got) == len(late.got) == 1
+    await early.stop()
+    await late.stop()
+    await store.link.aclose()
+    redis.stop()

@@ -151,20 +151,24 @@ class Deliveries:
                 await asyncio.sleep(pause)
 
     async def _round(self, round_: int) -> None:
-        # With no subscription enabled, the events need no reading: note where the
-        # streams end *before* looking for new subscriptions, so that an event after
-        # a subscription made meanwhile is never skipped.
-        idle = not any(s.enabled for s in self.subs)
-        ends = await self.hooks.last_ids(self.cities) if idle else []
-        if await self.hooks.seq() != self.seq:
-            self.seq, self.subs = await self.hooks.all()
+        entries: list[Entry] = []
+        skipped = False
+        if not any(s.enabled for s in self.subs):
+            # With no subscription enabled, the events need no reading: note where the
+            # streams end *before* looking for new subscriptions, so that an event after
+            # a subscription made meanwhile is never skipped.
+            ends = await self.hooks.last_ids(self.cities)
+            await self._refresh()
+            if not any(s.enabled for s in self.subs):
+                await self.hooks.skip_to(self.cities, ends)
+                skipped = True
         if len(self._busy) >= self.max_busy:
             return
-        if idle and not any(s.enabled for s in self.subs):
-            await self.hooks.skip_to(self.cities, ends)
-            entries = []
-        else:
+        if not skipped:
             entries = await self.hooks.read(self.cities, self.node, READ_COUNT)
+            # Look for new subscriptions *after* reading: a subscription made before
+            # an event that this read returned is then known when the event is matched.
+            await self._refresh()
         if round_ % CLAIM_EVERY == 0:  # every city's claim goes out at once (one write)
             claims = await asyncio.gather(
                 *(self.hooks.claim_stale(c, self.node, self.claim_idle_ms) for c in self.cities)
@@ -178,6 +182,11 @@ class Deliveries:
         for city, msgs in zip(self.cities, due, strict=True):
             for msg in msgs:
                 self._spawn(self._retry(city, msg))
+
+    async def _refresh(self) -> None:
+        """The subscriptions, read again when their set changed since the last look."""
+        if await self.hooks.seq() != self.seq:
+            self.seq, self.subs = await self.hooks.all()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
