@@ -365,7 +365,9 @@ async def test_with_no_subscription_the_events_are_skipped_unread(
     await receiver.stop()
 
 
-async def test_a_subscription_made_just_before_an_event_gets_it(tmp_path: Path) -> None:
+async def test_a_subscription_made_just_before_an_event_gets_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A subscription saved while a round runs, before an event that round reads,
     gets that event (the subscriptions are looked at after the read, not before)."""
     redis = RedisProcess(tmp_path, appendonly=False)
@@ -396,7 +398,7 @@ async def test_a_subscription_made_just_before_an_event_gets_it(tmp_path: Path) 
 
     async with httpx.AsyncClient(timeout=UNIT) as deliveries.http:
         await deliveries._round(1)  # loads the first subscription
-        hooks.read = read_after_a_new_subscription_and_event  # type: ignore[method-assign]
+        monkeypatch.setattr(hooks, "read", read_after_a_new_subscription_and_event)
         await deliveries._round(1)
         await deliveries.drain()
     assert len(early.got) == len(late.got) == 1
