@@ -46,7 +46,7 @@ from simulator.runner import city_names
 READY_TIMEOUT_S = 30.0
 
 
-# --quick: the one-minute run of the test suite (tests/test_chaos.py); an option
+# --quick: the one-minute run of the test suite (tests/loadtest/test_chaos.py); an option
 # given as well wins.
 FULL = {"duration": 600.0, "kill_every": 10.0, "grace": 25.0}
 QUICK = {"duration": 60.0, "kill_every": 6.0, "grace": 10.0}

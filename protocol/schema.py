@@ -11,7 +11,7 @@ Each is rendered by its own module (``protocol/json_schema.py``,
 that writes them. Every schema comes from :mod:`protocol.messages` (and
 :mod:`protocol.catalogue`) through
 :func:`msgspec.json.schema_components`, so the files only drift when someone
-forgets to regenerate them, and ``tests/test_protocol.py`` catches that. This
+forgets to regenerate them, and ``tests/protocol/test_wire_format.py`` catches that. This
 module imports nothing from ``server`` or ``simulator``.
 
 Run ``python -m protocol.schema`` after changing a message; with ``--check`` it

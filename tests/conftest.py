@@ -116,8 +116,8 @@ def pytest_runtest_logfinish(nodeid: str) -> None:
 
 def _partial(session: pytest.Session) -> str | None:
     """Why this run cannot have seen every code, or None after the whole suite."""
-    every = {p.name for p in Path(__file__).parent.glob("test_*.py")}
-    chosen = {Path(str(item.path)).name for item in session.items}
+    every = set(Path(__file__).parent.rglob("test_*.py"))
+    chosen = {Path(str(item.path)) for item in session.items}
     if chosen != every or len(session.items) != session.testscollected:
         return f"{len(chosen)} of {len(every)} test files, {len(session.items)} tests chosen"
     if len(_finished) != len(session.items):

@@ -1,4 +1,4 @@
-"""The model behind ``tests/test_store_model.py``: what the store should hold.
+"""The model behind ``tests/store/test_model.py``: what the store should hold.
 
 A small pure-Python picture of orders and workers that moves only through
 ``order_states.next_state`` and ``worker_states.next_state`` and predicts each

@@ -302,7 +302,7 @@ async def hello_again(w: Worker, msg: Hello) -> Reply:
 
 
 # Each handler takes its own message type; the table's value type cannot say that
-# pairing, so it takes Any (tests/test_worker_handlers.py checks every pair).
+# pairing, so it takes Any (tests/api/test_worker_handlers.py checks every pair).
 Handler: TypeAlias = Callable[[Worker, Any], Awaitable[Reply]]
 
 HANDLERS: Final[Mapping[type[msgspec.Struct], Handler]] = {

@@ -2,7 +2,7 @@
 categories' workflows.
 
 The README's lifecycle diagrams, and one per built-in category, are these
-strings, pasted between marker comments; ``tests/test_docs.py`` fails when
+strings, pasted between marker comments; ``tests/docs/test_readme.py`` fails when
 they drift from the tables or the definitions, and ``scripts/gen-docs``
 rewrites them. The definitions come in as arguments (this module reads no
 files).

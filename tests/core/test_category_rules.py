@@ -26,7 +26,7 @@ from server.core.diagram import workflow_mermaid
 from server.core.order_states import OrderState
 
 T = AttributeType
-GROOMING = Path(__file__).parent / "data" / "pet-grooming.toml"
+GROOMING = Path(__file__).parent.parent / "data" / "pet-grooming.toml"
 
 
 def definition(**changes: object) -> CategoryDefinition:

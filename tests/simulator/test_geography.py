@@ -27,7 +27,7 @@ from simulator.scenario import (
 from simulator.stats import percentile
 from simulator.tokens import customer_token, worker_token
 
-SAMPLE = Path(__file__).parent.parent / "simulator" / "data" / "harbourtown.geojson"
+SAMPLE = Path(__file__).parent.parent.parent / "simulator" / "data" / "harbourtown.geojson"
 
 
 def _binomial_ok(hits: int, n: int, p: float, sigmas: float = 5.0) -> bool:

@@ -18,7 +18,7 @@ from simulator.scenario import (
     with_overrides,
 )
 
-SAMPLE = Path(__file__).parent.parent / "simulator" / "data" / "harbourtown.geojson"
+SAMPLE = Path(__file__).parent.parent.parent / "simulator" / "data" / "harbourtown.geojson"
 
 
 # ---------------------------------------------------------------- scenarios

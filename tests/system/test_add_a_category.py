@@ -27,7 +27,7 @@ from tests.support import (
     unique_city,
 )
 
-GROOMING = Path(__file__).parent / "data" / "pet-grooming.toml"
+GROOMING = Path(__file__).parent.parent / "data" / "pet-grooming.toml"
 PHOTO = "https://photos.example/rex.jpg"
 EVENTS = [
     "order.created",

@@ -21,7 +21,7 @@ from tests.support import (
     note,
     worker_token,
 )
-from tests.test_categories import grooming
+from tests.system.test_categories import grooming
 
 NO_ORDER = "berlin.0000000000000000"  # a well-formed id no order has
 

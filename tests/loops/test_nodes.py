@@ -88,7 +88,7 @@ async def test_the_newest_session_wins_across_nodes(
 @pytest.mark.skipif(
     on_cluster(),
     reason="starves one Redis of clients; the cluster's "
-    "pub/sub failover is in test_redis_cluster.py",
+    "pub/sub failover is in store/test_cluster.py",
 )
 async def test_pubsub_loss_resends_the_offer_and_cancellations(redis_url: str, city: str) -> None:
     """While node A cannot reach Redis's pub/sub, an offer and a cancellation for its

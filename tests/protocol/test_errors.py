@@ -2,7 +2,7 @@
 
 These checks read the source: every code passed to a refusal, an error frame
 or a script's ``refused()``, and every code the codec gives a bad frame, must
-be in ``protocol/errors.py`` (whose table ``tests/test_protocol.py`` holds
+be in ``protocol/errors.py`` (whose table ``tests/protocol/test_wire_format.py`` holds
 against PROTOCOL.md §14). The converse, that every documented code is sent to
 some test client, is checked at the end of a run of the whole suite
 (``tests/conftest.py``), whatever order the files ran in.

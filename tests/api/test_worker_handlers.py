@@ -1,7 +1,7 @@
 """The worker socket's table of handlers: complete, rightly paired, free of the socket.
 
-What each handler does is tested through a real socket (test_worker_socket.py,
-test_lifecycle.py and the others); these check the table those tests go through.
+What each handler does is tested through a real socket (api/test_worker_socket.py,
+system/test_lifecycle.py and the others); these check the table those tests go through.
 """
 
 from __future__ import annotations

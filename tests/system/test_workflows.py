@@ -17,7 +17,7 @@ from protocol.messages import Ack, Error, JobCancelled, JobUpdated
 from server import categories
 from tests.support import UNIT, Admin, Customer, ServerProcess, WorkerClient
 
-GROOMING = Path(__file__).parent / "data" / "pet-grooming.toml"
+GROOMING = Path(__file__).parent.parent / "data" / "pet-grooming.toml"
 PHOTO = "https://photos.example/p/1.jpg"
 
 

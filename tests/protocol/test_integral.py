@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from protocol import codec
-from tests.test_protocol import SAMPLES, _decoder
+from tests.protocol.test_wire_format import SAMPLES, _decoder
 
 
 def _floats(value: Any) -> Any:

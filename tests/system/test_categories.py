@@ -30,7 +30,7 @@ from tests.support import (
     customer_token,
 )
 
-GROOMING = Path(__file__).parent / "data" / "pet-grooming.toml"
+GROOMING = Path(__file__).parent.parent / "data" / "pet-grooming.toml"
 DOG = {"breed": "poodle", "weight_kg": 12.0}
 
 

@@ -1,0 +1,1 @@
+"""Tests of server/core/, one file per module: synchronous, over the whole tables."""

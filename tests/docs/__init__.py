@@ -1,0 +1,1 @@
+"""What the README and deploy/ promise, checked against the code and the tools."""

@@ -1,0 +1,1 @@
+"""Tests of loadtest/: the locust run and the chaos run, each short."""

@@ -1,0 +1,1 @@
+"""Tests of server/loops/, one file per module: the supervisor, heartbeats, webhook deliveries."""

@@ -1,0 +1,1 @@
+"""Tests of server/node/, one file per module: the runtime and its Prometheus exposition."""

@@ -1,0 +1,1 @@
+"""Tests of protocol/: round trips, frozen samples, generated documents, error codes."""
