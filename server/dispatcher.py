@@ -12,7 +12,7 @@ but never reads its own wall clock for them.
 *The search index.* ``free:<skill>`` geo sets per city hold exactly the
 workers who could take an order now: connected, ``available``, with a known
 position. Every script that changes a worker's state or connection keeps
-them in step (``index_search`` in ``prelude.lua``), and location reports move
+them in step (``lua/lib/index_search.lua``), and location reports move
 only workers already there (``GEOADD XX``), so busy, paused or departed
 workers cost a search nothing.
 

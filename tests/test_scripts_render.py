@@ -45,6 +45,8 @@ def test_rules_define_every_table() -> None:
         "LEDGER_KEEP",
         "MINUTE_MS",
         "TIME_PAY",
+        "TIP_PAY",
+        "JOBS_DONE",
         "ORDER_T",
         "WORKER_T",
         "TERMINAL",
@@ -62,6 +64,8 @@ def test_rules_define_every_table() -> None:
         "NEEDS_NO_JOBS",
         "OFF_DUTY",
         "REFUSAL",
+        "HOLD_RECORDED",
+        "CATALOGUE_CHANNEL",
     }
 
 
@@ -69,11 +73,18 @@ STATES = sorted({*order_states.OrderState, *worker_states.WorkerState})
 GUARD = re.compile(r"""(?:[=~]=\s*'({0})')|(?:'({0})'\s*[=~]=)""".format("|".join(STATES)))
 
 
-@pytest.mark.parametrize("name", [*scripts.SCRIPT_NAMES, "prelude"])
+def _lua(name: str) -> str:
+    """A script's own text, or a helper's (``lib/<name>``)."""
+    return (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
+
+
+LUA_FILES = [*scripts.SCRIPT_NAMES, *(f"lib/{n}" for n in scripts.lib_names())]
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
 def test_no_script_compares_with_a_state_name(name: str) -> None:
     """Rule 1: every guard reads the rendered tables; no script compares a state by name."""
-    text = (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
-    assert GUARD.findall(text) == []
+    assert GUARD.findall(_lua(name)) == []
 
 
 @pytest.mark.parametrize(
@@ -133,20 +144,23 @@ def test_rules_render_the_other_tables() -> None:
         assert f"['{worker_state}'] = '{code}'" in sections["REFUSAL"]
 
 
-@pytest.mark.parametrize("name", [*scripts.SCRIPT_NAMES, "prelude"])
+@pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
 def test_every_script_has_a_file(name: str) -> None:
-    """Each named script, and the shared prelude, is a packaged Lua file."""
+    """Each named script is a packaged Lua file."""
     assert (resources.files("server.store") / "lua" / f"{name}.lua").is_file()
 
 
 def test_every_lua_file_is_a_named_script() -> None:
-    """No Lua file lies unused: each is the prelude or a script in SCRIPT_NAMES."""
+    """No Lua file lies unused: each one in lua/ is a script in SCRIPT_NAMES (the
+    helpers are in lua/lib/), and every helper is included by some script."""
     files = {
         p.name.removesuffix(".lua")
         for p in (resources.files("server.store") / "lua").iterdir()
         if p.name.endswith(".lua")
     }
-    assert files == {*scripts.SCRIPT_NAMES, "prelude"}
+    assert files == set(scripts.SCRIPT_NAMES)
+    reached = {h for name in scripts.SCRIPT_NAMES for h in scripts.included(_lua(name))}
+    assert reached == set(scripts.lib_names())
 
 
 @pytest.mark.parametrize("value", ["it's", 'say "hi"', "a]]b", "a b", "a\nb", ""])
@@ -161,36 +175,60 @@ def test_lua_str_quotes_identifiers() -> None:
     assert scripts._lua_str("give_up") == "'give_up'"
 
 
-def test_prelude_parts_cover_the_whole_prelude() -> None:
-    """Split into its opening and its helpers, the prelude loses and repeats nothing."""
-    head, helpers = scripts.prelude_parts()
-    prelude = (resources.files("server.store") / "lua" / "prelude.lua").read_text()
-    assert head + "".join(helpers.values()) == prelude
-    assert "redis.replicate_commands()" in head
-    assert helpers["emit"].startswith("-- Record an order event")
-    assert all(text.count("\nlocal function ") <= 1 for text in helpers.values())
-
-
 def _defined(source: str) -> set[str]:
     return set(re.findall(r"^local (?:function )?(\w+)", source, re.MULTILINE))
 
 
+# What each helper defines: its own name (one local function), or the key guard's tables.
+DEFINES = {n: _defined(scripts.lib(n)) for n in scripts.lib_names()}
+
+
+@pytest.mark.parametrize("name", scripts.lib_names())
+def test_each_helper_is_one_function_named_as_its_file(name: str) -> None:
+    """lib/<name>.lua defines the local function <name> and nothing else (declared
+    holds the key guard's tables), with a comment above it."""
+    text = scripts.lib(name)
+    if name == "declared":
+        assert DEFINES[name] == {"DECLARED", "MISSING"}
+        assert "redis.replicate_commands()" in text
+        return
+    assert DEFINES[name] == {name}
+    assert text.count("\nlocal function ") + text.startswith("local function ") == 1
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
+def test_includes_name_exactly_the_helpers_used(name: str) -> None:
+    """A script or helper includes each helper whose name it uses, and no other
+    (a missing include would be a nil global in Redis; an unused one costs time)."""
+    text = _lua(name)
+    own = name.removeprefix("lib/")
+    used = {h for h, names in DEFINES.items() if h != own and scripts._names_used(text, names)}
+    assert sorted(scripts.includes(text)) == sorted(used)
+
+
+def test_included_puts_a_helper_after_what_it_includes() -> None:
+    """tick reaches emit through expire_offer and order_step; each helper comes once,
+    after every helper it includes; the key guard comes before call."""
+    order = scripts.included(_lua("tick"))
+    assert {"emit", "order_step", "expire_offer"} <= set(order)
+    assert len(order) == len(set(order))
+    for at, name in enumerate(order):
+        assert set(scripts.includes(scripts.lib(name))) <= set(order[:at]), name
+    assert order.index("declared") < order.index("call")
+
+
 @pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
 def test_source_defines_what_it_uses_and_nothing_more(name: str) -> None:
-    """A script's source is the tables and helpers it reaches (in the prelude's
-    order, each before its first use), then its own text; nothing unused."""
-    head, helpers = scripts.prelude_parts()
-    shared = {*scripts.rule_tables(), *helpers}
+    """A script's source is the tables its text and helpers read, the helpers it
+    reaches (each before its first use), then its own text; nothing unused."""
     source = scripts.source(name)
-    body = (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
+    body = _lua(name)
     assert source.endswith(body)
-    assert head in source
-    defined = _defined(source[: -len(body)]) & shared
-    used = scripts._names_used(head + body, shared)
-    for helper in defined & set(helpers):
-        used |= scripts._names_used(helpers[helper], shared)
-    assert defined == used
-    positions = [source.index(helpers[h]) for h in helpers if h in defined]
+    helpers = scripts.included(body)
+    texts = [scripts.lib(h) for h in helpers]
+    tables = _defined(source[: -len(body)]) & set(scripts.rule_tables())
+    assert tables == scripts._names_used("".join([*texts, body]), scripts.rule_tables())
+    positions = [source.index(t) for t in texts]
     assert positions == sorted(positions)
 
 
@@ -329,8 +367,7 @@ def test_scripts_touch_keys_only_through_the_guard(name: str) -> None:
 
 def test_the_guard_and_the_plan_are_in_every_script() -> None:
     """want() and needs() come with a script that plans; the head declares for all."""
-    head, _ = scripts.prelude_parts()
-    assert "for _, k in ipairs(KEYS) do DECLARED[k] = true end" in head
+    assert "for _, k in ipairs(KEYS) do DECLARED[k] = true end" in scripts.lib("declared")
     for name in ("tick", "accept", "reject", "cancel", "offer", "takeover", "forget_stale",
                  "connect", "disconnect", "set_status", "workflow", "index"):  # fmt: skip
         code = scripts.source(name)

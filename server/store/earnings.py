@@ -3,7 +3,7 @@ payouts of a period.
 
 The scripts that pay (``workflow.lua`` completing a job, ``cancel.lua`` for a
 customer's fee, ``tip.lua``) write each entry in the same step as what it pays
-for (the prelude's ``pay``), to three places in the city's hash tag:
+for (``lua/lib/pay.lua``), to three places in the city's hash tag:
 
 - the worker's ledger (:func:`server.store.keys.ledger`): its newest
   :data:`~server.store.scripts.LEDGER_KEEP` entries, as :class:`Earned` JSON;

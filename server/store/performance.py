@@ -3,11 +3,11 @@ feed them.
 
 One hash per worker and city (:func:`server.store.keys.performance`), one
 field per day and figure, so that a rolling window is a sum over its days.
-The scripts count (the prelude's ``tally``), in the same step as what they
+The scripts count (``lua/lib/tally.lua``), in the same step as what they
 count: ``o:<day>:n`` offers received (offer.lua), ``a:<day>:n`` accepted and
 ``a:<day>:ms`` the milliseconds those answers took since the offer was sent
 (accept.lua), ``j:<day>:n`` and ``j:<day>:ms`` the same of rejections
-(reject.lua), ``x:<day>:n`` offers that expired unanswered (the prelude's
+(reject.lua), ``x:<day>:n`` offers that expired unanswered (``lua/lib/expire_offer.lua``:
 ``expire_offer``), ``t:<day>:n`` arrivals timed against the category's
 promise and ``t:<day>:ok`` those on time (workflow.lua), ``h:<day>:<order>``
 1 for a job the worker handed back (reassign.lua; 0 once an operator waived

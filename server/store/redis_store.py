@@ -34,6 +34,14 @@ from server.core.earnings import DAY_MS
 from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
 from server.store import keys, records, replies
+from server.store.arguments import (
+    CancelArgs,
+    ConnectArgs,
+    RejectArgs,
+    TickArgs,
+    WorkflowArgs,
+    packed,
+)
 from server.store.cluster import Link
 from server.store.keys import OfferId, OrderId, WorkerId
 from server.store.mux import MuxError, ReplyError
@@ -437,8 +445,8 @@ class Store:
         city = keys.city_of(oid) or ""
         r = await self.script(
             "tick", self._order_keys(oid),
-            [oid, ",".join(f"{m:g}" for m in radius_steps_m), want, max_age_ms, lease_ms,
-             ",".join(live_nodes)],
+            [packed(TickArgs(oid, ",".join(f"{m:g}" for m in radius_steps_m), want, max_age_ms,
+                             lease_ms, ",".join(live_nodes)))],
             replies.TickReply,
         )  # fmt: skip
         if r.action != "search":
@@ -502,7 +510,7 @@ class Store:
         r = await self.step(
             "reject",
             self._answer_keys(oid, city, wid),
-            [oid, offer, wid, reason, lease_ms],
+            [packed(RejectArgs(oid, offer, wid, reason, lease_ms))],
             replies.RejectReply,
         )
         return r.worker_state, bool(r.redispatch)
@@ -517,7 +525,8 @@ class Store:
         paid = self._pay_keys(oid, worker) if pay else []
         result = await self.step(
             "cancel", self._order_keys(oid) + paid,
-            [oid, by, actor, done, fee, *((pay.currency, pay.lines) if pay else ("", ""))],
+            [packed(CancelArgs(oid, by, actor, done, fee, *((pay.currency, pay.lines) if pay
+                                                            else ("", ""))))],
             replies.StepReply,
         )  # fmt: skip
         return result.state
@@ -541,10 +550,15 @@ class Store:
         paid = self._pay_keys(oid, worker) if step.pay else []
         return await self.step(
             "workflow", keys.order_keys(oid) + workers + paid,
-            [oid, step.by, step.actor, step.state, step.pending, step.event, step.step,
-             step.reason, step.next_pending, "" if step.timer_ms is None else step.timer_ms,
-             step.data, "1" if step.cancel else "", step.frame,
-             "" if step.arrival_ms is None else step.arrival_ms, *(step.pay or ("", "", 0))],
+            [packed(WorkflowArgs(
+                order_id=oid, by=step.by, actor=step.actor, state=step.state,
+                pending=step.pending, event=step.event, step=step.step, reason=step.reason,
+                next_pending=step.next_pending, data=step.data, frame=step.frame,
+                timer_ms=step.timer_ms, cancel=step.cancel, arrival_ms=step.arrival_ms,
+                currency=step.pay.currency if step.pay else "",
+                pay=step.pay.lines if step.pay else "",
+                per_minute=step.pay.per_minute if step.pay else 0,
+            ))],
             replies.WorkflowReply,
         )  # fmt: skip
 
@@ -589,7 +603,8 @@ class Store:
         self._skills.put(f"{city}/{wid}", tuple(skills))
         r = await self.script(
             "connect", [*self._own_keys(city, wid), keys.node_workers(city, node)],
-            [wid, node, session, ",".join(skills), capacity, keep_ms], replies.ConnectReply,
+            [packed(ConnectArgs(wid, node, session, ",".join(skills), capacity, keep_ms))],
+            replies.ConnectReply,
         )  # fmt: skip
         if r.blocked:
             raise Refused("worker_blocked")

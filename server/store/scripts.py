@@ -1,9 +1,20 @@
 """Render the core's transition tables into Lua and load the scripts.
 
-Each script in ``lua/`` is sent as: the rendered rule tables it reads, then
-``prelude.lua``'s opening and the helpers it reaches, then the script's own
-text. The rules are therefore written once, in :mod:`server.core`, and a
-change to a table changes every script that reads it.
+Each script in ``lua/`` (one file per command, with an Input/Output header:
+KEYS, ARGV, Reply) names the helpers it uses with ``--- @include "<name>"``
+lines, as bullmq's scripts do; a helper is a file ``lua/lib/<name>.lua``
+holding one ``local function`` (or, for ``declared``, the key guard's
+tables) and including what it uses in turn. A script is sent as: the
+rendered rule tables it and its helpers read, then the helpers it reaches,
+each once and after those it includes, then its own text. The rules are
+therefore written once, in :mod:`server.core`, and a change to a table
+changes every script that reads it.
+
+Channels, in the city's hash tag too: ``d:{city}:inbox:<node>`` (msgpack
+``[kind, worker, ref, frame]`` for that node's workers of the city) and
+``d:{city}:watch:<order>`` (live order events, JSON). ``PUBLISH`` is
+``'SPUBLISH'`` on a Redis Cluster that has sharded pub/sub (7.0 and newer),
+else ``'PUBLISH'``.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from typing import TypeVar
 
 from protocol.messages import EarningReason
 from server.core import earnings, order_states, worker_states
+from server.store import arguments, keys, layout
 
 K = TypeVar("K", bound=str)
 E = TypeVar("E", bound=str)
@@ -91,6 +103,8 @@ def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> 
         "LEDGER_KEEP": str(LEDGER_KEEP),
         "MINUTE_MS": str(earnings.MINUTE_MS),
         "TIME_PAY": _lua_str(EarningReason.TIME.value),
+        "TIP_PAY": _lua_str(EarningReason.TIP.value),
+        "JOBS_DONE": _lua_str(layout.BOOK_JOBS),
         "ORDER_T": _table(order_states.TRANSITIONS),
         "WORKER_T": _table(worker_states.TRANSITIONS),
         "TERMINAL": _set(order_states.TERMINAL),
@@ -108,7 +122,72 @@ def rule_tables(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> 
         "NEEDS_NO_JOBS": _set(worker_states.NEEDS_NO_JOBS),
         "OFF_DUTY": _set(worker_states.OFF_DUTY),
         "REFUSAL": _map(worker_states.REFUSAL_CODES),
+        "HOLD_RECORDED": _map(worker_states.HOLD_RECORDED_AS),
+        "CATALOGUE_CHANNEL": _lua_key(keys.CATALOGUE_CHANNEL),
     }
+
+
+def _lua_key(value: str) -> str:
+    if not re.fullmatch(r"[\w:{}@.]+", value):
+        raise ValueError(f"not a safe Lua key part: {value!r}")
+    return f"'{value}'"
+
+
+def _builders() -> dict[str, str]:
+    """The layout's key builders as Lua functions, by name: a city's keys from its
+    prefix (``d:{city}:``, which ``city_prefix`` finds in any of its keys) and an id
+    where the part takes one, an order's other keys from its record's key."""
+    if not re.fullmatch(r"[a-z]+:", layout.ROOT):
+        raise ValueError(f"ROOT {layout.ROOT!r} would need escaping in a Lua pattern")
+    found = {
+        "city_prefix": f"(key) return string.match(key, '^({layout.ROOT}{{[^}}]*}}:)') end",
+    }
+    for name, part in layout.members(layout.CityKey).items():
+        kind = "channel" if part in (layout.CityKey.INBOX, layout.CityKey.WATCH) else "key"
+        if part.endswith(":"):
+            found[f"{name.lower()}_{kind}"] = (
+                f"(prefix, id) return prefix .. {_lua_key(part)} .. id end"
+            )
+        else:
+            found[f"{name.lower()}_{kind}"] = f"(prefix) return prefix .. {_lua_key(part)} end"
+    for name, part in layout.members(layout.OrderKey).items():
+        found[f"{name.lower()}_key"] = f"(okey) return okey .. {_lua_key(part)} end"
+    found["paused_field"] = f"(wid) return {_lua_key(layout.HoldField.PAUSED)} .. wid end"
+    found["blocked_field"] = f"(wid) return {_lua_key(layout.HoldField.BLOCKED)} .. wid end"
+    blocked_for = _lua_key(layout.HoldField.BLOCKED_FOR)
+    found["blocked_for_field"] = (
+        f"(customer, wid) return {blocked_for} .. customer .. ':' .. wid end"
+    )
+    return found
+
+
+def _lower(values: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in values.items()}
+
+
+# The records' fields and the event names, as Lua tables by local name: a script
+# names a field O.state, an event ORDER_EVENT.cancel; each is sent with the members
+# it uses only, and a member no table has is an error here, not in Redis.
+NAMED: dict[str, dict[str, str]] = {
+    "O": _lower(layout.members(layout.OrderField)),
+    "W": _lower(layout.members(layout.WorkerField)),
+    "C": _lower(layout.members(layout.CategoryField)),
+    "P": _lower(layout.members(layout.PerfField)),
+    "ORDER_EVENT": {e.name.lower(): e.value for e in order_states.OrderEventType},
+    "ORDER_FACT": {e.name.lower(): e.value for e in order_states.OrderFact},
+    "WORKER_EVENT": {e.name.lower(): e.value for e in worker_states.WorkerEventType},
+    "WORKER_FACT": {e.name.lower(): e.value for e in worker_states.WorkerFact},
+    "HOLD_ACTION": {e.name.lower(): e.value for e in worker_states.HoldAction},
+}
+
+
+def _named(table: str, lua: str) -> str:
+    """Table ``table`` of NAMED with the members ``lua`` reads (``O.state``)."""
+    used = sorted(set(re.findall(rf"(?<![\w.]){table}\.(\w+)", _code(lua))))
+    unknown = [m for m in used if m not in NAMED[table]]
+    if unknown:
+        raise ValueError(f"Lua reads {table}.{unknown[0]}, which the layout does not define")
+    return "{" + ", ".join(f"{m} = {_lua_str(NAMED[table][m])}" for m in used) + "}"
 
 
 def rules() -> str:
@@ -120,43 +199,82 @@ def _read(name: str) -> str:
     return (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
 
 
-_DEFINITION = re.compile(r"^(?:--[^\n]*\n)*local function (\w+)\(", re.MULTILINE)
+def lib(name: str) -> str:
+    """The text of helper ``name``, ``lua/lib/<name>.lua``."""
+    return _read(f"lib/{name}")
 
 
-def prelude_parts() -> tuple[str, dict[str, str]]:
-    """The prelude as its opening text (run by every script) and its helper
-    functions by name, each with the comment above it, in the file's order."""
-    text = _read("prelude")
-    starts = [(m.start(), m.group(1)) for m in _DEFINITION.finditer(text)]
-    ends = [start for start, _ in starts[1:]] + [len(text)]
-    head = text[: starts[0][0]] if starts else text
-    return head, {name: text[start:end] for (start, name), end in zip(starts, ends, strict=True)}
+def lib_names() -> list[str]:
+    """Every helper in ``lua/lib/``, by name."""
+    folder = resources.files("server.store") / "lua" / "lib"
+    return sorted(p.name.removesuffix(".lua") for p in folder.iterdir() if p.name.endswith(".lua"))
+
+
+_INCLUDE = re.compile(r'^--- @include "(\w+)"$', re.MULTILINE)
+
+
+def includes(lua: str) -> list[str]:
+    """The helpers a script or helper includes (its ``--- @include "<name>"`` lines), in order."""
+    return _INCLUDE.findall(lua)
+
+
+def included(lua: str) -> list[str]:
+    """Every helper ``lua`` reaches through its includes and theirs, each once, each
+    after the helpers it includes (so a local is defined before a function uses it)."""
+    order: list[str] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise ValueError(f"Lua include cycle: {' -> '.join((*path, name))}")
+        if name in order:
+            return
+        for inner in includes(lib(name)):
+            visit(inner, (*path, name))
+        order.append(name)
+
+    for name in includes(lua):
+        visit(name, ())
+    return order
+
+
+def _code(lua: str) -> str:
+    """Lua text without its comments and with its string literals emptied."""
+    return re.sub(r"'[^'\n]*'", "''", re.sub(r"--[^\n]*", "", lua))
 
 
 def _names_used(lua: str, names: Iterable[str]) -> set[str]:
-    """Which of ``names`` the Lua text refers to, outside comments and strings."""
-    code = re.sub(r"'[^'\n]*'", "''", re.sub(r"--[^\n]*", "", lua))
-    words = set(re.findall(r"[A-Za-z_]\w*", code))
+    """Which of ``names`` the Lua text refers to, outside comments and strings (a
+    name after a dot is a table's field: ``redis.call`` is not ``call``)."""
+    words = set(re.findall(r"(?<![\w.])[A-Za-z_]\w*", _code(lua)))
     return words & set(names)
 
 
+def _check_options(name: str, body: str) -> None:
+    """A script reads only the named arguments its Struct in
+    :mod:`server.store.arguments` has (``opts.<name>``), and only a script that has one."""
+    read = set(re.findall(r"(?<![\w.])opts\.(\w+)", _code(body)))
+    shape = arguments.BY_SCRIPT.get(name)
+    known = set(shape.__struct_fields__) if shape else set()
+    if read - known:
+        raise ValueError(f"{name}.lua reads opts.{sorted(read - known)[0]}, which it is not given")
+
+
 def source(name: str, sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> str:
-    """The Lua source sent to Redis for script ``name``: the rule tables and
-    prelude helpers it uses (directly or through another helper), then its own
-    text. Redis runs the whole body on every call, so what a script does not
-    use is left out: each table built and closure made costs Redis time."""
+    """The Lua source sent to Redis for script ``name``: the rule tables it and its
+    helpers read, the helpers it includes (and theirs), then its own text. Redis
+    runs the whole body on every call, so what a script does not use is left out:
+    each table built and closure made costs Redis time."""
     tables = rule_tables(sharded, stream_keep_ms)
-    head, helpers = prelude_parts()
+    builders = _builders()
     body = _read(name)
-    needed = _names_used(head + body, [*tables, *helpers])
-    todo = [n for n in needed if n in helpers]
-    while todo:
-        for used in _names_used(helpers[todo.pop()], [*tables, *helpers]) - needed:
-            needed.add(used)
-            if used in helpers:
-                todo.append(used)
+    _check_options(name, body)
+    helpers = [lib(h) for h in included(body)]
+    text = "".join([*helpers, body])
+    needed = _names_used(text, [*tables, *builders, *NAMED])
     lines = [f"local {t} = {v}\n" for t, v in tables.items() if t in needed]
-    return "".join([*lines, head, *(h for n, h in helpers.items() if n in needed), body])
+    lines += [f"local {t} = {_named(t, text)}\n" for t in NAMED if t in needed]
+    lines += [f"local function {f}{v}\n" for f, v in builders.items() if f in needed]
+    return "".join([*lines, *helpers, body])
 
 
 def sources(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> dict[str, str]:
