@@ -12,7 +12,7 @@ import pytest
 
 from protocol import ids
 from server.core import order_states, worker_states
-from server.store import keys, scripts
+from server.store import arguments, keys, layout, scripts
 
 CITY = keys.City("paris")
 
@@ -385,3 +385,133 @@ def test_sharded_scripts_publish_with_spublish_in_the_city_tag() -> None:
         assert "'d:node:" not in sharded and "'d:order:" not in sharded, name
     assert _hash_tag(keys.node_channel(CITY, "n1")) == CITY
     assert _hash_tag(keys.order_channel(keys.new_order_id(CITY))) == CITY
+
+
+# ---------------------------------------------------------------- the layout, written once
+
+KEY_PARTS = {
+    *layout.members(layout.CityKey).values(),
+    *layout.members(layout.OrderKey).values(),
+    *layout.members(layout.HoldField).values(),
+}
+FIELDS = {
+    value
+    for record in (layout.OrderField, layout.WorkerField, layout.CategoryField, layout.PerfField)
+    for value in layout.members(record).values()
+}
+EVENTS = {
+    *order_states.OrderEventType,
+    *order_states.RECORDED_AS.values(),
+    *order_states.OrderFact,
+    *worker_states.WorkerEventType,
+    *worker_states.WorkerFact,
+    *worker_states.HoldAction,
+}
+# Words the scripts use as literals for something other than a field or an event:
+# who acts ('customer', 'worker'), a frame's kind for the node holding a socket
+# (server/hub.py: 'offer', 'cancelled', 'blocked'), why an offer was withdrawn or a
+# job cancelled ('expired', 'cancelled', 'rejected'), tick's action 'step', the
+# members of an event's JSON ('worker', 'by') and a stream entry's kind ('worker').
+# Where a field or an event is named (a hash command, hmap, a step, an event), even
+# these are refused: test_fields_and_events_are_named_from_the_layout.
+OTHER_MEANINGS = {"customer", "worker", "by", "offer", "cancelled", "blocked", "expired",
+                  "rejected", "step"}  # fmt: skip
+
+
+def _literals(lua: str) -> list[str]:
+    """The single-quoted string literals of Lua code, outside comments."""
+    return re.findall(r"'([^'\n]*)'", re.sub(r"--[^\n]*", "", lua))
+
+
+def _calls(lua: str, function: str) -> list[str]:
+    """The argument text of every call of ``function`` (balanced parentheses)."""
+    code = re.sub(r"--[^\n]*", "", lua)
+    found = []
+    for match in re.finditer(rf"(?<![\w.]){re.escape(function)}\(", code):
+        depth, at = 1, match.end()
+        while depth:
+            if code[at] == "'":  # a literal: its parentheses do not count
+                at = code.index("'", at + 1)
+            depth += {"(": 1, ")": -1}.get(code[at], 0)
+            at += 1
+        found.append(code[match.end() : at - 1])
+    return found
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
+def test_no_script_spells_a_key(name: str) -> None:
+    """A key is built by a rendered builder (worker_key(prefix, id)), never by
+    concatenating a part of it: no literal is a key part, the root or ends a hash tag."""
+    spelt = [
+        lit for lit in _literals(_lua(name))
+        if lit in KEY_PARTS or lit.startswith(layout.ROOT) or "}:" in lit
+    ]  # fmt: skip
+    assert spelt == [], f"{name}.lua spells key parts {spelt}: use the builders of scripts.py"
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
+def test_no_script_names_a_field_or_an_event_by_literal(name: str) -> None:
+    """A hash field is O.<name> (W., C., P.), an event ORDER_EVENT.<name>,
+    ORDER_FACT., WORKER_EVENT., WORKER_FACT., HOLD_ACTION.: rendered from the layout
+    and the core, never a literal (but words that mean something else here)."""
+    named = [lit for lit in _literals(_lua(name)) if lit in (FIELDS | EVENTS) - OTHER_MEANINGS]
+    assert named == [], f"{name}.lua names {named} by literal"
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
+def test_fields_and_events_are_named_from_the_layout(name: str) -> None:
+    """Where a script names a field (a hash command, hmap) or an event (a step, a
+    recorded event, a transition looked up), no literal is a field or an event name,
+    not even one that means something else elsewhere."""
+    text = _lua(name)
+    hashes = [args for cmd in ("call", "redis.call") for args in _calls(text, cmd)
+              if re.match(r"\s*'H", args)]  # fmt: skip
+    fields = [lit for args in hashes + _calls(text, "hmap") for lit in _literals(args)[1:]]
+    assert [f for f in fields if f in FIELDS] == [], f"{name}.lua: fields {fields}"
+    events = [
+        lit
+        for function in ("order_step", "worker_step", "emit", "worker_event")
+        for args in _calls(text, function)
+        for lit in _literals(args.split(",")[2] if args.count(",") >= 2 else "")
+    ]
+    looked_up = re.findall(r"\]\s*\[\s*'(\w+)'\s*\]|row\[\s*'(\w+)'\s*\]", text)
+    assert events == [] and looked_up == [], f"{name}.lua: events {events} {looked_up}"
+
+
+def test_an_unknown_member_fails_at_render() -> None:
+    """O.<name> that the layout lacks is an error when rendering, not a nil in Redis."""
+    with pytest.raises(ValueError, match=r"O\.statte"):
+        scripts._named("O", "local x = call('HGET', okey, O.statte)")
+    with pytest.raises(ValueError, match=r"opts\.order"):
+        scripts._check_options("workflow", "local oid = opts.order")
+
+
+@pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
+def test_arguments_are_named(name: str) -> None:
+    """The rule for arguments: a script with more than four besides the clock reads
+    them from one packed map (ARGV[2], its Struct in server/store/arguments.py), by
+    name; any other reads at most ARGV[5] by position (or a list tail in a loop)."""
+    code = re.sub(r"--[^\n]*", "", _lua(name))
+    positions = {int(n) for n in re.findall(r"ARGV\[(\d+)\]", code)}
+    if name in arguments.BY_SCRIPT:
+        assert positions == {1, 2}
+        assert "clock(ARGV[1]), cmsgpack.unpack(ARGV[2])" in code
+        assert len(arguments.BY_SCRIPT[name].__struct_fields__) > 4
+    else:
+        assert max(positions, default=1) <= 5, positions
+        assert "opts." not in code
+
+
+@pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
+def test_rendered_field_tables_hold_what_the_script_reads(name: str) -> None:
+    """Each field and event table is sent with exactly the members the script and
+    its helpers read, valued from the layout and the core."""
+    source = scripts.source(name)
+    for table, members in scripts.NAMED.items():
+        line = re.search(rf"^local {table} = \{{(.*)\}}$", source, re.MULTILINE)
+        read = set(re.findall(rf"(?<![\w.]){table}\.(\w+)", scripts._code(source)))
+        if not read:
+            assert line is None
+            continue
+        assert line is not None
+        assert line.group(1) == ", ".join(f"{m} = '{members[m]}'" for m in sorted(read))

@@ -44,6 +44,7 @@ from server.store.arguments import (
 )
 from server.store.cluster import Link
 from server.store.keys import OfferId, OrderId, WorkerId
+from server.store.layout import OrderField, WorkerField
 from server.store.mux import MuxError, ReplyError
 from server.store.records import decoded, events, pairs, position, text, view_from_fields
 from server.store.replies import Refusable
@@ -417,12 +418,12 @@ class Store:
             "create_order", keys.order_keys(oid), [oid, lease_ms, keep_ms, *flat],
             replies.CreateReply,
         )  # fmt: skip
-        if skill := fields.get("skill"):
+        if skill := fields.get(OrderField.SKILL):
             self._order_skill.put(oid, (skill,))
         if not result.created:
             return None
         history = events(result.events)
-        state = {**fields, "state": history[-1].state, "created": str(result.now)}
+        state = {**fields, OrderField.STATE: history[-1].state, OrderField.CREATED: str(result.now)}
         return view_from_fields(oid, state, history, None)
 
     async def claim_due(self, city: str, lease_ms: int, limit: int) -> list[OrderId]:
@@ -455,8 +456,10 @@ class Store:
         for wid, skills in zip(r.ids, r.skills, strict=True):
             self._skills.put(f"{city}/{wid}", tuple(skills.split(",")) if skills else ())
         candidates = tuple(Candidate(WorkerId(w), d) for w, d in zip(r.ids, r.dists, strict=True))
-        pin = records.pinned({"cat": r.cat, "catv": str(r.catv), "attrs": r.attrs,
-                              "quote": r.quote, "steps": r.steps})  # fmt: skip
+        pin = records.pinned({
+            OrderField.CATEGORY: r.cat, OrderField.CATEGORY_VERSION: str(r.catv),
+            OrderField.ATTRIBUTES: r.attrs, OrderField.QUOTE: r.quote, OrderField.STEPS: r.steps,
+        })  # fmt: skip
         policy = Policy(r.otms, r.maxms, r.bsize) if pin else None
         return Tick(
             "search", r.now, r.created, r.dv, r.skill, r.mode, Point(lat=r.plat, lng=r.plng),
@@ -613,7 +616,13 @@ class Store:
 
     async def worker_record(self, city: str, wid: WorkerId) -> WorkerRecord:
         """The worker's state, pending offer frame and jobs, read without changing them."""
-        raw = await self.call("HMGET", keys.worker(city, wid), "state", "offer_frame", "jobs")
+        raw = await self.call(
+            "HMGET",
+            keys.worker(city, wid),
+            WorkerField.STATE,
+            WorkerField.OFFER_FRAME,
+            WorkerField.JOBS,
+        )
         state, frame, jobs = (text(v) if v is not None else "" for v in _values(raw))
         return WorkerRecord(state, frame, tuple(OrderId(j) for j in jobs.split(",") if j))
 
@@ -756,8 +765,8 @@ class Store:
         if not fields:
             return None
         history = events(cast(list[bytes], entries), after)
-        worker = fields.get("worker") or None
-        where = await self.position(fields["city"], worker) if worker else None
+        worker = fields.get(OrderField.WORKER) or None
+        where = await self.position(fields[OrderField.CITY], worker) if worker else None
         return view_from_fields(oid, fields, history, where)
 
     async def jobs(self, oids: Iterable[OrderId]) -> list[dict[str, str]]:

@@ -19,6 +19,7 @@ else ``'PUBLISH'``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from importlib import resources
@@ -181,9 +182,12 @@ NAMED: dict[str, dict[str, str]] = {
 }
 
 
+_MEMBER = re.compile(r"\b([A-Z][A-Z_]*)\.(\w+)")
+
+
 def _named(table: str, lua: str) -> str:
     """Table ``table`` of NAMED with the members ``lua`` reads (``O.state``)."""
-    used = sorted(set(re.findall(rf"(?<![\w.]){table}\.(\w+)", _code(lua))))
+    used = sorted({m for t, m in _MEMBER.findall(_code(lua)) if t == table})
     unknown = [m for m in used if m not in NAMED[table]]
     if unknown:
         raise ValueError(f"Lua reads {table}.{unknown[0]}, which the layout does not define")
@@ -195,7 +199,10 @@ def rules() -> str:
     return "\n".join(f"local {name} = {value}" for name, value in rule_tables().items())
 
 
+@functools.cache
 def _read(name: str) -> str:
+    """A packaged Lua file's text (read once: the package does not change under a
+    running process)."""
     return (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
 
 
@@ -259,11 +266,12 @@ def _check_options(name: str, body: str) -> None:
         raise ValueError(f"{name}.lua reads opts.{sorted(read - known)[0]}, which it is not given")
 
 
+@functools.cache
 def source(name: str, sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> str:
     """The Lua source sent to Redis for script ``name``: the rule tables it and its
     helpers read, the helpers it includes (and theirs), then its own text. Redis
     runs the whole body on every call, so what a script does not use is left out:
-    each table built and closure made costs Redis time."""
+    each table built and closure made costs Redis time. Rendered once per process."""
     tables = rule_tables(sharded, stream_keep_ms)
     builders = _builders()
     body = _read(name)
