@@ -222,10 +222,10 @@ def test_source_defines_what_it_uses_and_nothing_more(name: str) -> None:
     """A script's source is the tables its text and helpers read, the helpers it
     reaches (each before its first use), then its own text; nothing unused."""
     source = scripts.source(name)
-    body = _lua(name)
+    body = scripts.expand(_lua(name))
     assert source.endswith(body)
     helpers = scripts.included(body)
-    texts = [scripts.lib(h) for h in helpers]
+    texts = [scripts.expand(scripts.lib(h)) for h in helpers]
     tables = _defined(source[: -len(body)]) & set(scripts.rule_tables())
     assert tables == scripts._names_used("".join([*texts, body]), scripts.rule_tables())
     positions = [source.index(t) for t in texts]
@@ -481,7 +481,7 @@ def test_fields_and_events_are_named_from_the_layout(name: str) -> None:
 def test_an_unknown_member_fails_at_render() -> None:
     """O.<name> that the layout lacks is an error when rendering, not a nil in Redis."""
     with pytest.raises(ValueError, match=r"O\.statte"):
-        scripts._named("O", "local x = call('HGET', okey, O.statte)")
+        scripts.expand("local x = call('HGET', okey, O.statte)")
     with pytest.raises(ValueError, match=r"opts\.order"):
         scripts._check_options("workflow", "local oid = opts.order")
 
@@ -502,16 +502,29 @@ def test_arguments_are_named(name: str) -> None:
         assert "opts." not in code
 
 
+def test_expand_writes_the_layout_in() -> None:
+    """A builder call becomes the expression it stands for (nested ones too, an
+    argument that is not a plain name in parentheses), a field or an event its value
+    quoted; literals and comments are left as they are."""
+    lua = (
+        "want(worker_key(city_prefix(okey), o[O.worker]))  -- O.state\n"
+        "call('HGET', okey, O.booking_due, 'O.state')\n"
+        "order_step(okey, oid, ORDER_EVENT.give_up, now, nil)\n"
+        "want(book_key(prefix, math.floor(now / 86400000)))"
+    )
+    assert scripts.expand(lua) == (
+        "want(((string.match(okey, '^(d:{[^}]*}:)')) .. 'w:' .. (o['worker'])))  -- O.state\n"
+        "call('HGET', okey, 'bdue', 'O.state')\n"
+        "order_step(okey, oid, 'give_up', now, nil)\n"
+        "want((prefix .. 'book:' .. (math.floor(now / 86400000))))"
+    )
+
+
 @pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
-def test_rendered_field_tables_hold_what_the_script_reads(name: str) -> None:
-    """Each field and event table is sent with exactly the members the script and
-    its helpers read, valued from the layout and the core."""
-    source = scripts.source(name)
-    for table, members in scripts.NAMED.items():
-        line = re.search(rf"^local {table} = \{{(.*)\}}$", source, re.MULTILINE)
-        read = set(re.findall(rf"(?<![\w.]){table}\.(\w+)", scripts._code(source)))
-        if not read:
-            assert line is None
-            continue
-        assert line is not None
-        assert line.group(1) == ", ".join(f"{m} = '{members[m]}'" for m in sorted(read))
+def test_rendered_scripts_have_the_layout_written_in(name: str) -> None:
+    """What Redis runs names no layout table and calls no key builder: each was
+    written in by the renderer, so the layout costs a script nothing."""
+    code = scripts._code(scripts.source(name))
+    tables = set(re.findall(r"(?<![\w.])([A-Z][A-Z_]*)\.\w+", code))
+    assert tables & set(scripts.NAMED) == set()
+    assert scripts._names_used(code, scripts.BUILDERS) == set()

@@ -10,6 +10,13 @@ each once and after those it includes, then its own text. The rules are
 therefore written once, in :mod:`server.core`, and a change to a table
 changes every script that reads it.
 
+The data layout is written once too, in :mod:`server.store.layout` (and the
+event names in the core): a script builds a key with ``worker_key(prefix, id)``
+and names a field ``O.state``, an event ``ORDER_EVENT.cancel``, and
+:func:`expand` writes the layout in as it renders (``(prefix .. 'w:' .. id)``,
+``'state'``, ``'cancel'``), so what Redis runs costs what the hand-written
+concatenations cost. Arguments: :mod:`server.store.arguments`.
+
 Channels, in the city's hash tag too: ``d:{city}:inbox:<node>`` (msgpack
 ``[kind, worker, ref, frame]`` for that node's workers of the city) and
 ``d:{city}:watch:<order>`` (live order events, JSON). ``PUBLISH`` is
@@ -135,40 +142,36 @@ def _lua_key(value: str) -> str:
 
 
 def _builders() -> dict[str, str]:
-    """The layout's key builders as Lua functions, by name: a city's keys from its
-    prefix (``d:{city}:``, which ``city_prefix`` finds in any of its keys) and an id
-    where the part takes one, an order's other keys from its record's key."""
+    """The layout's key builders, by name, as Lua expressions of their arguments
+    (``{0}``, ``{1}``): a city's keys from its prefix (``d:{city}:``, which
+    ``city_prefix`` finds in any of its keys) and an id where the part takes one,
+    an order's other keys from its record's key, the holds' fields."""
     if not re.fullmatch(r"[a-z]+:", layout.ROOT):
         raise ValueError(f"ROOT {layout.ROOT!r} would need escaping in a Lua pattern")
-    found = {
-        "city_prefix": f"(key) return string.match(key, '^({layout.ROOT}{{[^}}]*}}:)') end",
-    }
+    found = {"city_prefix": f"string.match({{0}}, '^({layout.ROOT}{{{{[^}}}}]*}}}}:)')"}
     for name, part in layout.members(layout.CityKey).items():
         kind = "channel" if part in (layout.CityKey.INBOX, layout.CityKey.WATCH) else "key"
-        if part.endswith(":"):
-            found[f"{name.lower()}_{kind}"] = (
-                f"(prefix, id) return prefix .. {_lua_key(part)} .. id end"
-            )
-        else:
-            found[f"{name.lower()}_{kind}"] = f"(prefix) return prefix .. {_lua_key(part)} end"
+        tail = " .. {1}" if part.endswith(":") else ""
+        found[f"{name.lower()}_{kind}"] = f"{{0}} .. {_lua_key(part)}{tail}"
     for name, part in layout.members(layout.OrderKey).items():
-        found[f"{name.lower()}_key"] = f"(okey) return okey .. {_lua_key(part)} end"
-    found["paused_field"] = f"(wid) return {_lua_key(layout.HoldField.PAUSED)} .. wid end"
-    found["blocked_field"] = f"(wid) return {_lua_key(layout.HoldField.BLOCKED)} .. wid end"
-    blocked_for = _lua_key(layout.HoldField.BLOCKED_FOR)
+        found[f"{name.lower()}_key"] = f"{{0}} .. {_lua_key(part)}"
+    found["paused_field"] = f"{_lua_key(layout.HoldField.PAUSED)} .. {{0}}"
+    found["blocked_field"] = f"{_lua_key(layout.HoldField.BLOCKED)} .. {{0}}"
     found["blocked_for_field"] = (
-        f"(customer, wid) return {blocked_for} .. customer .. ':' .. wid end"
+        f"{_lua_key(layout.HoldField.BLOCKED_FOR)} .. {{0}} .. ':' .. {{1}}"
     )
     return found
+
+
+BUILDERS = _builders()
 
 
 def _lower(values: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in values.items()}
 
 
-# The records' fields and the event names, as Lua tables by local name: a script
-# names a field O.state, an event ORDER_EVENT.cancel; each is sent with the members
-# it uses only, and a member no table has is an error here, not in Redis.
+# The records' fields and the event names, by the table a script names them from:
+# a field is O.state, an event ORDER_EVENT.cancel.
 NAMED: dict[str, dict[str, str]] = {
     "O": _lower(layout.members(layout.OrderField)),
     "W": _lower(layout.members(layout.WorkerField)),
@@ -181,17 +184,60 @@ NAMED: dict[str, dict[str, str]] = {
     "HOLD_ACTION": {e.name.lower(): e.value for e in worker_states.HoldAction},
 }
 
+# A string literal or a comment (copied as they are), a member of a NAMED table, or
+# the opening of a call (a builder's is expanded).
+_TOKEN = re.compile(r"'[^'\n]*'|--[^\n]*|(?<![\w.])([A-Z][A-Z_]*)\.(\w+)|(?<![\w.])(\w+)\(")
+_SIMPLE = re.compile(r"[\w.\[\]]+")
 
-_MEMBER = re.compile(r"\b([A-Z][A-Z_]*)\.(\w+)")
+
+def _arguments(lua: str, start: int) -> tuple[list[str], int]:
+    """The top-level arguments of the call whose '(' ends at ``start``, and where
+    its ')' ends (string literals skipped)."""
+    args, depth, at, begun = [], 1, start, start
+    while depth:
+        char = lua[at]
+        if char == "'":
+            at = lua.index("'", at + 1)
+        elif char in "({[":
+            depth += 1
+        elif char in ")}]":
+            depth -= 1
+        if (char == "," and depth == 1) or depth == 0:
+            args.append(lua[begun:at].strip())
+            begun = at + 1
+        at += 1
+    return args, at
 
 
-def _named(table: str, lua: str) -> str:
-    """Table ``table`` of NAMED with the members ``lua`` reads (``O.state``)."""
-    used = sorted({m for t, m in _MEMBER.findall(_code(lua)) if t == table})
-    unknown = [m for m in used if m not in NAMED[table]]
-    if unknown:
-        raise ValueError(f"Lua reads {table}.{unknown[0]}, which the layout does not define")
-    return "{" + ", ".join(f"{m} = {_lua_str(NAMED[table][m])}" for m in used) + "}"
+def _grouped(lua: str) -> bool:
+    """Whether an expression needs no parentheses to be an operand: a name, an
+    index, or one parenthesized group already."""
+    return bool(_SIMPLE.fullmatch(lua)) or (lua[:1] == "(" and _arguments(lua, 1)[1] == len(lua))
+
+
+def expand(lua: str) -> str:
+    """Lua text with the layout written in: each key builder call replaced by the
+    expression it stands for (``worker_key(prefix, wid)`` is ``(prefix .. 'w:' ..
+    wid)``) and each field or event (``O.state``, ``ORDER_EVENT.cancel``) by its
+    value quoted. Redis runs no builder function and builds no name table: the
+    layout costs it nothing. A member the layout lacks is an error here, not a nil
+    in Redis."""
+    out, at = [], 0
+    while match := _TOKEN.search(lua, at):
+        out.append(lua[at : match.start()])
+        table, member, call = match.group(1), match.group(2), match.group(3)
+        at = match.end()
+        if table in NAMED:
+            if member not in NAMED[table]:
+                raise ValueError(f"Lua reads {table}.{member}, which the layout does not define")
+            out.append(_lua_str(NAMED[table][member]))
+        elif call in BUILDERS:
+            args, at = _arguments(lua, at)
+            args = [a if _grouped(a) else f"({a})" for a in map(expand, args)]
+            out.append(f"({BUILDERS[call].format(*args)})")
+        else:
+            out.append(match.group(0))
+    return "".join([*out, lua[at:]])
 
 
 def rules() -> str:
@@ -273,16 +319,12 @@ def source(name: str, sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_M
     runs the whole body on every call, so what a script does not use is left out:
     each table built and closure made costs Redis time. Rendered once per process."""
     tables = rule_tables(sharded, stream_keep_ms)
-    builders = _builders()
     body = _read(name)
     _check_options(name, body)
-    helpers = [lib(h) for h in included(body)]
-    text = "".join([*helpers, body])
-    needed = _names_used(text, [*tables, *builders, *NAMED])
+    texts = [expand(t) for t in [*(lib(h) for h in included(body)), body]]
+    needed = _names_used("".join(texts), tables)
     lines = [f"local {t} = {v}\n" for t, v in tables.items() if t in needed]
-    lines += [f"local {t} = {_named(t, text)}\n" for t in NAMED if t in needed]
-    lines += [f"local function {f}{v}\n" for f, v in builders.items() if f in needed]
-    return "".join([*lines, *helpers, body])
+    return "".join([*lines, *texts])
 
 
 def sources(sharded: bool = False, stream_keep_ms: int = STREAM_KEEP_MS) -> dict[str, str]:
