@@ -34,12 +34,13 @@ if not o[O.state] or not WORKING[o[O.state]] or not o[O.worker] or not o[O.booki
    or o[O.booking_begun] or now < tonumber(o[O.booking_due]) then
   return reply({action = 'none'})
 end
+local worker = o[O.worker]
 local prefix = city_prefix(okey)
 plan_order(okey)
-plan_worker(prefix, o[O.worker])
+plan_worker(prefix, worker)
 local need = needs()
 if need then return need end
-local wkey = worker_key(prefix, o[O.worker])
+local wkey = worker_key(prefix, worker)
 local w = hmap(wkey, {W.node, W.state})
 if not w[W.node] or w[W.node] == '' or OFF_DUTY[w[W.state] or WORKER_INITIAL] then
   call('HSET', okey, O.urgent, 1)
@@ -47,13 +48,13 @@ if not w[W.node] or w[W.node] == '' or OFF_DUTY[w[W.state] or WORKER_INITIAL] th
              tonumber(ARGV[5]), now, {by = 'system', actor = 'system', reason = 'worker_away'})
   return reply({action = 'away'})
 end
-call('HDEL', schedule_key(prefix, o[O.worker]), oid)
-if not add_job(wkey, okey, oid) then worker_step(wkey, o[O.worker], WORKER_EVENT.take) end
+call('HDEL', schedule_key(prefix, worker), oid)
+if not add_job(wkey, okey, oid) then worker_step(wkey, worker, WORKER_EVENT.take) end
 settle_ttl(wkey)
 call('HSET', okey, O.booking_begun, 1)
 call('HDEL', okey, O.booking_due)
 start_workflow(okey, timers, oid, now, o[O.step_timer_ms])
 emit(okey, oid, ORDER_FACT.reminded, o[O.state], now,
-     {worker = o[O.worker], due_at = tonumber(o[O.slot_start])})
-send_to(wkey, o[O.worker], 'begun', oid, ARGV[3])
+     {worker = worker, due_at = tonumber(o[O.slot_start])})
+send_to(wkey, worker, 'begun', oid, ARGV[3])
 return reply({action = 'begun', worker_state = call('HGET', wkey, W.state)})

@@ -45,9 +45,10 @@ local okey, timers = KEYS[1], KEYS[2]
 local now, opts = clock(ARGV[1]), cmsgpack.unpack(ARGV[2])
 local oid, by, actor = opts.order_id, opts.by, opts.actor
 local o = hmap(okey, {O.state, O.step, O.worker, O.customer, O.steps_done})
+local worker = o[O.worker]
 if by == 'worker' then
   local wkey = worker_key(city_prefix(okey), actor)
-  if o[O.worker] ~= actor or not DECLARED[wkey]
+  if worker ~= actor or not DECLARED[wkey]
      or not contains(split(call('HGET', wkey, W.jobs)), oid) then
     return refused('job_not_found')
   end
@@ -60,13 +61,13 @@ if not o[O.state] or not WORKING[o[O.state]] or o[O.state] ~= opts.state
 end
 local prefix = city_prefix(okey)
 plan_order(okey)
-if o[O.worker] then plan_worker(prefix, o[O.worker]) end
+if worker then plan_worker(prefix, worker) end
 local currency = opts.currency
-if o[O.worker] and currency ~= '' then plan_pay(prefix, o[O.worker], now) end
+if worker and currency ~= '' then plan_pay(prefix, worker, now) end
 local need = needs()
 if need then return need end
 local pending, timer = opts.next_pending, opts.timer_ms
-local extra = {type = opts.step, worker = o[O.worker], by = by, actor = actor}
+local extra = {type = opts.step, worker = worker, by = by, actor = actor}
 if opts.reason ~= '' then extra.reason = opts.reason end
 if opts.data ~= '' then extra.data = cjson.decode(opts.data) end
 if pending ~= '' then extra.next_step = pending end
@@ -86,29 +87,29 @@ else
 end
 if opts.cancel then
   state = order_step(okey, oid, ORDER_EVENT.cancel, now,
-                     {worker = o[O.worker], by = by, actor = actor, reason = 'rejected'})
+                     {worker = worker, by = by, actor = actor, reason = 'rejected'})
 end
-local wkey = o[O.worker] and worker_key(prefix, o[O.worker])
+local wkey = worker and worker_key(prefix, worker)
 local accepted = wkey and opts.arrival_ms and tonumber(call('HGET', okey, O.accepted) or '')
 if accepted then
-  tally(prefix, o[O.worker], now, 't', 'n', 1)
-  if now - accepted <= opts.arrival_ms then tally(prefix, o[O.worker], now, 't', 'ok', 1) end
+  tally(prefix, worker, now, 't', 'n', 1)
+  if now - accepted <= opts.arrival_ms then tally(prefix, worker, now, 't', 'ok', 1) end
 end
 if wkey then
   if TERMINAL[state] then
-    end_job(wkey, o[O.worker], oid)
+    end_job(wkey, worker, oid)
     if not opts.cancel then  -- completed: when (for its idle time), and its pay
-      local perf = perf_key(prefix, o[O.worker])
+      local perf = perf_key(prefix, worker)
       call('HSET', perf, P.last_job, now)
       call('PEXPIRE', perf, PERF_DAYS * 86400000)
       if currency ~= '' then
         local lines = with_time_pay(pay_lines(opts.pay), okey, opts.per_minute, now)
-        pay(okey, oid, o[O.worker], currency, lines, true, now)
+        pay(okey, oid, worker, currency, lines, true, now)
       end
     end
   end
   if opts.frame ~= '' then
-    send_to(wkey, o[O.worker], opts.cancel and 'cancelled' or 'job', oid, opts.frame)
+    send_to(wkey, worker, opts.cancel and 'cancelled' or 'job', oid, opts.frame)
   end
 end
 return reply({ok = 1, order_state = state, worker_state = wkey and call('HGET', wkey, W.state)})
