@@ -476,6 +476,16 @@ def test_fields_and_events_are_named_from_the_layout(name: str) -> None:
     ]
     looked_up = re.findall(r"\]\s*\[\s*'(\w+)'\s*\]|row\[\s*'(\w+)'\s*\]", text)
     assert events == [] and looked_up == [], f"{name}.lua: events {events} {looked_up}"
+    figures = set(layout.members(layout.PerfFigure).values())
+    counted = [  # a performance counter's kind and figure (PERF_KIND, PERF_FIGURE)
+        lit
+        for function, at in (("tally", (3, 4)), ("tally_answer", (3,)))
+        for args in _calls(text, function)
+        for i in at
+        for lit in _literals(args.split(",")[i] if args.count(",") >= i else "")
+        if i == 3 or lit in figures
+    ]
+    assert counted == [], f"{name}.lua: counters {counted}"
 
 
 def test_an_unknown_member_fails_at_render() -> None:

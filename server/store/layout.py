@@ -140,6 +140,29 @@ class PerfField:
     LAST_JOB = "last"  # when its last job was completed (ms)
 
 
+class PerfKind:
+    """What a performance counter counts: its field is ``<kind>:<day>:<figure>``
+    (server/store/performance.py reads them, lua/lib/tally.lua writes them)."""
+
+    OFFERED = "o"
+    ACCEPTED = "a"
+    REJECTED = "j"
+    EXPIRED = "x"  # offers that expired unanswered
+    ARRIVED = "t"  # arrivals timed against the category's promise
+    HANDED_BACK = "h"  # one field per order: its figure is the order id (1, or 0 waived)
+    RATED = "r"
+    EARNED = "e"  # its figure is '<currency>:<reason>'
+
+
+class PerfFigure:
+    """The figure of a performance counter."""
+
+    COUNT = "n"
+    MS = "ms"  # how long the answers took since the offers were sent
+    ON_TIME = "ok"
+    STARS = "s"
+
+
 class CategoryField:
     """The fields of a category's hash (``d:{@catalogue}:c:<key>``)."""
 

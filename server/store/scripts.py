@@ -177,6 +177,8 @@ NAMED: dict[str, dict[str, str]] = {
     "W": _lower(layout.members(layout.WorkerField)),
     "C": _lower(layout.members(layout.CategoryField)),
     "P": _lower(layout.members(layout.PerfField)),
+    "PERF_KIND": _lower(layout.members(layout.PerfKind)),
+    "PERF_FIGURE": _lower(layout.members(layout.PerfFigure)),
     "ORDER_EVENT": {e.name.lower(): e.value for e in order_states.OrderEventType},
     "ORDER_FACT": {e.name.lower(): e.value for e in order_states.OrderFact},
     "WORKER_EVENT": {e.name.lower(): e.value for e in worker_states.WorkerEventType},

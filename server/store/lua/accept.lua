@@ -46,7 +46,7 @@ for _, other in ipairs(split(call('HGET', okey, O.holders))) do
     withdraw(wkey2, other, oid, offer_id, 'taken')
   end
 end
-tally_answer(okey, wid, now, 'a')
+tally_answer(okey, wid, now, PERF_KIND.accepted)
 call('HDEL', okey, O.offer, O.holders, O.offer_expires, O.offer_sent)
 -- when it accepted and how far it was from the pickup when offered: the time and
 -- distance parts of its earnings

@@ -70,7 +70,7 @@ for i = 6, #ARGV, 3 do
     call('SADD', tried, wid)
     send(prefix, node, wid, 'offer', oid, frame)
     holders[#holders + 1] = wid
-    tally(prefix, wid, now, 'o', 'n', 1)
+    tally(prefix, wid, now, PERF_KIND.offered, PERF_FIGURE.count, 1)
   end
 end
 if #holders == 0 then return reply({made = 0, reason = 'nobody'}) end

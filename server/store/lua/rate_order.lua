@@ -36,6 +36,6 @@ local data = {stars = stars}
 if comment ~= '' then data.comment = comment end
 emit(okey, oid, ORDER_FACT.rated, o[O.state], now,
      {worker = o[O.worker], by = 'customer', actor = customer, data = data})
-tally(prefix, o[O.worker], now, 'r', 'n', 1)
-tally(prefix, o[O.worker], now, 'r', 's', stars)
+tally(prefix, o[O.worker], now, PERF_KIND.rated, PERF_FIGURE.count, 1)
+tally(prefix, o[O.worker], now, PERF_KIND.rated, PERF_FIGURE.stars, stars)
 return reply({ok = 1})

@@ -49,7 +49,7 @@ local state, from = redispatch(okey, oid, o, by ~= 'worker' and 'operator' or ni
                                opts.first_step, opts.lease_ms, now, extra)
 -- a hand-back counts against the worker (one counter per order, which an
 -- operator may waive: waive.lua)
-if by == 'worker' then tally(city_prefix(okey), actor, now, 'h', oid, 1) end
+if by == 'worker' then tally(city_prefix(okey), actor, now, PERF_KIND.handed_back, oid, 1) end
 local wstate = nil
 if by == 'worker' then wstate = call('HGET', worker_key(city_prefix(okey), actor), W.state) end
 return reply({ok = 1, state = state, workers = from, worker_state = wstate})

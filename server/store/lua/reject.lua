@@ -31,7 +31,7 @@ plan_worker(city_prefix(okey), wid)
 local need = needs()
 if need then return need end
 release(wkey, wid, offer_id)
-tally_answer(okey, wid, now, 'j')
+tally_answer(okey, wid, now, PERF_KIND.rejected)
 local holders = without(split(call('HGET', okey, O.holders)), wid)
 local extra = {worker = wid, offer_id = offer_id, reason = reason}
 if #holders > 0 then

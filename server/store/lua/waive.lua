@@ -13,7 +13,7 @@
 local perf, wkey = KEYS[1], KEYS[2]
 local now, wid, oid = clock(ARGV[1]), ARGV[2], ARGV[3]
 for _, field in ipairs(call('HKEYS', perf)) do
-  local _, rest = string.match(field, '^h:(%d+):(.*)$')
+  local _, rest = string.match(field, '^' .. PERF_KIND.handed_back .. ':(%d+):(.*)$')
   if rest == oid and call('HGET', perf, field) == '1' then
     call('HSET', perf, field, 0)
     local extra = {by = 'operator', actor = ARGV[4], order_id = oid}

@@ -92,8 +92,10 @@ end
 local wkey = worker and worker_key(prefix, worker)
 local accepted = wkey and opts.arrival_ms and tonumber(call('HGET', okey, O.accepted) or '')
 if accepted then
-  tally(prefix, worker, now, 't', 'n', 1)
-  if now - accepted <= opts.arrival_ms then tally(prefix, worker, now, 't', 'ok', 1) end
+  tally(prefix, worker, now, PERF_KIND.arrived, PERF_FIGURE.count, 1)
+  if now - accepted <= opts.arrival_ms then
+    tally(prefix, worker, now, PERF_KIND.arrived, PERF_FIGURE.on_time, 1)
+  end
 end
 if wkey then
   if TERMINAL[state] then

@@ -17,7 +17,7 @@ local function expire_offer(okey, oid, now)
     if call('HGET', wkey, W.offer) == o[O.offer] then
       release(wkey, wid, o[O.offer])
       withdraw(wkey, wid, oid, o[O.offer], 'expired')
-      tally(prefix, wid, now, 'x', 'n', 1)
+      tally(prefix, wid, now, PERF_KIND.expired, PERF_FIGURE.count, 1)
     end
   end
   call('HDEL', okey, O.offer, O.holders, O.offer_expires)

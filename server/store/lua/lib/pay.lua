@@ -18,7 +18,7 @@ local function pay(okey, oid, wid, currency, lines, job, now)
   local book = book_key(prefix, math.floor(now / 86400000))
   local function count(reason, amount)
     call('HINCRBY', book, wid .. ':' .. currency .. ':' .. reason, amount)
-    tally(prefix, wid, now, 'e', currency .. ':' .. reason, amount)
+    tally(prefix, wid, now, PERF_KIND.earned, currency .. ':' .. reason, amount)
   end
   if job and not contains(paid, 'job') then
     count(JOBS_DONE, 1)
