@@ -46,6 +46,7 @@ __all__ = [
     "TRANSITIONS",
     "WORKING",
     "OrderEventType",
+    "OrderFact",
     "OrderState",
     "next_state",
 ]
@@ -166,7 +167,19 @@ RECORDED_AS: Final[dict[OrderEventType, str]] = {
     E.REASSIGN: "reassigned",
     E.EXTEND: "extended",
 }
-CREATED_EVENT: Final = "created"
+
+
+class OrderFact(StrEnum):
+    """What an order's history records besides its moves along the table: its
+    creation, a booked job's reminder, a rating, a tip (the state stays)."""
+
+    CREATED = "created"
+    REMINDED = "reminded"
+    RATED = "rated"
+    TIPPED = "tipped"
+
+
+CREATED_EVENT: Final = OrderFact.CREATED
 
 # The event that puts a working order in each state (a workflow step's ``state``).
 ENTERED_BY: Final[dict[OrderState, OrderEventType]] = {

@@ -27,13 +27,16 @@ from server.core.errors import IllegalTransition
 
 __all__ = [
     "CANDIDATE",
+    "HOLD_RECORDED_AS",
     "INITIAL",
     "NEEDS_NO_JOBS",
     "OFF_DUTY",
     "REFUSAL_CODES",
     "STATUS_EVENTS",
     "TRANSITIONS",
+    "HoldAction",
     "WorkerEventType",
+    "WorkerFact",
     "WorkerState",
     "next_state",
 ]
@@ -92,6 +95,39 @@ OFF_DUTY: Final[frozenset[WorkerState]] = frozenset(
 
 # Status changes that a worker holding a job may not make: its jobs must end first.
 NEEDS_NO_JOBS: Final[frozenset[WorkerEventType]] = frozenset({E.PAUSE, E.GO_OFFLINE})
+
+
+class WorkerFact(StrEnum):
+    """What a worker event on its city's stream says happened (a webhook's
+    ``worker.<fact>``): its socket, its status, its pay, an operator's hold."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    STATUS = "status"
+    EARNED = "earned"
+    WAIVED = "waived"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    BLOCKED = "blocked"
+    UNBLOCKED = "unblocked"
+
+
+class HoldAction(StrEnum):
+    """What an operator does to hold a worker back from offers, or let it go."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    BLOCK = "block"
+    UNBLOCK = "unblock"
+
+
+# How each hold is recorded: the fact, in the past tense.
+HOLD_RECORDED_AS: Final[dict[HoldAction, WorkerFact]] = {
+    HoldAction.PAUSE: WorkerFact.PAUSED,
+    HoldAction.RESUME: WorkerFact.RESUMED,
+    HoldAction.BLOCK: WorkerFact.BLOCKED,
+    HoldAction.UNBLOCK: WorkerFact.UNBLOCKED,
+}
 
 # Why a status change is refused, by the state that refuses it.
 REFUSAL_CODES: Final[dict[WorkerState, str]] = {

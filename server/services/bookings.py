@@ -26,8 +26,9 @@ def fields_of(slot: Slot, lead_s: float, remind_s: float, now_ms: int) -> dict[s
     problem = booking.slot_problem(slot, now_ms)
     if problem is not None:
         raise Refused("invalid_field", problem)
-    return {"dat": str(booking.dispatch_at(slot, int(lead_s * 1000))),
-            "rems": str(int(remind_s * 1000))}  # fmt: skip
+    return records.booking_fields(
+        booking.dispatch_at(slot, int(lead_s * 1000)), int(remind_s * 1000)
+    )
 
 
 class Bookings:
@@ -43,9 +44,9 @@ class Bookings:
         fields = await self.store.order_fields(oid)
         slot = records.slot_of(fields)
         worker = fields.get("worker")
-        if slot is None or not worker or not fields.get("bdue") or fields.get("bact"):
+        if slot is None or not worker or not records.booking_waits(fields):
             return False
-        job = records.job({**fields, "bact": "1"})
+        job = records.job(records.booking_begun(fields))
         frame = encode(Reminder(job=job, starts_at=slot.start)).decode()
         begun = await self.store.begin(oid, worker, frame, records.first_step(fields),
                                        self.lease_ms)  # fmt: skip

@@ -12,7 +12,7 @@ but never reads its own wall clock for them.
 *The search index.* ``free:<skill>`` geo sets per city hold exactly the
 workers who could take an order now: connected, ``available``, with a known
 position. Every script that changes a worker's state or connection keeps
-them in step (``index_search`` in ``prelude.lua``), and location reports move
+them in step (``lua/lib/index_search.lua``), and location reports move
 only workers already there (``GEOADD XX``), so busy, paused or departed
 workers cost a search nothing.
 
@@ -183,17 +183,15 @@ class Dispatcher:
         wants_code = any(f.type == "code" for step in d.steps for f in step.requires)
         code = f"{secrets.randbelow(10_000):04d}" if wants_code else None
         p, s = d.dispatch, self.settings
-        policy = {
-            "radii": ",".join(f"{km * 1000:g}" for km in p.radius_steps_km or s.radius_steps_km),
-            "otms": str(int((p.offer_timeout_s or s.offer_timeout_s) * 1000)),
-            "maxms": str(int((p.max_dispatch_s or s.max_dispatch_s) * 1000)),
-            "bsize": str(p.broadcast_size or s.broadcast_size),
-            "units": str(p.capacity_units or 1),
-        }
-        if p.arrive_within_s is not None:
-            policy["prom"] = str(int(p.arrive_within_s * 1000))
-        if p.ranking is not None:
-            policy["rank"] = encode(p.ranking).decode()
+        policy = records.policy_fields(
+            ",".join(f"{km * 1000:g}" for km in p.radius_steps_km or s.radius_steps_km),
+            int((p.offer_timeout_s or s.offer_timeout_s) * 1000),
+            int((p.max_dispatch_s or s.max_dispatch_s) * 1000),
+            p.broadcast_size or s.broadcast_size,
+            p.capacity_units or 1,
+            None if p.arrive_within_s is None else int(p.arrive_within_s * 1000),
+            None if p.ranking is None else encode(p.ranking).decode(),
+        )
         mode = body.mode or p.mode or s.offer_mode
         fields = records.order_fields(oid, customer, body, mode, d.skills[0])
         lead = s.booking_lead_s if p.booking_lead_s is None else p.booking_lead_s

@@ -84,8 +84,7 @@ def _frame(fields: Mapping[str, str], move: Move, by: Actor, state: OrderState) 
             order_id=fields["id"], reason="customer" if owner == "customer" else "operator"
         )
         return encode(cancelled).decode()
-    after = {**fields, "state": state.value, "wstep": move.pending or ""}
-    job = records.job(after)
+    job = records.job(records.stepped(fields, state.value, move.pending))
     return encode(JobUpdated(job=job, event=move.step, reason=move.reason)).decode()
 
 
@@ -169,8 +168,9 @@ class Workflows:
             self.figures.order(city, result.order_state)
         job = None
         if result.order_state not in TERMINAL:  # the order as read, moved on as asked
-            moved = {**fields, "state": result.order_state, "wstep": move.pending or "",
-                     "wdone": ",".join([*records.done_of(fields), move.step])}  # fmt: skip
+            moved = records.stepped(
+                fields, result.order_state, move.pending, [*records.done_of(fields), move.step]
+            )
             job = records.job(moved)
             self.remember(moved)
         return StepDone(result.order_state, result.worker_state, job)

@@ -24,6 +24,7 @@ import msgspec
 
 from protocol.catalogue import Category, CategoryDefinition
 from server.store import keys, replies
+from server.store.arguments import CategoryArgs, packed
 from server.store.records import decoded, pairs, text
 from server.store.redis_store import Store, StoreUnavailable
 
@@ -66,7 +67,8 @@ class CatalogueStore:
         key = definition.key
         return await self.store.step(
             "category", self._keys(key),
-            [key, "apply", encoded(definition), KEEP_VERSIONS, by], replies.CategoryReply,
+            [packed(CategoryArgs(key, "apply", encoded(definition).decode(), KEEP_VERSIONS, by))],
+            replies.CategoryReply,
         )  # fmt: skip
 
     async def set_retired(
@@ -75,7 +77,7 @@ class CatalogueStore:
         """Retire a category (no new orders) or restore it, recording ``by`` whom;
         ``category_not_found`` if it was never applied."""
         return await self.store.step(
-            "category", self._keys(key), [key, action, "", KEEP_VERSIONS, by],
+            "category", self._keys(key), [packed(CategoryArgs(key, action, "", KEEP_VERSIONS, by))],
             replies.CategoryReply,
         )  # fmt: skip
 

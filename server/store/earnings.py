@@ -3,7 +3,7 @@ payouts of a period.
 
 The scripts that pay (``workflow.lua`` completing a job, ``cancel.lua`` for a
 customer's fee, ``tip.lua``) write each entry in the same step as what it pays
-for (the prelude's ``pay``), to three places in the city's hash tag:
+for (``lua/lib/pay.lua``), to three places in the city's hash tag:
 
 - the worker's ledger (:func:`server.store.keys.ledger`): its newest
   :data:`~server.store.scripts.LEDGER_KEEP` entries, as :class:`Earned` JSON;
@@ -32,6 +32,7 @@ from server.core import earnings
 from server.core.earnings import DAY_MS
 from server.store import keys, replies
 from server.store.keys import OrderId, WorkerId
+from server.store.layout import PerfKind
 from server.store.records import decoded, pairs, text
 from server.store.redis_store import Refused, Store
 
@@ -45,7 +46,7 @@ def _counted(fields: dict[str, str], first_day: int) -> list[tuple[str, str, int
     found = []
     for field, value in fields.items():
         kind, day, currency, reason = [*field.split(":"), "", "", ""][:4]
-        if kind == "e" and day.isdigit() and int(day) >= first_day and value.isdigit():
+        if kind == PerfKind.EARNED and day.isdigit() and int(day) >= first_day and value.isdigit():
             found.append((currency, reason, int(value)))
     return found
 

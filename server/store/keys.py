@@ -1,4 +1,6 @@
-"""Redis key and channel names, and the ids they are built from.
+"""Redis key and channel names, and the ids they are built from. The parts
+of every key are :mod:`server.store.layout`'s, which the Lua scripts' key
+builders are rendered from too.
 
 Every key that one script touches carries the city as its hash tag
 (``d:{city}:...``) so the same scripts run on a Redis Cluster. Order ids
@@ -12,6 +14,7 @@ import secrets
 from typing import NewType
 
 from protocol import ids
+from server.store.layout import ROOT, CityKey, OrderKey
 
 OrderId = NewType("OrderId", str)
 OfferId = NewType("OfferId", str)
@@ -20,7 +23,7 @@ City = NewType("City", str)
 
 # The node registry: node id -> its last heartbeat (ms, Redis time). Pruned:
 # a dead node is removed once its workers are taken over.
-NODES = "d:nodes"
+NODES = f"{ROOT}nodes"
 
 
 def new_order_id(city: City) -> OrderId:
@@ -48,73 +51,73 @@ def offer_id(order_id: OrderId, attempt: int) -> OfferId:
 
 
 def _tag(city: str) -> str:
-    return f"d:{{{city}}}:"
+    return f"{ROOT}{{{city}}}:"
 
 
 def order(order_id: OrderId) -> str:
-    return f"{_tag(city_of(order_id) or '')}o:{order_id}"
+    return f"{_tag(city_of(order_id) or '')}{CityKey.ORDER}{order_id}"
 
 
 def tried(order_id: OrderId) -> str:
-    return f"{order(order_id)}:tried"
+    return f"{order(order_id)}{OrderKey.TRIED}"
 
 
 def events(order_id: OrderId) -> str:
-    return f"{order(order_id)}:ev"
+    return f"{order(order_id)}{OrderKey.HISTORY}"
 
 
 def worker(city: str, worker_id: str) -> str:
-    return f"{_tag(city)}w:{worker_id}"
+    return f"{_tag(city)}{CityKey.WORKER}{worker_id}"
 
 
 def geo(city: str) -> str:
-    return f"{_tag(city)}geo"
+    return f"{_tag(city)}{CityKey.GEO}"
 
 
 def free(city: str, skill: str) -> str:
     """The search index: workers with ``skill`` who could take an order now."""
-    return f"{_tag(city)}free:{skill}"
+    return f"{_tag(city)}{CityKey.FREE}{skill}"
 
 
 def node_workers(city: str, node: str) -> str:
     """The workers of ``city`` whose sockets are on ``node`` (for a takeover)."""
-    return f"{_tag(city)}node:{node}"
+    return f"{_tag(city)}{CityKey.NODE}{node}"
 
 
 def online(city: str) -> str:
     """Connected workers: worker -> ``'<node> <skills>'`` (the scripts plan from it)."""
-    return f"{_tag(city)}online"
+    return f"{_tag(city)}{CityKey.ONLINE}"
 
 
 def pos(city: str) -> str:
     """Where each connected (or lately connected) worker last reported itself."""
-    return f"{_tag(city)}pos"
+    return f"{_tag(city)}{CityKey.POS}"
 
 
 def fix_at(city: str) -> str:
     """The phone's own time of each worker's last report (data, never decisions)."""
-    return f"{_tag(city)}fix_at"
+    return f"{_tag(city)}{CityKey.FIX_AT}"
 
 
 def seen(city: str) -> str:
-    return f"{_tag(city)}seen"
+    return f"{_tag(city)}{CityKey.SEEN}"
 
 
 def timers(city: str) -> str:
-    return f"{_tag(city)}timers"
+    return f"{_tag(city)}{CityKey.TIMERS}"
 
 
 def idempotency(customer: str, key: str) -> str:
-    return f"d:idem:{{{customer}}}:{key}"
+    return f"{ROOT}idem:{{{customer}}}:{key}"
 
 
 def order_rate(customer: str) -> str:
-    return f"d:rate:{{{customer}}}"
+    return f"{ROOT}rate:{{{customer}}}"
 
 
 def stream(city: str) -> str:
     """Every order and worker event of the city, for consumers (webhook deliveries)."""
-    return f"{_tag(city)}events"
+    return f"{_tag(city)}{CityKey.STREAM}"
 
 
 def holds(city: str) -> str:
@@ -122,7 +125,7 @@ def holds(city: str) -> str:
     (ms), ``b:<worker>`` blocked, ``c:<customer>:<worker>`` blocked for one customer
     (the value says by whom). Operator state, like the catalogue: no time to live,
     an entry goes when it is lifted (a pause also when the search finds it over)."""
-    return f"{_tag(city)}holds"
+    return f"{_tag(city)}{CityKey.HOLDS}"
 
 
 def performance(city: str, worker_id: str) -> str:
@@ -130,26 +133,26 @@ def performance(city: str, worker_id: str) -> str:
     (``r:<day>:n`` ratings, ``r:<day>:s`` their stars); days older than the
     longest window are deleted in the step that writes, and the key expires a
     window after its last write."""
-    return f"{_tag(city)}perf:{worker_id}"
+    return f"{_tag(city)}{CityKey.PERF}{worker_id}"
 
 
 def ledger(city: str, worker_id: str) -> str:
     """A worker's newest earnings entries (JSON each, newest first; capped), ending
     the ledger's days after its last entry."""
-    return f"{_tag(city)}ledger:{worker_id}"
+    return f"{_tag(city)}{CityKey.LEDGER}{worker_id}"
 
 
 def book(city: str, day: int) -> str:
     """The city's earnings of one day (UTC, days since 1970-01-01):
     ``<worker>:<currency>:<reason>`` -> minor units, ``...:jobs`` -> jobs completed;
     payouts sum these."""
-    return f"{_tag(city)}book:{day}"
+    return f"{_tag(city)}{CityKey.BOOK}{day}"
 
 
 def schedule(city: str, worker_id: str) -> str:
     """A worker's booked jobs accepted and not begun: order -> ``'<start> <end> <lat>
     <lng>'`` (its slot in ms, where it is), ending a day after the latest slot."""
-    return f"{_tag(city)}sched:{worker_id}"
+    return f"{_tag(city)}{CityKey.SCHEDULE}{worker_id}"
 
 
 def order_keys(order_id: OrderId) -> list[str]:
@@ -173,7 +176,7 @@ def tag_of(key: str) -> str:
 
 
 # The catalogue: a hash tag of its own, which no city can have ('@' is not in a name).
-CATALOGUE = "d:{@catalogue}:"
+CATALOGUE = f"{ROOT}{{@catalogue}}:"
 CATEGORY_KEYS = f"{CATALOGUE}keys"  # the key of every category ever applied
 CATALOGUE_SEQ = f"{CATALOGUE}seq"  # counts changes: a node that missed one sees it differ
 CATALOGUE_CHANNEL = f"{CATALOGUE}changed"  # '<key> <version> <seq>' after each change
@@ -190,7 +193,7 @@ def category_history(key: str) -> str:
 
 
 # Webhook subscriptions: a hash tag of their own, like the catalogue's.
-HOOKS = "d:{@hooks}:"
+HOOKS = f"{ROOT}{{@hooks}}:"
 SUBSCRIPTIONS = f"{HOOKS}subs"  # the id of every subscription
 HOOKS_SEQ = f"{HOOKS}seq"  # counts changes to the subscriptions
 STREAM_GROUP = "webhooks"  # the consumer group the deliveries read each city's stream in
@@ -213,24 +216,24 @@ def dead_letters(sub_id: str) -> str:
 
 def hook_retries(city: str) -> str:
     """Webhook messages of the city waiting for their next attempt: id -> due ms."""
-    return f"{_tag(city)}hooks:due"
+    return f"{_tag(city)}{CityKey.HOOK_RETRIES}"
 
 
 def hook_message(city: str, message_id: str) -> str:
     """A webhook message waiting for its next attempt: sub, type, body, attempts."""
-    return f"{_tag(city)}hooks:m:{message_id}"
+    return f"{_tag(city)}{CityKey.HOOK_MESSAGE}{message_id}"
 
 
 def takeover(node: str) -> str:
-    return f"d:takeover:{node}"
+    return f"{ROOT}takeover:{node}"
 
 
 def node_channel(city: str, node: str) -> str:
     """Frames for the workers of ``city`` whose sockets are on ``node``. In the city's
     hash tag: with sharded pub/sub a script may publish only in its own slot."""
-    return f"{_tag(city)}inbox:{node}"
+    return f"{_tag(city)}{CityKey.INBOX}{node}"
 
 
 def order_channel(order_id: str) -> str:
     """Live events and positions of one order, in its city's hash tag."""
-    return f"{_tag(city_of(order_id) or '')}watch:{order_id}"
+    return f"{_tag(city_of(order_id) or '')}{CityKey.WATCH}{order_id}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Literal
 
 from server.store import keys, replies
+from server.store.arguments import HoldArgs, ReassignArgs, packed
 from server.store.keys import OrderId, WorkerId
 from server.store.redis_store import Refused, Store
 
@@ -39,7 +40,8 @@ class OverrideStore:
         city = keys.city_of(oid) or ""
         return await self.store.step(
             "reassign", keys.order_keys(oid) + keys.city_keys(city),
-            [oid, actor, reason, first_step, lease_ms, by, done], replies.ReassignReply,
+            [packed(ReassignArgs(oid, actor, reason, first_step, lease_ms, by, done))],
+            replies.ReassignReply,
         )  # fmt: skip
 
     async def extend(
@@ -62,7 +64,7 @@ class OverrideStore:
         ``not_held`` when there is nothing to lift."""
         await self.store.step(
             "hold", [keys.holds(city), keys.worker(city, wid), *keys.city_keys(city)],
-            [wid, action, actor, for_ms, customer, reason], replies.Refusable,
+            [packed(HoldArgs(wid, action, actor, for_ms, customer, reason))], replies.Refusable,
         )  # fmt: skip
 
     async def holds_of(self, city: str, wid: WorkerId) -> tuple[int | None, bool, list[str]]:

@@ -3,11 +3,11 @@ feed them.
 
 One hash per worker and city (:func:`server.store.keys.performance`), one
 field per day and figure, so that a rolling window is a sum over its days.
-The scripts count (the prelude's ``tally``), in the same step as what they
+The scripts count (``lua/lib/tally.lua``), in the same step as what they
 count: ``o:<day>:n`` offers received (offer.lua), ``a:<day>:n`` accepted and
 ``a:<day>:ms`` the milliseconds those answers took since the offer was sent
 (accept.lua), ``j:<day>:n`` and ``j:<day>:ms`` the same of rejections
-(reject.lua), ``x:<day>:n`` offers that expired unanswered (the prelude's
+(reject.lua), ``x:<day>:n`` offers that expired unanswered (``lua/lib/expire_offer.lua``:
 ``expire_offer``), ``t:<day>:n`` arrivals timed against the category's
 promise and ``t:<day>:ok`` those on time (workflow.lua), ``h:<day>:<order>``
 1 for a job the worker handed back (reassign.lua; 0 once an operator waived
@@ -21,7 +21,7 @@ so it stays bounded and ends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 from protocol.messages import PerformanceWindow
@@ -29,12 +29,23 @@ from server.core.earnings import DAY_MS
 from server.core.ranking import Standing
 from server.store import keys, replies
 from server.store.keys import OrderId, WorkerId
+from server.store.layout import PerfField, PerfFigure, PerfKind
 from server.store.records import decoded, pairs
 from server.store.redis_store import Refused, Store
 from server.store.scripts import PERF_DAYS
 
 WINDOWS = (7, PERF_DAYS)
 KNOWN_STANDINGS = 100_000  # the most workers' standings a node keeps
+K, N = PerfKind, PerfFigure.COUNT
+
+
+def _summer(sums: dict[str, int]) -> Callable[..., int]:
+    """A window's sum of one kind's figure (its count unless told)."""
+
+    def sum_of(kind: str, figure: str = N) -> int:
+        return sums.get(f"{kind}:{figure}", 0)
+
+    return sum_of
 
 
 def _ratio(part: int, whole: int, min_samples: int, digits: int = 3) -> float | None:
@@ -50,7 +61,7 @@ def windows(fields: dict[str, str], today: int, min_samples: int) -> list[Perfor
         kind, _, rest = field.partition(":")
         day, _, figure = rest.partition(":")
         if day.isdigit() and value.lstrip("-").isdigit():
-            figure = "h:n" if kind == "h" else f"{kind}:{figure}"  # h: one field per order
+            figure = f"{kind}:{N if kind == K.HANDED_BACK else figure}"  # h: one per order
             counts.append((today - int(day), figure, int(value)))
     found = []
     for days in WINDOWS:
@@ -58,18 +69,21 @@ def windows(fields: dict[str, str], today: int, min_samples: int) -> list[Perfor
         for ago, figure, count in counts:
             if ago < days:
                 sums[figure] = sums.get(figure, 0) + count
-        offers, accepted, rejected = sums.get("o:n", 0), sums.get("a:n", 0), sums.get("j:n", 0)
-        answered, ratings, expired = accepted + rejected, sums.get("r:n", 0), sums.get("x:n", 0)
-        response = _ratio(sums.get("a:ms", 0) + sums.get("j:ms", 0), answered, min_samples, 0)
+        sum_of = _summer(sums)
+        offers, accepted, rejected = sum_of(K.OFFERED), sum_of(K.ACCEPTED), sum_of(K.REJECTED)
+        answered, ratings, expired = accepted + rejected, sum_of(K.RATED), sum_of(K.EXPIRED)
+        ms = sum_of(K.ACCEPTED, PerfFigure.MS) + sum_of(K.REJECTED, PerfFigure.MS)
+        response = _ratio(ms, answered, min_samples, 0)
         found.append(PerformanceWindow(
             days=days, offers=offers, accepted=accepted, rejected=rejected,
             expired=expired, acceptance=_ratio(accepted, answered + expired, min_samples),
             response_ms=None if response is None else int(response),
-            ratings=ratings, rating=_ratio(sums.get("r:s", 0), ratings, min_samples, 2),
-            arrivals=sums.get("t:n", 0),
-            on_time=_ratio(sums.get("t:ok", 0), sums.get("t:n", 0), min_samples),
-            cancelled=sums.get("h:n", 0),
-            cancellation=_ratio(sums.get("h:n", 0), accepted, min_samples),
+            ratings=ratings,
+            rating=_ratio(sum_of(K.RATED, PerfFigure.STARS), ratings, min_samples, 2),
+            arrivals=sum_of(K.ARRIVED),
+            on_time=_ratio(sum_of(K.ARRIVED, PerfFigure.ON_TIME), sum_of(K.ARRIVED), min_samples),
+            cancelled=sum_of(K.HANDED_BACK),
+            cancellation=_ratio(sum_of(K.HANDED_BACK), accepted, min_samples),
         ))  # fmt: skip
     return found
 
@@ -79,7 +93,7 @@ def standing(fields: dict[str, str], today: int, min_samples: int) -> Standing:
     last completed a job, and whether it is still a newcomer (fewer answered or
     expired offers than ``min_samples``). Pure."""
     month = windows(fields, today, min_samples)[-1]
-    last = fields.get("last", "")
+    last = fields.get(PerfField.LAST_JOB, "")
     return Standing(
         rating=month.rating, acceptance=month.acceptance, cancellation=month.cancellation,
         last_job_at=int(last) if last.isdigit() else None,
@@ -145,6 +159,6 @@ class PerformanceStore:
         """The worker's figures in each of :data:`WINDOWS` (days), by Redis time,
         and when it last completed a job (None: not in the days kept)."""
         fields = await self.store.hash_of(keys.performance(city, wid))
-        last = fields.get("last", "")
+        last = fields.get(PerfField.LAST_JOB, "")
         found = windows(fields, self.store.now_ms() // DAY_MS, min_samples)
         return found, int(last) if last.isdigit() else None

@@ -1,8 +1,9 @@
 """Redis records as protocol types: order hashes and event lists to
 :class:`OrderView`, :class:`OrderEvent` and :class:`Job`.
 
-How an order is laid out in its hash (field names) is known here and in the
-Lua scripts, nowhere else.
+How an order is laid out in its hash is :mod:`server.store.layout`'s
+:class:`~server.store.layout.OrderField` (``F`` here), which the Lua scripts
+are rendered with too; the fields a node writes at creation are made here.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from protocol.messages import (
 )
 from server.core import workflow
 from server.core.order_states import WORKING
+from server.store.layout import OrderField as F
 
 _encode = msgspec.json.Encoder().encode
 _steps = msgspec.json.Decoder(list[Step])
@@ -78,14 +80,16 @@ def order_fields(
     """A new order's hash fields (the create script adds its state, times and
     retention); ``skill`` names the search index its workers are found in."""
     fields = {
-        "id": oid, "city": body.city, "skill": skill, "customer": customer,
-        "mode": mode.value, "plat": repr(body.pickup.lat), "plng": repr(body.pickup.lng),
-        "note": body.note or "",
+        F.ID: oid, F.CITY: body.city, F.SKILL: skill, F.CUSTOMER: customer, F.MODE: mode.value,
+        F.PICKUP_LAT: repr(body.pickup.lat), F.PICKUP_LNG: repr(body.pickup.lng),
+        F.NOTE: body.note or "",
     }  # fmt: skip
     if body.dropoff:
-        fields.update(dlat=repr(body.dropoff.lat), dlng=repr(body.dropoff.lng))
+        fields[F.DROPOFF_LAT] = repr(body.dropoff.lat)
+        fields[F.DROPOFF_LNG] = repr(body.dropoff.lng)
     if body.slot:
-        fields.update(sls=str(body.slot.start), sle=str(body.slot.end))
+        fields[F.SLOT_START] = str(body.slot.start)
+        fields[F.SLOT_END] = str(body.slot.end)
     return fields
 
 
@@ -116,25 +120,73 @@ def category_fields(
     d = category.definition
     first = workflow.first(d.steps, set(skip))
     fields = {
-        "cat": d.key, "catv": str(category.version), "attrs": _encode(values).decode(),
-        "quote": _encode(quote).decode(), "steps": _encode(d.steps).decode(),
-        "cancel": _encode(d.cancellation).decode(), "earn": _encode(d.earnings).decode(),
-        "skills": ",".join(d.skills[1:]),
-        "wskip": ",".join(sorted(skip)), "wstep": first.name, **policy,
+        F.CATEGORY: d.key, F.CATEGORY_VERSION: str(category.version),
+        F.ATTRIBUTES: _encode(values).decode(), F.QUOTE: _encode(quote).decode(),
+        F.STEPS: _encode(d.steps).decode(),
+        F.CANCELLATION: _encode(d.cancellation).decode(), F.EARNINGS: _encode(d.earnings).decode(),
+        F.SKILLS: ",".join(d.skills[1:]),
+        F.STEPS_SKIPPED: ",".join(sorted(skip)), F.STEP: first.name, **policy,
     }  # fmt: skip
     if (timer := workflow.timer_ms(first)) is not None:
-        fields["wtms"] = str(timer)
+        fields[F.STEP_TIMER_MS] = str(timer)
     if code:
-        fields["code"] = code
+        fields[F.CODE] = code
     return fields
+
+
+def policy_fields(
+    radii_m: str, offer_timeout_ms: int, max_dispatch_ms: int, broadcast_size: int, units: int,
+    arrive_within_ms: int | None, ranking: str | None,
+) -> dict[str, str]:  # fmt: skip
+    """The hash fields of the dispatch policy a category pins on an order (its
+    radius steps in m as a comma list, its ranking weights as JSON); the scripts
+    read them instead of the settings."""
+    fields = {
+        F.RADII: radii_m, F.OFFER_TIMEOUT_MS: str(offer_timeout_ms),
+        F.MAX_DISPATCH_MS: str(max_dispatch_ms), F.BROADCAST_SIZE: str(broadcast_size),
+        F.UNITS: str(units),
+    }  # fmt: skip
+    if arrive_within_ms is not None:
+        fields[F.ARRIVE_WITHIN_MS] = str(arrive_within_ms)
+    if ranking is not None:
+        fields[F.RANKING] = ranking
+    return fields
+
+
+def booking_fields(dispatch_at: int, remind_ms: int) -> dict[str, str]:
+    """The hash fields that book an order: when its dispatch begins (ms), and how
+    long before its slot its job begins."""
+    return {F.DISPATCH_AT: str(dispatch_at), F.REMIND_MS: str(remind_ms)}
+
+
+def stepped(fields: Mapping[str, str], state: str, pending: str | None,
+            done: Iterable[str] | None = None) -> dict[str, str]:  # fmt: skip
+    """An order's fields as a workflow step leaves them: its state, the step it
+    waits for ('' for none) and, if given, the steps done (what the node remembers
+    of what the script wrote)."""
+    after = {**fields, F.STATE: state, F.STEP: pending or ""}
+    if done is not None:
+        after[F.STEPS_DONE] = ",".join(done)
+    return after
+
+
+def booking_begun(fields: Mapping[str, str]) -> dict[str, str]:
+    """An order's fields once its booked job began (the job its worker is reminded of)."""
+    return {**fields, F.BOOKING_BEGUN: "1"}
+
+
+def booking_waits(fields: Mapping[str, str]) -> bool:
+    """Whether an order is a booked job accepted and due to begin, not begun yet."""
+    return bool(fields.get(F.BOOKING_DUE)) and not fields.get(F.BOOKING_BEGUN)
 
 
 def pinned(fields: Mapping[str, str]) -> Pinned | None:
     """The category an order pinned at creation, or None (an order by bare skill)."""
-    if not fields.get("cat"):
+    if not fields.get(F.CATEGORY):
         return None
-    return Pinned(fields["cat"], int(fields["catv"]), _attributes.decode(fields["attrs"]),
-                  _quote.decode(fields["quote"]), _steps.decode(fields["steps"]))  # fmt: skip
+    return Pinned(fields[F.CATEGORY], int(fields[F.CATEGORY_VERSION]),
+                  _attributes.decode(fields[F.ATTRIBUTES]), _quote.decode(fields[F.QUOTE]),
+                  _steps.decode(fields[F.STEPS]))  # fmt: skip
 
 
 def _names(value: str | None) -> list[str]:
@@ -143,7 +195,7 @@ def _names(value: str | None) -> list[str]:
 
 def steps_of(fields: Mapping[str, str]) -> tuple[Step, ...]:
     """The workflow an order runs: its category's, pinned, or the default one."""
-    raw = fields.get("steps")
+    raw = fields.get(F.STEPS)
     return tuple(_steps.decode(raw)) if raw else workflow.DEFAULT_STEPS
 
 
@@ -151,41 +203,41 @@ def pending_of(fields: Mapping[str, str]) -> str | None:
     """The step a working order waits for; None when it is not working. An
     order by bare skill walks the default steps one state at a time, so its
     state names its pending step."""
-    state = OrderState(fields["state"]) if fields.get("state") else None
+    state = OrderState(fields[F.STATE]) if fields.get(F.STATE) else None
     if state not in WORKING:
         return None
-    if wstep := fields.get("wstep"):
+    if wstep := fields.get(F.STEP):
         return wstep
     return workflow.DEFAULT_STEPS[workflow.PHASES.index(state)].name if state else None
 
 
 def skipped_of(fields: Mapping[str, str]) -> list[str]:
-    return _names(fields.get("wskip"))
+    return _names(fields.get(F.STEPS_SKIPPED))
 
 
 def done_of(fields: Mapping[str, str]) -> list[str]:
     """The workflow steps an order has done, in order."""
-    return _names(fields.get("wdone"))
+    return _names(fields.get(F.STEPS_DONE))
 
 
 def slot_of(fields: Mapping[str, str]) -> Slot | None:
     """A booked order's slot, or None."""
-    if not fields.get("sls") or not fields.get("sle"):
+    if not fields.get(F.SLOT_START) or not fields.get(F.SLOT_END):
         return None
-    return Slot(start=int(fields["sls"]), end=int(fields["sle"]))
+    return Slot(start=int(fields[F.SLOT_START]), end=int(fields[F.SLOT_END]))
 
 
 def first_step(fields: Mapping[str, str]) -> str:
     """The step an order's workflow starts (or starts over) at; '' for an order by
     bare skill, whose steps follow its state. Pinned, never changed."""
-    if not fields.get("steps"):
+    if not fields.get(F.STEPS):
         return ""
     return workflow.first(steps_of(fields), skipped_of(fields)).name
 
 
 def cancellation_of(fields: Mapping[str, str]) -> Cancellation | None:
     """The cancellation rules an order's category pinned, if it has them."""
-    raw = fields.get("cancel")
+    raw = fields.get(F.CANCELLATION)
     return _cancellation.decode(raw) if raw else None
 
 
@@ -193,9 +245,9 @@ def earnings_of(fields: Mapping[str, str]) -> tuple[Earnings, Quote] | None:
     """The earnings rules an order's category pinned and its quote, or None (an
     order by bare skill, or one created before earnings were pinned: it pays
     nothing)."""
-    if not fields.get("earn") or not fields.get("quote"):
+    if not fields.get(F.EARNINGS) or not fields.get(F.QUOTE):
         return None
-    return _earnings.decode(fields["earn"]), _quote.decode(fields["quote"])
+    return _earnings.decode(fields[F.EARNINGS]), _quote.decode(fields[F.QUOTE])
 
 
 def ranking_of(raw: str) -> Ranking | None:
@@ -210,33 +262,33 @@ def view_from_fields(
     position: Position | None,
 ) -> OrderView:
     """An :class:`OrderView` from an order hash's fields."""
-    pickup = point(fields["plat"], fields["plng"])
+    pickup = point(fields[F.PICKUP_LAT], fields[F.PICKUP_LNG])
     assert pickup is not None
     pin = pinned(fields)
     return OrderView(
         id=oid,
-        city=fields["city"],
-        skill=fields["skill"],
-        mode=OfferMode(fields["mode"]),
-        state=OrderState(fields["state"]),
-        customer=fields["customer"],
+        city=fields[F.CITY],
+        skill=fields[F.SKILL],
+        mode=OfferMode(fields[F.MODE]),
+        state=OrderState(fields[F.STATE]),
+        customer=fields[F.CUSTOMER],
         pickup=pickup,
-        created_at=int(fields["created"]),
-        dropoff=point(fields.get("dlat"), fields.get("dlng")),
-        note=fields.get("note") or None,
-        worker=fields.get("worker") or None,
+        created_at=int(fields[F.CREATED]),
+        dropoff=point(fields.get(F.DROPOFF_LAT), fields.get(F.DROPOFF_LNG)),
+        note=fields.get(F.NOTE) or None,
+        worker=fields.get(F.WORKER) or None,
         position=position,
         events=events,
         category=pin.category if pin else None,
         category_version=pin.version if pin else None,
         attributes=pin.attributes if pin else None,
         quote=pin.quote if pin else None,
-        code=fields.get("code") or None,
+        code=fields.get(F.CODE) or None,
         step=pending_of(fields),
         steps=workflow.infos(pin.steps) if pin else None,
-        rating=int(fields["rating"]) if fields.get("rating") else None,
-        rating_comment=fields.get("rcomment") or None,
-        tip=int(fields["tip"]) if fields.get("tip") else None,
+        rating=int(fields[F.RATING]) if fields.get(F.RATING) else None,
+        rating_comment=fields.get(F.RATING_COMMENT) or None,
+        tip=int(fields[F.TIP]) if fields.get(F.TIP) else None,
         slot=slot_of(fields),
     )
 
@@ -253,7 +305,7 @@ def position(worker: str, fields: Mapping[str, str]) -> Position | None:
 
 def job(fields: dict[str, str]) -> Job:
     """The :class:`Job` a worker sees for an order hash."""
-    view = view_from_fields(fields["id"], fields, [], None)
+    view = view_from_fields(fields[F.ID], fields, [], None)
     return Job(order_id=view.id, state=view.state, skill=view.skill, pickup=view.pickup,
                dropoff=view.dropoff, note=view.note, category=view.category,
                attributes=view.attributes, quote=view.quote, steps=view.steps,

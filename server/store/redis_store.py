@@ -34,8 +34,17 @@ from server.core.earnings import DAY_MS
 from server.core.errors import ClientError, ServerFault
 from server.core.ranking import Candidate
 from server.store import keys, records, replies
+from server.store.arguments import (
+    CancelArgs,
+    ConnectArgs,
+    RejectArgs,
+    TickArgs,
+    WorkflowArgs,
+    packed,
+)
 from server.store.cluster import Link
 from server.store.keys import OfferId, OrderId, WorkerId
+from server.store.layout import OrderField, WorkerField
 from server.store.mux import MuxError, ReplyError
 from server.store.records import decoded, events, pairs, position, text, view_from_fields
 from server.store.replies import Refusable
@@ -409,12 +418,12 @@ class Store:
             "create_order", keys.order_keys(oid), [oid, lease_ms, keep_ms, *flat],
             replies.CreateReply,
         )  # fmt: skip
-        if skill := fields.get("skill"):
+        if skill := fields.get(OrderField.SKILL):
             self._order_skill.put(oid, (skill,))
         if not result.created:
             return None
         history = events(result.events)
-        state = {**fields, "state": history[-1].state, "created": str(result.now)}
+        state = {**fields, OrderField.STATE: history[-1].state, OrderField.CREATED: str(result.now)}
         return view_from_fields(oid, state, history, None)
 
     async def claim_due(self, city: str, lease_ms: int, limit: int) -> list[OrderId]:
@@ -437,8 +446,8 @@ class Store:
         city = keys.city_of(oid) or ""
         r = await self.script(
             "tick", self._order_keys(oid),
-            [oid, ",".join(f"{m:g}" for m in radius_steps_m), want, max_age_ms, lease_ms,
-             ",".join(live_nodes)],
+            [packed(TickArgs(oid, ",".join(f"{m:g}" for m in radius_steps_m), want, max_age_ms,
+                             lease_ms, ",".join(live_nodes)))],
             replies.TickReply,
         )  # fmt: skip
         if r.action != "search":
@@ -447,8 +456,10 @@ class Store:
         for wid, skills in zip(r.ids, r.skills, strict=True):
             self._skills.put(f"{city}/{wid}", tuple(skills.split(",")) if skills else ())
         candidates = tuple(Candidate(WorkerId(w), d) for w, d in zip(r.ids, r.dists, strict=True))
-        pin = records.pinned({"cat": r.cat, "catv": str(r.catv), "attrs": r.attrs,
-                              "quote": r.quote, "steps": r.steps})  # fmt: skip
+        pin = records.pinned({
+            OrderField.CATEGORY: r.cat, OrderField.CATEGORY_VERSION: str(r.catv),
+            OrderField.ATTRIBUTES: r.attrs, OrderField.QUOTE: r.quote, OrderField.STEPS: r.steps,
+        })  # fmt: skip
         policy = Policy(r.otms, r.maxms, r.bsize) if pin else None
         return Tick(
             "search", r.now, r.created, r.dv, r.skill, r.mode, Point(lat=r.plat, lng=r.plng),
@@ -502,7 +513,7 @@ class Store:
         r = await self.step(
             "reject",
             self._answer_keys(oid, city, wid),
-            [oid, offer, wid, reason, lease_ms],
+            [packed(RejectArgs(oid, offer, wid, reason, lease_ms))],
             replies.RejectReply,
         )
         return r.worker_state, bool(r.redispatch)
@@ -517,7 +528,8 @@ class Store:
         paid = self._pay_keys(oid, worker) if pay else []
         result = await self.step(
             "cancel", self._order_keys(oid) + paid,
-            [oid, by, actor, done, fee, *((pay.currency, pay.lines) if pay else ("", ""))],
+            [packed(CancelArgs(oid, by, actor, done, fee, *((pay.currency, pay.lines) if pay
+                                                            else ("", ""))))],
             replies.StepReply,
         )  # fmt: skip
         return result.state
@@ -541,10 +553,15 @@ class Store:
         paid = self._pay_keys(oid, worker) if step.pay else []
         return await self.step(
             "workflow", keys.order_keys(oid) + workers + paid,
-            [oid, step.by, step.actor, step.state, step.pending, step.event, step.step,
-             step.reason, step.next_pending, "" if step.timer_ms is None else step.timer_ms,
-             step.data, "1" if step.cancel else "", step.frame,
-             "" if step.arrival_ms is None else step.arrival_ms, *(step.pay or ("", "", 0))],
+            [packed(WorkflowArgs(
+                order_id=oid, by=step.by, actor=step.actor, state=step.state,
+                pending=step.pending, event=step.event, step=step.step, reason=step.reason,
+                next_pending=step.next_pending, data=step.data, frame=step.frame,
+                timer_ms=step.timer_ms, cancel=step.cancel, arrival_ms=step.arrival_ms,
+                currency=step.pay.currency if step.pay else "",
+                pay=step.pay.lines if step.pay else "",
+                per_minute=step.pay.per_minute if step.pay else 0,
+            ))],
             replies.WorkflowReply,
         )  # fmt: skip
 
@@ -589,7 +606,8 @@ class Store:
         self._skills.put(f"{city}/{wid}", tuple(skills))
         r = await self.script(
             "connect", [*self._own_keys(city, wid), keys.node_workers(city, node)],
-            [wid, node, session, ",".join(skills), capacity, keep_ms], replies.ConnectReply,
+            [packed(ConnectArgs(wid, node, session, ",".join(skills), capacity, keep_ms))],
+            replies.ConnectReply,
         )  # fmt: skip
         if r.blocked:
             raise Refused("worker_blocked")
@@ -598,7 +616,13 @@ class Store:
 
     async def worker_record(self, city: str, wid: WorkerId) -> WorkerRecord:
         """The worker's state, pending offer frame and jobs, read without changing them."""
-        raw = await self.call("HMGET", keys.worker(city, wid), "state", "offer_frame", "jobs")
+        raw = await self.call(
+            "HMGET",
+            keys.worker(city, wid),
+            WorkerField.STATE,
+            WorkerField.OFFER_FRAME,
+            WorkerField.JOBS,
+        )
         state, frame, jobs = (text(v) if v is not None else "" for v in _values(raw))
         return WorkerRecord(state, frame, tuple(OrderId(j) for j in jobs.split(",") if j))
 
@@ -741,8 +765,8 @@ class Store:
         if not fields:
             return None
         history = events(cast(list[bytes], entries), after)
-        worker = fields.get("worker") or None
-        where = await self.position(fields["city"], worker) if worker else None
+        worker = fields.get(OrderField.WORKER) or None
+        where = await self.position(fields[OrderField.CITY], worker) if worker else None
         return view_from_fields(oid, fields, history, where)
 
     async def jobs(self, oids: Iterable[OrderId]) -> list[dict[str, str]]:

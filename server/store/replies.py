@@ -1,6 +1,6 @@
 """The replies of the Lua scripts, as typed Structs.
 
-Every script answers a flat field/value list (``reply()`` in ``prelude.lua``);
+Every script answers a flat field/value list (``lua/lib/reply.lua``);
 :func:`decode` turns it into the Struct named in the script's header, so a
 reply's shape is written once, here, and a field a script misspells or
 forgets fails loudly (``forbid_unknown_fields``, required fields) instead of

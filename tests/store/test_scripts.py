@@ -12,7 +12,7 @@ import pytest
 
 from protocol import ids
 from server.core import order_states, worker_states
-from server.store import keys, scripts
+from server.store import arguments, keys, layout, scripts
 
 CITY = keys.City("paris")
 
@@ -45,6 +45,8 @@ def test_rules_define_every_table() -> None:
         "LEDGER_KEEP",
         "MINUTE_MS",
         "TIME_PAY",
+        "TIP_PAY",
+        "JOBS_DONE",
         "ORDER_T",
         "WORKER_T",
         "TERMINAL",
@@ -62,6 +64,8 @@ def test_rules_define_every_table() -> None:
         "NEEDS_NO_JOBS",
         "OFF_DUTY",
         "REFUSAL",
+        "HOLD_RECORDED",
+        "CATALOGUE_CHANNEL",
     }
 
 
@@ -69,11 +73,18 @@ STATES = sorted({*order_states.OrderState, *worker_states.WorkerState})
 GUARD = re.compile(r"""(?:[=~]=\s*'({0})')|(?:'({0})'\s*[=~]=)""".format("|".join(STATES)))
 
 
-@pytest.mark.parametrize("name", [*scripts.SCRIPT_NAMES, "prelude"])
+def _lua(name: str) -> str:
+    """A script's own text, or a helper's (``lib/<name>``)."""
+    return (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
+
+
+LUA_FILES = [*scripts.SCRIPT_NAMES, *(f"lib/{n}" for n in scripts.lib_names())]
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
 def test_no_script_compares_with_a_state_name(name: str) -> None:
     """Rule 1: every guard reads the rendered tables; no script compares a state by name."""
-    text = (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
-    assert GUARD.findall(text) == []
+    assert GUARD.findall(_lua(name)) == []
 
 
 @pytest.mark.parametrize(
@@ -133,20 +144,23 @@ def test_rules_render_the_other_tables() -> None:
         assert f"['{worker_state}'] = '{code}'" in sections["REFUSAL"]
 
 
-@pytest.mark.parametrize("name", [*scripts.SCRIPT_NAMES, "prelude"])
+@pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
 def test_every_script_has_a_file(name: str) -> None:
-    """Each named script, and the shared prelude, is a packaged Lua file."""
+    """Each named script is a packaged Lua file."""
     assert (resources.files("server.store") / "lua" / f"{name}.lua").is_file()
 
 
 def test_every_lua_file_is_a_named_script() -> None:
-    """No Lua file lies unused: each is the prelude or a script in SCRIPT_NAMES."""
+    """No Lua file lies unused: each one in lua/ is a script in SCRIPT_NAMES (the
+    helpers are in lua/lib/), and every helper is included by some script."""
     files = {
         p.name.removesuffix(".lua")
         for p in (resources.files("server.store") / "lua").iterdir()
         if p.name.endswith(".lua")
     }
-    assert files == {*scripts.SCRIPT_NAMES, "prelude"}
+    assert files == set(scripts.SCRIPT_NAMES)
+    reached = {h for name in scripts.SCRIPT_NAMES for h in scripts.included(_lua(name))}
+    assert reached == set(scripts.lib_names())
 
 
 @pytest.mark.parametrize("value", ["it's", 'say "hi"', "a]]b", "a b", "a\nb", ""])
@@ -161,36 +175,60 @@ def test_lua_str_quotes_identifiers() -> None:
     assert scripts._lua_str("give_up") == "'give_up'"
 
 
-def test_prelude_parts_cover_the_whole_prelude() -> None:
-    """Split into its opening and its helpers, the prelude loses and repeats nothing."""
-    head, helpers = scripts.prelude_parts()
-    prelude = (resources.files("server.store") / "lua" / "prelude.lua").read_text()
-    assert head + "".join(helpers.values()) == prelude
-    assert "redis.replicate_commands()" in head
-    assert helpers["emit"].startswith("-- Record an order event")
-    assert all(text.count("\nlocal function ") <= 1 for text in helpers.values())
-
-
 def _defined(source: str) -> set[str]:
     return set(re.findall(r"^local (?:function )?(\w+)", source, re.MULTILINE))
 
 
+# What each helper defines: its own name (one local function), or the key guard's tables.
+DEFINES = {n: _defined(scripts.lib(n)) for n in scripts.lib_names()}
+
+
+@pytest.mark.parametrize("name", scripts.lib_names())
+def test_each_helper_is_one_function_named_as_its_file(name: str) -> None:
+    """lib/<name>.lua defines the local function <name> and nothing else (declared
+    holds the key guard's tables), with a comment above it."""
+    text = scripts.lib(name)
+    if name == "declared":
+        assert DEFINES[name] == {"DECLARED", "MISSING"}
+        assert "redis.replicate_commands()" in text
+        return
+    assert DEFINES[name] == {name}
+    assert text.count("\nlocal function ") + text.startswith("local function ") == 1
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
+def test_includes_name_exactly_the_helpers_used(name: str) -> None:
+    """A script or helper includes each helper whose name it uses, and no other
+    (a missing include would be a nil global in Redis; an unused one costs time)."""
+    text = _lua(name)
+    own = name.removeprefix("lib/")
+    used = {h for h, names in DEFINES.items() if h != own and scripts._names_used(text, names)}
+    assert sorted(scripts.includes(text)) == sorted(used)
+
+
+def test_included_puts_a_helper_after_what_it_includes() -> None:
+    """tick reaches emit through expire_offer and order_step; each helper comes once,
+    after every helper it includes; the key guard comes before call."""
+    order = scripts.included(_lua("tick"))
+    assert {"emit", "order_step", "expire_offer"} <= set(order)
+    assert len(order) == len(set(order))
+    for at, name in enumerate(order):
+        assert set(scripts.includes(scripts.lib(name))) <= set(order[:at]), name
+    assert order.index("declared") < order.index("call")
+
+
 @pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
 def test_source_defines_what_it_uses_and_nothing_more(name: str) -> None:
-    """A script's source is the tables and helpers it reaches (in the prelude's
-    order, each before its first use), then its own text; nothing unused."""
-    head, helpers = scripts.prelude_parts()
-    shared = {*scripts.rule_tables(), *helpers}
+    """A script's source is the tables its text and helpers read, the helpers it
+    reaches (each before its first use), then its own text; nothing unused."""
     source = scripts.source(name)
-    body = (resources.files("server.store") / "lua" / f"{name}.lua").read_text()
+    body = scripts.expand(_lua(name))
     assert source.endswith(body)
-    assert head in source
-    defined = _defined(source[: -len(body)]) & shared
-    used = scripts._names_used(head + body, shared)
-    for helper in defined & set(helpers):
-        used |= scripts._names_used(helpers[helper], shared)
-    assert defined == used
-    positions = [source.index(helpers[h]) for h in helpers if h in defined]
+    helpers = scripts.included(body)
+    texts = [scripts.expand(scripts.lib(h)) for h in helpers]
+    tables = _defined(source[: -len(body)]) & set(scripts.rule_tables())
+    assert tables == scripts._names_used("".join([*texts, body]), scripts.rule_tables())
+    positions = [source.index(t) for t in texts]
     assert positions == sorted(positions)
 
 
@@ -329,8 +367,7 @@ def test_scripts_touch_keys_only_through_the_guard(name: str) -> None:
 
 def test_the_guard_and_the_plan_are_in_every_script() -> None:
     """want() and needs() come with a script that plans; the head declares for all."""
-    head, _ = scripts.prelude_parts()
-    assert "for _, k in ipairs(KEYS) do DECLARED[k] = true end" in head
+    assert "for _, k in ipairs(KEYS) do DECLARED[k] = true end" in scripts.lib("declared")
     for name in ("tick", "accept", "reject", "cancel", "offer", "takeover", "forget_stale",
                  "connect", "disconnect", "set_status", "workflow", "index"):  # fmt: skip
         code = scripts.source(name)
@@ -348,3 +385,156 @@ def test_sharded_scripts_publish_with_spublish_in_the_city_tag() -> None:
         assert "'d:node:" not in sharded and "'d:order:" not in sharded, name
     assert _hash_tag(keys.node_channel(CITY, "n1")) == CITY
     assert _hash_tag(keys.order_channel(keys.new_order_id(CITY))) == CITY
+
+
+# ---------------------------------------------------------------- the layout, written once
+
+KEY_PARTS = {
+    *layout.members(layout.CityKey).values(),
+    *layout.members(layout.OrderKey).values(),
+    *layout.members(layout.HoldField).values(),
+}
+FIELDS = {
+    value
+    for record in (layout.OrderField, layout.WorkerField, layout.CategoryField, layout.PerfField)
+    for value in layout.members(record).values()
+}
+EVENTS = {
+    *order_states.OrderEventType,
+    *order_states.RECORDED_AS.values(),
+    *order_states.OrderFact,
+    *worker_states.WorkerEventType,
+    *worker_states.WorkerFact,
+    *worker_states.HoldAction,
+}
+# Words the scripts use as literals for something other than a field or an event:
+# who acts ('customer', 'worker'), a frame's kind for the node holding a socket
+# (server/hub.py: 'offer', 'cancelled', 'blocked'), why an offer was withdrawn or a
+# job cancelled ('expired', 'cancelled', 'rejected'), tick's action 'step', the
+# members of an event's JSON ('worker', 'by') and a stream entry's kind ('worker').
+# Where a field or an event is named (a hash command, hmap, a step, an event), even
+# these are refused: test_fields_and_events_are_named_from_the_layout.
+OTHER_MEANINGS = {"customer", "worker", "by", "offer", "cancelled", "blocked", "expired",
+                  "rejected", "step"}  # fmt: skip
+
+
+def _literals(lua: str) -> list[str]:
+    """The single-quoted string literals of Lua code, outside comments."""
+    return re.findall(r"'([^'\n]*)'", re.sub(r"--[^\n]*", "", lua))
+
+
+def _calls(lua: str, function: str) -> list[str]:
+    """The argument text of every call of ``function`` (balanced parentheses)."""
+    code = re.sub(r"--[^\n]*", "", lua)
+    found = []
+    for match in re.finditer(rf"(?<![\w.]){re.escape(function)}\(", code):
+        depth, at = 1, match.end()
+        while depth:
+            if code[at] == "'":  # a literal: its parentheses do not count
+                at = code.index("'", at + 1)
+            depth += {"(": 1, ")": -1}.get(code[at], 0)
+            at += 1
+        found.append(code[match.end() : at - 1])
+    return found
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
+def test_no_script_spells_a_key(name: str) -> None:
+    """A key is built by a rendered builder (worker_key(prefix, id)), never by
+    concatenating a part of it: no literal is a key part, the root or ends a hash tag."""
+    spelt = [
+        lit for lit in _literals(_lua(name))
+        if lit in KEY_PARTS or lit.startswith(layout.ROOT) or "}:" in lit
+    ]  # fmt: skip
+    assert spelt == [], f"{name}.lua spells key parts {spelt}: use the builders of scripts.py"
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
+def test_no_script_names_a_field_or_an_event_by_literal(name: str) -> None:
+    """A hash field is O.<name> (W., C., P.), an event ORDER_EVENT.<name>,
+    ORDER_FACT., WORKER_EVENT., WORKER_FACT., HOLD_ACTION.: rendered from the layout
+    and the core, never a literal (but words that mean something else here)."""
+    named = [lit for lit in _literals(_lua(name)) if lit in (FIELDS | EVENTS) - OTHER_MEANINGS]
+    assert named == [], f"{name}.lua names {named} by literal"
+
+
+@pytest.mark.parametrize("name", LUA_FILES)
+def test_fields_and_events_are_named_from_the_layout(name: str) -> None:
+    """Where a script names a field (a hash command, hmap) or an event (a step, a
+    recorded event, a transition looked up), no literal is a field or an event name,
+    not even one that means something else elsewhere."""
+    text = _lua(name)
+    hashes = [args for cmd in ("call", "redis.call") for args in _calls(text, cmd)
+              if re.match(r"\s*'H", args)]  # fmt: skip
+    fields = [lit for args in hashes + _calls(text, "hmap") for lit in _literals(args)[1:]]
+    assert [f for f in fields if f in FIELDS] == [], f"{name}.lua: fields {fields}"
+    events = [
+        lit
+        for function in ("order_step", "worker_step", "emit", "worker_event")
+        for args in _calls(text, function)
+        for lit in _literals(args.split(",")[2] if args.count(",") >= 2 else "")
+    ]
+    looked_up = re.findall(r"\]\s*\[\s*'(\w+)'\s*\]|row\[\s*'(\w+)'\s*\]", text)
+    assert events == [] and looked_up == [], f"{name}.lua: events {events} {looked_up}"
+    figures = set(layout.members(layout.PerfFigure).values())
+    counted = [  # a performance counter's kind and figure (PERF_KIND, PERF_FIGURE)
+        lit
+        for function, at in (("tally", (3, 4)), ("tally_answer", (3,)))
+        for args in _calls(text, function)
+        for i in at
+        for lit in _literals(args.split(",")[i] if args.count(",") >= i else "")
+        if i == 3 or lit in figures
+    ]
+    assert counted == [], f"{name}.lua: counters {counted}"
+
+
+def test_an_unknown_member_fails_at_render() -> None:
+    """O.<name> that the layout lacks is an error when rendering, not a nil in Redis."""
+    with pytest.raises(ValueError, match=r"O\.statte"):
+        scripts.expand("local x = call('HGET', okey, O.statte)")
+    with pytest.raises(ValueError, match=r"opts\.order"):
+        scripts._check_options("workflow", "local oid = opts.order")
+
+
+@pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
+def test_arguments_are_named(name: str) -> None:
+    """The rule for arguments: a script with more than four besides the clock reads
+    them from one packed map (ARGV[2], its Struct in server/store/arguments.py), by
+    name; any other reads at most ARGV[5] by position (or a list tail in a loop)."""
+    code = re.sub(r"--[^\n]*", "", _lua(name))
+    positions = {int(n) for n in re.findall(r"ARGV\[(\d+)\]", code)}
+    if name in arguments.BY_SCRIPT:
+        assert positions == {1, 2}
+        assert "clock(ARGV[1]), cmsgpack.unpack(ARGV[2])" in code
+        assert len(arguments.BY_SCRIPT[name].__struct_fields__) > 4
+    else:
+        assert max(positions, default=1) <= 5, positions
+        assert "opts." not in code
+
+
+def test_expand_writes_the_layout_in() -> None:
+    """A builder call becomes the expression it stands for (nested ones too, an
+    argument that is not a plain name in parentheses), a field or an event its value
+    quoted; literals and comments are left as they are."""
+    lua = (
+        "want(worker_key(city_prefix(okey), o[O.worker]))  -- O.state\n"
+        "call('HGET', okey, O.booking_due, 'O.state')\n"
+        "order_step(okey, oid, ORDER_EVENT.give_up, now, nil)\n"
+        "want(book_key(prefix, math.floor(now / 86400000)))"
+    )
+    assert scripts.expand(lua) == (
+        "want(((string.match(okey, '^(d:{[^}]*}:)')) .. 'w:' .. (o['worker'])))  -- O.state\n"
+        "call('HGET', okey, 'bdue', 'O.state')\n"
+        "order_step(okey, oid, 'give_up', now, nil)\n"
+        "want((prefix .. 'book:' .. (math.floor(now / 86400000))))"
+    )
+
+
+@pytest.mark.parametrize("name", scripts.SCRIPT_NAMES)
+def test_rendered_scripts_have_the_layout_written_in(name: str) -> None:
+    """What Redis runs names no layout table and calls no key builder: each was
+    written in by the renderer, so the layout costs a script nothing."""
+    code = scripts._code(scripts.source(name))
+    tables = set(re.findall(r"(?<![\w.])([A-Z][A-Z_]*)\.\w+", code))
+    assert tables & set(scripts.NAMED) == set()
+    assert scripts._names_used(code, scripts.BUILDERS) == set()

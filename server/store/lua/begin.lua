@@ -12,32 +12,49 @@
 -- order by bare skill), lease (ms) for the caller, which dispatches at once.
 -- Reply (BeginReply): action 'begun' (with the worker's state), 'away' (taken back:
 -- dispatch it), or 'none' (not a booked job waiting to begin, or not yet); or need.
+--- @include "call"
+--- @include "clock"
+--- @include "hmap"
+--- @include "reply"
+--- @include "send_to"
+--- @include "plan_worker"
+--- @include "plan_order"
+--- @include "needs"
+--- @include "settle_ttl"
+--- @include "emit"
+--- @include "worker_step"
+--- @include "add_job"
+--- @include "start_workflow"
+--- @include "redispatch"
 local okey, timers = KEYS[1], KEYS[2]
 local now, oid = clock(ARGV[1]), ARGV[2]
-local o = hmap(okey, {'state', 'worker', 'bdue', 'bact', 'sls', 'wtms', 'offer', 'holders'})
-if not o.state or not WORKING[o.state] or not o.worker or not o.bdue or o.bact
-   or now < tonumber(o.bdue) then
+local o = hmap(okey, {O.state, O.worker, O.booking_due, O.booking_begun, O.slot_start,
+                      O.step_timer_ms, O.offer, O.holders})
+if not o[O.state] or not WORKING[o[O.state]] or not o[O.worker] or not o[O.booking_due]
+   or o[O.booking_begun] or now < tonumber(o[O.booking_due]) then
   return reply({action = 'none'})
 end
+local worker = o[O.worker]
 local prefix = city_prefix(okey)
 plan_order(okey)
-plan_worker(prefix, o.worker)
+plan_worker(prefix, worker)
 local need = needs()
 if need then return need end
-local wkey = prefix .. 'w:' .. o.worker
-local w = hmap(wkey, {'node', 'state'})
-if not w.node or w.node == '' or OFF_DUTY[w.state or WORKER_INITIAL] then
-  call('HSET', okey, 'prio', 1)
-  redispatch(okey, oid, o, w.node and w.node ~= '' and 'operator' or nil, ARGV[4],
+local wkey = worker_key(prefix, worker)
+local w = hmap(wkey, {W.node, W.state})
+if not w[W.node] or w[W.node] == '' or OFF_DUTY[w[W.state] or WORKER_INITIAL] then
+  call('HSET', okey, O.urgent, 1)
+  redispatch(okey, oid, o, w[W.node] and w[W.node] ~= '' and 'operator' or nil, ARGV[4],
              tonumber(ARGV[5]), now, {by = 'system', actor = 'system', reason = 'worker_away'})
   return reply({action = 'away'})
 end
-call('HDEL', prefix .. 'sched:' .. o.worker, oid)
-if not add_job(wkey, okey, oid) then worker_step(wkey, o.worker, 'take') end
+call('HDEL', schedule_key(prefix, worker), oid)
+if not add_job(wkey, okey, oid) then worker_step(wkey, worker, WORKER_EVENT.take) end
 settle_ttl(wkey)
-call('HSET', okey, 'bact', 1)
-call('HDEL', okey, 'bdue')
-start_workflow(okey, timers, oid, now, o.wtms)
-emit(okey, oid, 'reminded', o.state, now, {worker = o.worker, due_at = tonumber(o.sls)})
-send_to(wkey, o.worker, 'begun', oid, ARGV[3])
-return reply({action = 'begun', worker_state = call('HGET', wkey, 'state')})
+call('HSET', okey, O.booking_begun, 1)
+call('HDEL', okey, O.booking_due)
+start_workflow(okey, timers, oid, now, o[O.step_timer_ms])
+emit(okey, oid, ORDER_FACT.reminded, o[O.state], now,
+     {worker = worker, due_at = tonumber(o[O.slot_start])})
+send_to(wkey, worker, 'begun', oid, ARGV[3])
+return reply({action = 'begun', worker_state = call('HGET', wkey, W.state)})

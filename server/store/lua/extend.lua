@@ -8,26 +8,35 @@
 -- (ms) for an order by bare skill.
 -- Reply (ExtendReply): ok 1 with the order's state and the new deadline, or ok 0
 -- with a code (order_not_found, not_extendable: it ended, or no timer runs); or need.
+--- @include "call"
+--- @include "clock"
+--- @include "hmap"
+--- @include "reply"
+--- @include "refused"
+--- @include "plan_order"
+--- @include "needs"
+--- @include "order_step"
 local okey, timers = KEYS[1], KEYS[2]
 local now, oid, actor, by = clock(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
-local o = hmap(okey, {'state', 'created', 'dfrom', 'maxms', 'wdue'})
-if not o.state then return refused('order_not_found') end
-local row = ORDER_T[o.state]
-if not (row and row['extend']) or (WORKING[o.state] and not o.wdue) then
+local o = hmap(okey, {O.state, O.created, O.dispatch_from, O.max_dispatch_ms, O.step_due})
+if not o[O.state] then return refused('order_not_found') end
+local row = ORDER_T[o[O.state]]
+if not (row and row[ORDER_EVENT.extend]) or (WORKING[o[O.state]] and not o[O.step_due]) then
   return refused('not_extendable')
 end
 plan_order(okey)
 local need = needs()
 if need then return need end
 local due
-if WORKING[o.state] then
-  due = tonumber(o.wdue) + by
-  call('HSET', okey, 'wdue', due)
+if WORKING[o[O.state]] then
+  due = tonumber(o[O.step_due]) + by
+  call('HSET', okey, O.step_due, due)
   call('ZADD', timers, due, oid)
 else
-  local from = tonumber(o.dfrom or o.created) + by
-  call('HSET', okey, 'dfrom', from)
-  due = from + tonumber(o.maxms or ARGV[5])
+  local from = tonumber(o[O.dispatch_from] or o[O.created]) + by
+  call('HSET', okey, O.dispatch_from, from)
+  due = from + tonumber(o[O.max_dispatch_ms] or ARGV[5])
 end
-local state = order_step(okey, oid, 'extend', now, {by = 'operator', actor = actor, due_at = due})
+local state = order_step(okey, oid, ORDER_EVENT.extend, now,
+                         {by = 'operator', actor = actor, due_at = due})
 return reply({ok = 1, state = state, due = due})

@@ -3,6 +3,8 @@
 -- incarnation must not drop the new one).
 -- KEYS: the node registry.  ARGV: now, node, judged dead before (ms).
 -- Reply (DoneReply): done 1 when it was dropped.
+--- @include "call"
+--- @include "reply"
 local nodes = KEYS[1]
 local score = call('ZSCORE', nodes, ARGV[2])
 if score and tonumber(score) < tonumber(ARGV[3]) then

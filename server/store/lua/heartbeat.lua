@@ -3,6 +3,9 @@
 -- when the node was not registered: new, or taken over as dead meanwhile.
 -- KEYS: nodes.  ARGV: now, node, node ttl ms.
 -- Reply (HeartbeatReply): now, added, the live nodes and the dead ones.
+--- @include "call"
+--- @include "clock"
+--- @include "reply"
 local nodes = KEYS[1]
 local now, node = clock(ARGV[1]), ARGV[2]
 local added = call('ZADD', nodes, now, node)

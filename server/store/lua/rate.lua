@@ -2,6 +2,9 @@
 -- of ARGV[3]). The key ends when the bucket is full again.
 -- KEYS: bucket.  ARGV: now, rate per second, burst.
 -- Reply (RateReply): allowed 1, or allowed 0 with how long to wait (ms).
+--- @include "call"
+--- @include "clock"
+--- @include "reply"
 local key = KEYS[1]
 local now = clock(ARGV[1])
 local interval = 1000 / tonumber(ARGV[2])

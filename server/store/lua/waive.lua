@@ -5,15 +5,20 @@
 -- ARGV: now, worker id, order id, operator id, reason ('' for none).
 -- Reply (Refusable): ok 1, or ok 0 with not_waivable (no such hand-back counted
 -- in the days kept, or waived already).
+--- @include "call"
+--- @include "clock"
+--- @include "reply"
+--- @include "refused"
+--- @include "worker_event"
 local perf, wkey = KEYS[1], KEYS[2]
 local now, wid, oid = clock(ARGV[1]), ARGV[2], ARGV[3]
 for _, field in ipairs(call('HKEYS', perf)) do
-  local _, rest = string.match(field, '^h:(%d+):(.*)$')
+  local _, rest = string.match(field, '^' .. PERF_KIND.handed_back .. ':(%d+):(.*)$')
   if rest == oid and call('HGET', perf, field) == '1' then
     call('HSET', perf, field, 0)
     local extra = {by = 'operator', actor = ARGV[4], order_id = oid}
     if ARGV[5] ~= '' then extra.reason = ARGV[5] end
-    worker_event(wkey, wid, 'waived', now, extra)
+    worker_event(wkey, wid, WORKER_FACT.waived, now, extra)
     return reply({ok = 1})
   end
 end

@@ -1,0 +1,4 @@
+--- @include "reply"
+local function refused(code)
+  return reply({ok = 0, code = code})
+end
