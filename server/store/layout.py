@@ -5,7 +5,7 @@ fields of each record (hash), and the fields of the operators' holds.
 reads and writes records by these fields, and the Lua scripts name them as key
 builders (``worker_key(prefix, id)``) and fields (``O.state``), which
 :mod:`server.store.scripts` writes in when it renders them; no script spells a key
-part or a field: ``tests/test_scripts_render.py`` fails on one that does. A value here is the data
+part or a field: ``tests/store/test_scripts.py`` fails on one that does. A value here is the data
 itself: changing one changes what is in Redis, and nothing migrates existing data.
 
 Imports nothing (the store's modules and the renderer import it).

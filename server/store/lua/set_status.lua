@@ -20,6 +20,6 @@ if NEEDS_NO_JOBS[event] and #split(call('HGET', wkey, W.jobs)) > 0 then
   return refused('active_job')
 end
 local nxt = worker_step(wkey, wid, event)
-if not nxt then return refused(REFUSAL[state]) end  -- complete: tests/test_core_workers.py
+if not nxt then return refused(REFUSAL[state]) end  -- complete: tests/core/test_worker_states.py
 if nxt ~= state then worker_event(wkey, wid, WORKER_FACT.status, now, nil) end
 return reply({ok = 1, state = nxt})
