@@ -13,6 +13,7 @@ import socket
 import sys
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Protocol
 
 from server.process import logs
 from server.process import settings as settings_mod
@@ -271,38 +272,23 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
-    from server.commands import category
+    from server.commands import admin_client, category, payouts, up
 
-    category_parser = sub.add_parser(
-        "category", help="list, show, apply or diff service categories on a running server",
-        description="Manage service categories through a running server's admin API.",
-    )  # fmt: skip
-    category.add_arguments(category_parser)
-    category_parser.set_defaults(func=category.run)
-
-    from server.commands import admin_client, payouts
-
-    payouts_parser = sub.add_parser(
-        "payouts", parents=[admin_client.arguments()],
-        help="a settlement CSV of the workers' earnings over a period, from a running server",
-        description="Write what each worker earned over whole UTC days FROM to TO, by city, "
-        "worker and currency (jobs, share, distance, time, cancel_fee, tip, total in minor "
-        "units), as CSV, read from a running server's admin API.",
-    )  # fmt: skip
-    payouts.add_arguments(payouts_parser)
-    payouts_parser.set_defaults(func=payouts.run)
-
-    from server.commands import up
-
-    up_parser = sub.add_parser(
-        "up", help="run a local Redis Cluster, N nodes and haproxy in front, until Ctrl-C",
-        description="A whole deployment on one machine, for a demonstration: a local Redis "
-        "Cluster (3 masters, a replica each), N dispatch nodes, and haproxy with "
-        "deploy/haproxy.cfg in front of them. Ctrl-C stops everything. Needs haproxy "
-        "(apt install haproxy) unless --no-balancer.",
-    )  # fmt: skip
-    up.add_arguments(up_parser)
-    up_parser.set_defaults(func=up.run)
+    _mount(sub, "category", category,
+           "list, show, apply or diff service categories on a running server",
+           "Manage service categories through a running server's admin API.")  # fmt: skip
+    _mount(sub, "payouts", payouts,
+           "a settlement CSV of the workers' earnings over a period, from a running server",
+           "Write what each worker earned over whole UTC days FROM to TO, by city, worker and "
+           "currency (jobs, share, distance, time, cancel_fee, tip, total in minor units), as "
+           "CSV, read from a running server's admin API.",
+           parents=[admin_client.arguments()])  # fmt: skip
+    _mount(sub, "up", up,
+           "run a local Redis Cluster, N nodes and haproxy in front, until Ctrl-C",
+           "A whole deployment on one machine, for a demonstration: a local Redis Cluster "
+           "(3 masters, a replica each), N dispatch nodes, and haproxy with deploy/haproxy.cfg "
+           "in front of them. Ctrl-C stops everything. Needs haproxy (apt install haproxy) "
+           "unless --no-balancer.")  # fmt: skip
 
     if command not in CORE_COMMANDS:
         _add_tools(sub)
@@ -314,31 +300,33 @@ def _add_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     from loadtest import bench, chaos
     from simulator import cli as sim_cli
 
-    sim = sub.add_parser(
-        "simulate",
-        help="drive a simulated fleet against a running server",
-        description="Drive simulated workers and customers through the protocol.",
-    )
-    sim_cli.add_arguments(sim)
-    sim.set_defaults(func=sim_cli.run)
-    bench_parser = sub.add_parser(
-        "bench",
-        help="measure the server against the bare stack's limits",
-        description="Measure location ingest, dispatch latency and idle memory, side by side "
-        "with a bare websockets server, on this machine.",
-    )
-    bench.add_arguments(bench_parser)
-    bench_parser.set_defaults(func=bench.run)
-    chaos_parser = sub.add_parser(
-        "chaos",
-        help="kill nodes and Redis under load, then check every invariant",
-        description="Run a private Redis, several nodes and the simulator; SIGKILL nodes, "
-        "SIGKILL and SIGSTOP Redis; then check in Redis that nothing acknowledged was lost, "
-        "nothing is stuck or assigned twice, and live followers saw every event. Exit 1 on "
-        "any violation.",
-    )
-    chaos.add_arguments(chaos_parser)
-    chaos_parser.set_defaults(func=chaos.run)
+    _mount(sub, "simulate", sim_cli, "drive a simulated fleet against a running server",
+           "Drive simulated workers and customers through the protocol.")  # fmt: skip
+    _mount(sub, "bench", bench, "measure the server against the bare stack's limits",
+           "Measure location ingest, dispatch latency and idle memory, side by side with a "
+           "bare websockets server, on this machine.")  # fmt: skip
+    _mount(sub, "chaos", chaos, "kill nodes and Redis under load, then check every invariant",
+           "Run a private Redis, several nodes and the simulator; SIGKILL nodes, SIGKILL and "
+           "SIGSTOP Redis; then check in Redis that nothing acknowledged was lost, nothing is "
+           "stuck or assigned twice, and live followers saw every event. Exit 1 on any "
+           "violation.")  # fmt: skip
+
+
+class Subcommand(Protocol):
+    """A module that adds its arguments to its parser and runs with them."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+def _mount(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, command: Subcommand,
+    help: str, description: str, parents: Sequence[argparse.ArgumentParser] = (),
+) -> None:  # fmt: skip
+    """``dispatch NAME``, its arguments and its function from ``command``'s module."""
+    parser = sub.add_parser(name, help=help, description=description, parents=list(parents))
+    command.add_arguments(parser)
+    parser.set_defaults(func=command.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

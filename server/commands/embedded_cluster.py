@@ -18,12 +18,17 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
 import psutil
 import redis
 
-from server.process.embedded_redis import EmbeddedRedisError, binary, die_with_parent, stop_process
+from server.process.embedded_redis import (
+    EmbeddedRedisError,
+    Started,
+    binary,
+    die_with_parent,
+    stop_process,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +108,7 @@ class ClusterNode:
         self.proc = None
 
 
-class LocalCluster:
+class LocalCluster(Started):
     """``masters`` masters with ``replicas`` replicas each, on 127.0.0.1."""
 
     def __init__(self, data_dir: str | Path, masters: int = 3, replicas: int = 1,
@@ -221,12 +226,3 @@ class LocalCluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
-
-    def __enter__(self) -> LocalCluster:
-        self.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

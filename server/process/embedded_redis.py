@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from server.process import claims
 
@@ -56,6 +57,26 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout_s: float = 10.0) 
             proc.wait()
 
 
+class Started:
+    """A server process that ``with`` starts and stops, whatever happens inside;
+    its class gives :meth:`start` (returning where it listens) and :meth:`stop`."""
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
 class EmbeddedRedisError(RuntimeError):
     """The private redis-server could not be started."""
 
@@ -76,7 +97,7 @@ def binary() -> str:
     return found
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(Started):
     """A redis-server child process on a Unix socket in ``data_dir``."""
 
     def __init__(self, data_dir: str | Path, *, appendonly: bool = True) -> None:
@@ -183,12 +204,3 @@ class EmbeddedRedis:
         """Stop the server (it rewrites nothing: the append-only file is already on disk)."""
         stop_process(self._proc)
         self._proc = None
-
-    def __enter__(self) -> EmbeddedRedis:
-        self.start()
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
