@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from server.store.engine import StoreUnavailable
 from server.store.keys import WorkerId
 from server.store.mux import Mux, MuxClosed, MuxTimeout, ReplyError
-from server.store.redis_store import Store, StoreUnavailable
+from server.store.redis_store import Store
 from tests.support import UNIT, RedisProcess, on_cluster, redis_client, scratch_city
 
 pytestmark = pytest.mark.skipif(on_cluster(), reason="tests of the connection to one Redis")
