@@ -24,12 +24,13 @@ from typing import TypeVar, cast
 
 from loadtest.bench_measure import Figures, Plan, pct, say
 from protocol.messages import CreateOrder, OfferMode, Point
+from server.core.errors import Refused
 from server.process.settings import Settings
 from server.services.dispatcher import Dispatcher
 from server.store.cluster import open_link
 from server.store.keys import City, OrderId, WorkerId, new_order_id
 from server.store.records import order_fields
-from server.store.redis_store import Refused, Store
+from server.store.redis_store import Store
 
 T = TypeVar("T")
 

@@ -8,11 +8,13 @@ from collections.abc import Awaitable, Mapping
 import pytest
 
 from protocol.messages import CreateOrder, OfferMode, Point
+from server.core.errors import Refused
 from server.process.settings import Settings
 from server.services.dispatcher import Dispatcher
 from server.services.node_catalogue import Catalogue
 from server.store.keys import City, OrderId, WorkerId, new_order_id
-from server.store.redis_store import Refused, Spot, Store
+from server.store.redis_store import Store
+from server.store.results import Spot
 
 T0 = 1_800_000_000_000  # ms
 NODE = "node-x"

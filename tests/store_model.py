@@ -31,7 +31,8 @@ from server.core.order_states import (
 from server.core.worker_states import CANDIDATE, WorkerEventType
 from server.store import keys, records
 from server.store.keys import OrderId
-from server.store.redis_store import Spot, Store
+from server.store.redis_store import Store
+from server.store.results import Spot
 
 E = OrderEventType
 WE = WorkerEventType

@@ -33,11 +33,10 @@ from protocol.errors import message
 from server import categories
 from server.api.orders_http import order_id_of, step_body
 from server.api.responses import json_response, read_body
-from server.core.errors import InvalidFields
+from server.core.errors import InvalidFields, Refused
 from server.node.runtime import Runtime
 from server.process import auth
 from server.store.keys import OrderId
-from server.store.redis_store import Refused
 
 log = logging.getLogger(__name__)
 

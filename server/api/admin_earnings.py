@@ -18,7 +18,7 @@ from server.api.admin import admin_of
 from server.api.admin_overrides import worker_of
 from server.api.responses import json_response
 from server.core import earnings
-from server.store.redis_store import Refused
+from server.core.errors import Refused
 from server.store.scripts import LEDGER_DAYS
 
 

@@ -27,9 +27,9 @@ from protocol.webhooks import (
 )
 from server.api.admin import admin_of
 from server.api.responses import json_body, json_response
+from server.core.errors import Refused
 from server.loops.webhook_deliveries import new_secret
 from server.node.runtime import Runtime
-from server.store.redis_store import Refused
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from protocol.messages import WorkerState
 from server.api.admin import admin_of, order_view
 from server.api.orders_http import order_id_of
 from server.api.responses import json_body, json_response
+from server.core.errors import Refused
 from server.node.runtime import Runtime
 from server.store.keys import WorkerId
 from server.store.overrides import HoldAction
-from server.store.redis_store import Refused
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from server.api.internal import InternalErrors
 from server.core.errors import ClientError
 from server.node.runtime import Runtime
 from server.process.settings import Settings
-from server.store.redis_store import StoreUnavailable
+from server.store.engine import StoreUnavailable
 
 EXIT_FAILED = 1
 HTTP_ROUTES = [

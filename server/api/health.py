@@ -19,10 +19,10 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from server.core.errors import Refused
 from server.node.exposition import CONTENT_TYPE, exposition, fleet_exposition
 from server.node.runtime import Runtime
 from server.process import auth
-from server.store.redis_store import Refused
 
 
 async def healthz(request: Request) -> JSONResponse:

@@ -33,8 +33,8 @@ from server.core.limits import Strikes, TokenBucket
 from server.core.order_states import TERMINAL
 from server.node.runtime import Runtime
 from server.process import auth
+from server.store.engine import StoreUnavailable
 from server.store.keys import OrderId
-from server.store.redis_store import StoreUnavailable
 
 BURST_SECONDS = 3.0
 STRIKES = 50

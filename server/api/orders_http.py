@@ -20,12 +20,12 @@ from starlette.responses import Response
 from protocol import codec, ids
 from protocol.messages import CreateOrder, DoStep
 from server.api.responses import RateLimited, decoded, json_body, json_response, read_body
+from server.core.errors import Refused
 from server.node.runtime import Runtime
 from server.process import auth
 from server.services.dispatcher import fingerprint
 from server.store import keys
 from server.store.keys import OrderId
-from server.store.redis_store import Refused
 
 
 def _customer(request: Request) -> auth.Identity:

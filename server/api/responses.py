@@ -21,10 +21,9 @@ from starlette.responses import Response
 from protocol import codec
 from protocol.errors import message
 from protocol.messages import FieldError, HttpError
-from server.core.errors import ClientError, InvalidFields
+from server.core.errors import ClientError, InvalidFields, Refused
 from server.process.logs import Throttled
 from server.process.settings import Settings
-from server.store.redis_store import Refused
 
 log = logging.getLogger(__name__)
 

@@ -65,9 +65,9 @@ from server.core.worker_states import OFF_DUTY
 from server.node.runtime import Runtime
 from server.process import auth, logs
 from server.store import keys
+from server.store.engine import StoreUnavailable
 from server.store.keys import OrderId, WorkerId
 from server.store.records import job
-from server.store.redis_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from server.core.limits import Strikes, TokenBucket
 from server.node.runtime import Runtime
 from server.process import auth, logs
 from server.process.logs import Throttled
-from server.store.redis_store import StoreUnavailable
+from server.store.engine import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,11 @@
 
     DispatchError                 something about an order or worker was refused
     ├── ClientError               the client's fault; carries a stable ``code``
+    │   ├── Refused               refused by code alone (bad input, a script's refusal)
     │   ├── IllegalTransition     an event that the state's table row lacks
     │   └── InvalidFields         several bad fields, each named (attributes, a definition)
     └── ServerFault               ours: a broken invariant or an unreachable store
+        └── StoreUnavailable      (server.store.engine) Redis unreachable or erring
 
 Every ``ClientError.code`` is documented in ``protocol/PROTOCOL.md``.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from protocol.errors import message
 from protocol.messages import FieldError
 
 
@@ -29,6 +32,15 @@ class ClientError(DispatchError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class Refused(ClientError):
+    """Refused with the protocol's ``code``; ``text`` defaults to the code's
+    documented message. Raised by the endpoints for bad input and by the store
+    when a script refuses a change."""
+
+    def __init__(self, code: str, text: str | None = None) -> None:
+        super().__init__(code, text or message(code))
 
 
 class IllegalTransition(ClientError):

@@ -22,7 +22,9 @@ from protocol.messages import Position, WorkerMoved
 from server.process.logs import Outage
 from server.services.figures import percentile
 from server.store import keys
-from server.store.redis_store import Spot, Store, StoreUnavailable
+from server.store.engine import StoreUnavailable
+from server.store.redis_store import Store
+from server.store.results import Spot
 
 Written = Callable[[bool], None]  # told whether the position reached Redis
 

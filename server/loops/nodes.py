@@ -36,7 +36,8 @@ import time
 from collections.abc import Callable, Iterable
 
 from server.process.logs import Outage
-from server.store.redis_store import Store, StoreUnavailable
+from server.store.engine import StoreUnavailable
+from server.store.redis_store import Store
 
 log = logging.getLogger(__name__)
 

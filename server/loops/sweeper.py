@@ -12,7 +12,7 @@ import itertools
 
 from server.process.logs import Outage
 from server.services.dispatcher import Dispatcher
-from server.store.redis_store import StoreUnavailable
+from server.store.engine import StoreUnavailable
 
 FORGET_STALE_EVERY_S = 5.0
 

@@ -46,7 +46,8 @@ from protocol.messages import OrderEvent
 from protocol.webhooks import DeadLetter, Delivery, OrderHappened, Subscription, WorkerHappened
 from server.core import webhook_rules
 from server.process.logs import Outage
-from server.store.redis_store import Store, StoreUnavailable
+from server.store.engine import StoreUnavailable
+from server.store.redis_store import Store
 from server.store.webhooks import Entry, Waiting, WebhookStore
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,8 @@ from server.services.overrides import Overrides
 from server.store.catalogue import CatalogueStore
 from server.store.cluster import ClusterLink, open_link
 from server.store.earnings import EarningsStore
-from server.store.redis_store import Store, StoreUnavailable
+from server.store.engine import StoreUnavailable
+from server.store.redis_store import Store
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 from protocol.codec import encode
 from protocol.messages import Reminder, Slot
 from server.core import booking
+from server.core.errors import Refused
 from server.store import records
 from server.store.keys import OrderId
-from server.store.redis_store import Refused, Store
+from server.store.redis_store import Store
 
 
 def fields_of(slot: Slot, lead_s: float, remind_s: float, now_ms: int) -> dict[str, str]:

@@ -61,7 +61,7 @@ from protocol.codec import encode
 from protocol.errors import message
 from protocol.messages import CreateOrder, OfferMade, OfferMode, OrderView
 from server.core import attributes, booking, policy, pricing, ranking, workflow
-from server.core.errors import InvalidFields
+from server.core.errors import InvalidFields, Refused
 from server.core.order_states import OrderState
 from server.core.worker_states import STATUS_EVENTS
 from server.core.workflow import Actor
@@ -73,10 +73,12 @@ from server.services.node_catalogue import Catalogue
 from server.services.workflows import StepDone, Workflows
 from server.store import keys, records
 from server.store.catalogue import CatalogueStore
+from server.store.engine import StoreUnavailable
 from server.store.keys import OfferId, OrderId, WorkerId
 from server.store.performance import PerformanceStore
-from server.store.redis_store import Accepted, Refused, Store, StoreUnavailable, Tick
+from server.store.redis_store import Store
 from server.store.replies import OfferReply
+from server.store.results import Accepted, Tick
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ import msgspec
 from protocol.ids import SubjectId
 from server.store import keys
 from server.store.cluster import ClusterLink
+from server.store.engine import StoreUnavailable
 from server.store.pubsub import ShardedSubscriber, Subscriber
-from server.store.redis_store import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -25,9 +25,10 @@ from pathlib import Path
 
 from protocol.catalogue import Category, CategoryDefinition
 from server import categories
+from server.core.errors import Refused
 from server.process.logs import Outage
 from server.store.catalogue import CatalogueStore
-from server.store.redis_store import Refused, StoreUnavailable
+from server.store.engine import StoreUnavailable
 from server.store.replies import CategoryReply
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,13 @@ the operator's id as ``actor``, so webhooks and the order's history see it.
 from __future__ import annotations
 
 from server.core import workflow
+from server.core.errors import Refused
 from server.core.order_states import OrderState
 from server.services.dispatcher import Dispatcher
 from server.store import keys, records
+from server.store.engine import Stale
 from server.store.keys import OrderId, WorkerId
 from server.store.overrides import HoldAction, OverrideStore
-from server.store.redis_store import Refused, Stale
 
 HAND_BACK_ROUNDS = 3
 

@@ -43,13 +43,15 @@ import msgspec
 from protocol.codec import encode
 from protocol.messages import Job, JobCancelled, JobUpdated
 from server.core import earnings, workflow
-from server.core.errors import ClientError
+from server.core.errors import ClientError, Refused
 from server.core.order_states import TERMINAL, WORKING, OrderState, next_state
 from server.core.workflow import Actor, Decision, Move
 from server.services.figures import Figures
 from server.store import keys, records
+from server.store.engine import Stale
 from server.store.keys import OrderId
-from server.store.redis_store import Pay, Refused, Stale, Store, WorkflowStep
+from server.store.redis_store import Store
+from server.store.results import Pay, WorkflowStep
 
 log = logging.getLogger(__name__)
 

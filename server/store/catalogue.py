@@ -25,8 +25,9 @@ import msgspec
 from protocol.catalogue import Category, CategoryDefinition
 from server.store import keys, replies
 from server.store.arguments import CategoryArgs, packed
+from server.store.engine import StoreUnavailable
 from server.store.records import decoded, pairs, text
-from server.store.redis_store import Store, StoreUnavailable
+from server.store.redis_store import Store
 
 KEEP_VERSIONS = 20
 

@@ -30,11 +30,12 @@ from protocol.admin import Payout
 from protocol.messages import Earned, EarningsPeriod, EarningsReport
 from server.core import earnings
 from server.core.earnings import DAY_MS
+from server.core.errors import Refused
 from server.store import keys, replies
 from server.store.keys import OrderId, WorkerId
 from server.store.layout import PerfKind
 from server.store.records import decoded, pairs, text
-from server.store.redis_store import Refused, Store
+from server.store.redis_store import Store
 
 _entry = msgspec.json.Decoder(Earned)
 SCAN_COUNT = 1000  # fields a payout's read takes from a day book per round trip

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from server.core.errors import Refused
 from server.store import keys, replies
 from server.store.arguments import HoldArgs, ReassignArgs, packed
 from server.store.keys import OrderId, WorkerId
-from server.store.redis_store import Refused, Store
+from server.store.redis_store import Store
 
 HoldAction = Literal["pause", "resume", "block", "unblock"]
 

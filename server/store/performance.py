@@ -26,12 +26,13 @@ from typing import cast
 
 from protocol.messages import PerformanceWindow
 from server.core.earnings import DAY_MS
+from server.core.errors import Refused
 from server.core.ranking import Standing
 from server.store import keys, replies
 from server.store.keys import OrderId, WorkerId
 from server.store.layout import PerfField, PerfFigure, PerfKind
 from server.store.records import decoded, pairs
-from server.store.redis_store import Refused, Store
+from server.store.redis_store import Store
 from server.store.scripts import PERF_DAYS
 
 WINDOWS = (7, PERF_DAYS)

@@ -25,7 +25,7 @@ class Reply(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class Refusable(Reply, frozen=True):
     """A compare-and-set step: ``ok`` 1, or 0 with the protocol's error ``code``
     (or ``stale``: the order moved on since the caller read it, raised as
-    :class:`server.store.redis_store.Stale`)."""
+    :class:`server.store.engine.Stale`)."""
 
     ok: int
     code: str = ""

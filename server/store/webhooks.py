@@ -28,8 +28,9 @@ import msgspec
 
 from protocol.webhooks import DeadLetter, Delivery, Subscription
 from server.store import keys, replies
+from server.store.engine import StoreUnavailable
 from server.store.records import decoded, pairs, text
-from server.store.redis_store import Store, StoreUnavailable
+from server.store.redis_store import Store
 
 LOG_KEEP = 1000
 DEAD_KEEP = 1000

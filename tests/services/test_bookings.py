@@ -14,12 +14,13 @@ import pytest
 
 from protocol.catalogue import CategoryDefinition, DispatchPolicy, Step
 from protocol.messages import Ack, CreateOrder, OfferMade, Point, Reminder, Slot
+from server.core.errors import Refused
 from server.core.ranking import Candidate
 from server.services.dispatcher import Dispatcher
 from server.services.overrides import Overrides
 from server.store import keys
 from server.store.keys import City, OrderId, WorkerId, new_order_id
-from server.store.redis_store import Refused, Store
+from server.store.redis_store import Store
 from tests.pinned import (
     NODE,
     Clock,

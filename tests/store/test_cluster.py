@@ -28,8 +28,9 @@ from protocol.messages import Ack, EventHappened
 from server.commands.embedded_cluster import SLOTS, ClusterNode, LocalCluster
 from server.store import keys
 from server.store.cluster import ClusterLink, open_link, seeds, server_urls
+from server.store.engine import StoreUnavailable
 from server.store.mux import Mux
-from server.store.redis_store import Store, StoreUnavailable
+from server.store.redis_store import Store
 from tests.support import UNIT, Customer, ServerProcess, WorkerClient
 
 pytestmark = pytest.mark.slow

@@ -14,13 +14,14 @@ import pytest
 from protocol.catalogue import Cancellation, CategoryDefinition, Earnings, Pricing, Step
 from protocol.messages import CreateOrder, Point
 from server.core.earnings import DAY_MS
+from server.core.errors import Refused
 from server.services.dispatcher import Dispatcher
 from server.services.node_catalogue import Catalogue
 from server.store import keys
 from server.store.catalogue import CatalogueStore
 from server.store.earnings import EarningsStore
 from server.store.keys import City, OrderId, WorkerId, new_order_id
-from server.store.redis_store import Refused, Store
+from server.store.redis_store import Store
 from server.store.scripts import LEDGER_DAYS, LEDGER_KEEP
 from tests.pinned import Clock, add_workers, dispatcher, locate, new_order, refusal, state_of
 from tests.support import one_tag, scratch_city

@@ -44,7 +44,8 @@ from server.process.settings import Settings
 from server.services.dispatcher import Dispatcher
 from server.store import keys, records
 from server.store.keys import OrderId, WorkerId
-from server.store.redis_store import Accepted, Store
+from server.store.redis_store import Store
+from server.store.results import Accepted
 from tests.store_model import (
     BROADCAST,
     CAPACITY,

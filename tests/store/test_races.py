@@ -12,10 +12,12 @@ import pytest
 
 from protocol.messages import CreateOrder, OfferMode, Point
 from server.core.earnings import DAY_MS
+from server.core.errors import Refused
 from server.store import keys, records
+from server.store.engine import Stale
 from server.store.keys import City, OfferId, WorkerId, new_order_id
 from server.store.performance import PerformanceStore
-from server.store.redis_store import Refused, Stale, Store
+from server.store.redis_store import Store
 from tests.pinned import (
     NODE,
     T0,
