@@ -67,6 +67,7 @@ from server.process import auth, logs
 from server.store import keys
 from server.store.engine import StoreUnavailable
 from server.store.keys import OrderId, WorkerId
+from server.store.layout import OrderField as F
 from server.store.records import job
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,8 @@ class Worker:
             msgspec.json.decode(record.offer_frame, type=OfferMade) if record.offer_frame else None
         )
         orders = await rt.store.jobs([*record.jobs, *record.booked])
-        jobs = [job(fields) for fields in orders if fields["id"] in self.jobs]
-        booked = [job(fields) for fields in orders if fields["id"] not in self.jobs]
+        jobs = [job(fields) for fields in orders if fields[F.ID] in self.jobs]
+        booked = [job(fields) for fields in orders if fields[F.ID] not in self.jobs]
         return Welcome(
             version=version, worker_id=me.subject, city=me.city,
             state=WorkerState(record.state), node=rt.node, offer=offer, jobs=jobs, id=hello_id,
@@ -157,8 +158,8 @@ class Worker:
         gone = [OrderId(oid) for oid in self.jobs - set(record.jobs)]
         self.jobs = set(record.jobs)
         for fields in await rt.store.jobs(gone):
-            if fields.get("state") == OrderState.CANCELLED:
-                self.out.reply(JobCancelled(order_id=fields["id"]))
+            if fields.get(F.STATE) == OrderState.CANCELLED:
+                self.out.reply(JobCancelled(order_id=fields[F.ID]))
 
     # ------------------------------------------------------------ location
 

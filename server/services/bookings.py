@@ -17,6 +17,7 @@ from server.core import booking
 from server.core.errors import Refused
 from server.store import records
 from server.store.keys import OrderId
+from server.store.layout import OrderField as F
 from server.store.redis_store import Store
 
 
@@ -44,7 +45,7 @@ class Bookings:
         away and the order must be dispatched again now."""
         fields = await self.store.order_fields(oid)
         slot = records.slot_of(fields)
-        worker = fields.get("worker")
+        worker = fields.get(F.WORKER)
         if slot is None or not worker or not records.booking_waits(fields):
             return False
         job = records.job(records.booking_begun(fields))

@@ -18,6 +18,7 @@ from server.services.dispatcher import Dispatcher
 from server.store import keys, records
 from server.store.engine import Stale
 from server.store.keys import OrderId, WorkerId
+from server.store.layout import OrderField as F
 from server.store.overrides import HoldAction, OverrideStore
 
 HAND_BACK_ROUNDS = 3
@@ -48,11 +49,11 @@ class Overrides:
         lease = self.dispatcher.settings.lease_ms
         for _ in range(HAND_BACK_ROUNDS):
             fields = await self.dispatcher.store.order_fields(oid) if keys.city_of(oid) else {}
-            if not fields or fields.get("worker") != wid:
+            if not fields or fields.get(F.WORKER) != wid:
                 raise Refused("job_not_found")
             done = records.done_of(fields)
             rules = records.cancellation_of(fields)
-            if not workflow.worker_may_hand_back(rules, done, OrderState(fields["state"])):
+            if not workflow.worker_may_hand_back(rules, done, OrderState(fields[F.STATE])):
                 raise Refused("not_cancellable", "the job is past its point of no return")
             try:
                 first = records.first_step(fields)

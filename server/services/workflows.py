@@ -50,6 +50,7 @@ from server.services.figures import Figures
 from server.store import keys, records
 from server.store.engine import Stale
 from server.store.keys import OrderId
+from server.store.layout import OrderField as F
 from server.store.redis_store import Store
 from server.store.results import Pay, WorkflowStep
 
@@ -83,7 +84,7 @@ def _frame(fields: Mapping[str, str], move: Move, by: Actor, state: OrderState) 
         step = next(s for s in records.steps_of(fields) if s.name == move.step)
         owner = step.by if by == "system" else by  # whose approval it was
         cancelled = JobCancelled(
-            order_id=fields["id"], reason="customer" if owner == "customer" else "operator"
+            order_id=fields[F.ID], reason="customer" if owner == "customer" else "operator"
         )
         return encode(cancelled).decode()
     job = records.job(records.stepped(fields, state.value, move.pending))
@@ -106,7 +107,7 @@ class Workflows:
         """Keep an order's fields as just read or written (by an accept, a step)."""
         if len(self._known) >= KNOWN:
             self._known.clear()
-        self._known[fields["id"]] = fields
+        self._known[fields[F.ID]] = fields
 
     async def _fields(self, oid: OrderId) -> dict[str, str]:
         fields = await self.store.order_fields(oid) if keys.city_of(oid) else {}
@@ -139,11 +140,11 @@ class Workflows:
         decision: Decision | None, data: Mapping[str, object] | None,
     ) -> StepDone:  # fmt: skip
         """:meth:`perform` on the order's fields as just read."""
-        oid = OrderId(fields["id"])
-        if by == "customer" and fields.get("customer") != actor:
+        oid = OrderId(fields[F.ID])
+        if by == "customer" and fields.get(F.CUSTOMER) != actor:
             raise Refused("order_not_found")
-        state = OrderState(fields["state"])
-        if by == "worker" and (fields.get("worker") != actor or state not in WORKING):
+        state = OrderState(fields[F.STATE])
+        if by == "worker" and (fields.get(F.WORKER) != actor or state not in WORKING):
             raise Refused("job_not_found")  # never had it, or it ended (a cancel)
         pending = records.pending_of(fields)
         if pending is None:
@@ -152,20 +153,20 @@ class Workflows:
         move = workflow.perform(steps, records.skipped_of(fields), pending, step, by, decision,
                                 state)  # fmt: skip
         done = next(s for s in steps if s.name == step)
-        workflow.check_data(done, data or {}, fields.get("code"))
+        workflow.check_data(done, data or {}, fields.get(F.CODE))
         after = OrderState.CANCELLED if move.cancel else next_state(state, move.event)
         call = WorkflowStep(
-            by=by, actor=actor, state=state.value, pending=fields.get("wstep", ""),
+            by=by, actor=actor, state=state.value, pending=fields.get(F.STEP, ""),
             event=move.event.value, step=move.step, reason=move.reason or "",
             next_pending=move.pending or "", timer_ms=move.timer_ms,
             data=_encode(dict(data)).decode() if data else "", cancel=move.cancel,
             frame=_frame(fields, move, by, after),
-            arrival_ms=int(fields["prom"]) if after == OrderState.ARRIVED and "prom" in fields
-            else None,
+            arrival_ms=int(fields[F.ARRIVE_WITHIN_MS])
+            if after == OrderState.ARRIVED and F.ARRIVE_WITHIN_MS in fields else None,
             pay=self._job_pay(fields) if after == OrderState.COMPLETED else None,
         )  # fmt: skip
-        result = await self.store.workflow_step(oid, fields.get("worker"), call)
-        city = fields.get("city", "")
+        result = await self.store.workflow_step(oid, fields.get(F.WORKER), call)
+        city = fields.get(F.CITY, "")
         if result.order_state in TERMINAL:
             self.figures.order(city, result.order_state)
         job = None
@@ -186,7 +187,7 @@ class Workflows:
         if pinned is None:
             return None
         rules, quote = pinned
-        lines = earnings.for_job(rules, quote.total, float(fields.get("adist") or 0))
+        lines = earnings.for_job(rules, quote.total, float(fields.get(F.ACCEPT_DISTANCE) or 0))
         return _pay(quote.currency, lines, rules.per_minute)
 
     async def timed_out(self, oid: OrderId, step: str) -> None:
@@ -210,7 +211,7 @@ class Workflows:
         ended); the order's state after it."""
         for _ in range(CANCEL_ROUNDS):
             fields = await self._fields(oid)
-            if by == "customer" and fields.get("customer") != actor:
+            if by == "customer" and fields.get(F.CUSTOMER) != actor:
                 raise Refused("order_not_found")
             fee, done, pay = 0, records.done_of(fields), None
             if by == "customer":
@@ -223,7 +224,7 @@ class Workflows:
                 pay = _pay(pinned[1].currency, earnings.for_cancel(pinned[0], fee))
             try:
                 return await self.store.cancel(oid, by, actor, len(done), fee, pay,
-                                               fields.get("worker"))  # fmt: skip
+                                               fields.get(F.WORKER))  # fmt: skip
             except Stale:
                 continue  # a step was done meanwhile: look again
         raise Refused("not_cancellable", "the order kept moving on; try again")
