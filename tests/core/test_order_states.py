@@ -7,7 +7,6 @@ refused with a typed error. Plain synchronous tests.
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 
 import pytest
@@ -25,6 +24,7 @@ from server.core.order_states import (
     OrderState,
     next_state,
 )
+from tests.core.lifecycle import legal_and_illegal
 
 S = OrderState
 E = OrderEventType
@@ -65,15 +65,7 @@ LIFECYCLE: dict[tuple[S, E], S] = {
     (S.STARTED, E.REASSIGN): S.DISPATCHING,
     (S.STARTED, E.EXTEND): S.STARTED,
 }
-LEGAL = [
-    pytest.param(state, event, after, id=f"{state}-{event}")
-    for (state, event), after in LIFECYCLE.items()
-]
-ILLEGAL = [
-    pytest.param(state, event, id=f"{state}-{event}")
-    for state, event in itertools.product(OrderState, OrderEventType)
-    if (state, event) not in LIFECYCLE
-]
+LEGAL, ILLEGAL = legal_and_illegal(LIFECYCLE, OrderState, OrderEventType)
 
 
 def _reachable(start: OrderState) -> set[OrderState]:

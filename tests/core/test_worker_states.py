@@ -7,8 +7,6 @@ refusals carry the code that tells the worker why. Plain synchronous tests.
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from protocol.errors import ERROR_CODES
@@ -24,6 +22,7 @@ from server.core.worker_states import (
     WorkerState,
     next_state,
 )
+from tests.core.lifecycle import legal_and_illegal
 
 S = WorkerState
 E = WorkerEventType
@@ -49,15 +48,7 @@ LIFECYCLE: dict[tuple[S, E], S] = {
     (S.OFFERED, E.ACCEPT): S.ON_JOB,
     (S.ON_JOB, E.FREE): S.AVAILABLE,
 }
-LEGAL = [
-    pytest.param(state, event, after, id=f"{state}-{event}")
-    for (state, event), after in LIFECYCLE.items()
-]
-ILLEGAL = [
-    pytest.param(state, event, id=f"{state}-{event}")
-    for state, event in itertools.product(WorkerState, WorkerEventType)
-    if (state, event) not in LIFECYCLE
-]
+LEGAL, ILLEGAL = legal_and_illegal(LIFECYCLE, WorkerState, WorkerEventType)
 EXPECTED_REFUSAL = {S.OFFERED: "offer_pending", S.ON_JOB: "active_job"}
 
 
